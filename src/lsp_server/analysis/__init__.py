@@ -1,0 +1,1 @@
+"""Parsing with tree-sitter: languages, the workspace indexer, review units and fingerprints."""
