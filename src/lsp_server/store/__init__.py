@@ -1,0 +1,27 @@
+"""The SQLite context store. It stores data and knows nothing of parsing or of LSP."""
+
+from lsp_server.store.records import (
+    VERDICT_KINDS,
+    ContentRecord,
+    FileRecord,
+    FileState,
+    SymbolHit,
+    SymbolRecord,
+    Verdict,
+    VerdictKind,
+)
+from lsp_server.store.schema import NewerSchemaError
+from lsp_server.store.store import Store
+
+__all__ = [
+    "VERDICT_KINDS",
+    "ContentRecord",
+    "FileRecord",
+    "FileState",
+    "NewerSchemaError",
+    "Store",
+    "SymbolHit",
+    "SymbolRecord",
+    "Verdict",
+    "VerdictKind",
+]

@@ -1,0 +1,88 @@
+"""Opening store files: pragmas, and telling a healthy store from a corrupt or foreign file."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from lsp_server.store.schema import APPLICATION_ID, SCHEMA_VERSION, NewerSchemaError
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 5000
+
+
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if read_only:
+        # Enforces the single-writer rule: any write on a reader connection raises.
+        conn.execute("PRAGMA query_only = ON")
+    else:
+        conn.execute("PRAGMA journal_mode = WAL")
+        # The index can be rebuilt and verdicts are journalled: NORMAL's durability is enough.
+        conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def diagnose(path: Path) -> str | None:
+    """Why the file at `path` cannot be used as a store, or None when it can (or does not exist).
+
+    Raises NewerSchemaError for a store written by a newer Gantry, which must be left alone.
+    """
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return None
+    if not header:
+        return None
+    if header != SQLITE_HEADER:
+        return "it is not a SQLite database"
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return _diagnose_database(conn)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return f"it is corrupt ({exc})"
+
+
+def _diagnose_database(conn: sqlite3.Connection) -> str | None:
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if app_id == 0 and version == 0 and tables == 0:
+        return None  # an empty database: the migrations will fill it
+    if app_id != APPLICATION_ID:
+        return "it is another application's SQLite database"
+    if version > SCHEMA_VERSION:
+        raise NewerSchemaError(
+            f"the store was written by a newer Gantry (schema {version} > {SCHEMA_VERSION})"
+        )
+    problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        return f"it is corrupt ({'; '.join(problems[:3])})"
+    # quick_check does not read every row: touch the tables the user cannot afford to lose.
+    conn.execute("SELECT count(*), max(length(message)) FROM verdicts").fetchone()
+    conn.execute("SELECT count(*), max(length(path)) FROM files").fetchone()
+    return None
+
+
+def move_aside(path: Path) -> Path:
+    """Rename the store (and its WAL/shm siblings) to `<name>.corrupt-<timestamp>`; never delete."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    serial = 1
+    while target.exists():
+        serial += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{serial}")
+    path.rename(target)
+    for suffix in ("-wal", "-shm"):
+        sibling = path.with_name(path.name + suffix)
+        if sibling.exists():
+            sibling.rename(target.with_name(target.name + suffix))
+    return target
