@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Self
 
 from lsp_server.store import catalogue
 from lsp_server.store.db import connect, diagnose, move_aside
@@ -126,7 +127,7 @@ class Store:
             self._readers.clear()
         self.writer.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:
