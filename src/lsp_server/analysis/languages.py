@@ -23,7 +23,7 @@ _GRAMMARS: dict[str, tuple[str, str]] = {
     "java": ("tree_sitter_java", "language"),
 }
 
-_EXTENSIONS: dict[str, str] = {
+EXTENSIONS: dict[str, str] = {
     ".py": "python",
     ".pyi": "python",
     ".js": "javascript",
@@ -56,7 +56,7 @@ LANGUAGES: tuple[str, ...] = tuple(_GRAMMARS)
 
 def language_for_path(path: str | PurePath) -> str | None:
     """The language of a file by its extension, or None when Gantry does not parse it."""
-    return _EXTENSIONS.get(PurePath(path).suffix.lower())
+    return EXTENSIONS.get(PurePath(path).suffix.lower())
 
 
 def language_for_document(path: str | PurePath, language_id: str | None = None) -> str | None:

@@ -1,0 +1,52 @@
+"""What the client can do, resolved once at initialize into a small record."""
+
+from __future__ import annotations
+
+import attrs
+from lsprotocol import types
+
+
+def _get(obj, *path, default=None):
+    for name in path:
+        obj = getattr(obj, name, None)
+        if obj is None:
+            return default
+    return obj
+
+
+@attrs.frozen
+class ClientCaps:
+    code_action_literals: bool = True
+    resolve_edits: bool = False
+    """codeAction/resolve may fill in `edit` lazily."""
+    document_changes: bool = False
+    """WorkspaceEdit.documentChanges (versioned edits) instead of `changes`."""
+    work_done_progress: bool = False
+    configuration: bool = False
+    watched_files_registration: bool = False
+    apply_edit: bool = False
+
+    @classmethod
+    def from_lsp(cls, caps: types.ClientCapabilities | None) -> ClientCaps:
+        if caps is None:
+            return cls()
+        resolve = _get(caps, "text_document", "code_action", "resolve_support", "properties")
+        return cls(
+            code_action_literals=_get(
+                caps, "text_document", "code_action", "code_action_literal_support"
+            )
+            is not None,
+            resolve_edits="edit" in (resolve or []),
+            document_changes=bool(
+                _get(caps, "workspace", "workspace_edit", "document_changes", default=False)
+            ),
+            work_done_progress=bool(_get(caps, "window", "work_done_progress", default=False)),
+            configuration=bool(_get(caps, "workspace", "configuration", default=False)),
+            watched_files_registration=bool(
+                _get(
+                    caps, "workspace", "did_change_watched_files", "dynamic_registration",
+                    default=False,
+                )
+            ),
+            apply_edit=bool(_get(caps, "workspace", "apply_edit", default=False)),
+        )

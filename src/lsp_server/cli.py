@@ -1,0 +1,66 @@
+"""The `gantry` command. Each subcommand imports its machinery only when it runs, so
+`gantry serve` starts without paying for the rest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from lsp_server import __version__
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gantry", description="Gantry: code review, fixes and tests in your language server."
+    )
+    parser.add_argument("--version", action="version", version=f"gantry {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the language server (stdio by default)")
+    serve.add_argument("--tcp", type=_host_port, metavar="HOST:PORT", help="listen on TCP instead")
+
+    check = sub.add_parser("check", help="review files headless, as CI does")
+    check.add_argument("paths", nargs="*", default=["."], metavar="PATH")
+    check.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text")
+    check.add_argument("--output", metavar="FILE", help="write the report here, not to stdout")
+    check.add_argument(
+        "--fail-on", choices=["error", "warning", "info", "never"], default="error",
+        help="exit 1 when a finding is at or above this level (default: error)",
+    )
+    check.add_argument(
+        "--wait", type=float, default=300.0, metavar="SECONDS",
+        help="how long to wait for analysis to finish (default: 300)",
+    )
+
+    index = sub.add_parser("index", help="index a workspace into the context store")
+    index.add_argument("path", nargs="?", default=".", metavar="PATH")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        from lsp_server.server import serve
+
+        return serve(tcp=args.tcp)
+    if args.command == "check":
+        from lsp_server.headless.check import run_check
+
+        return run_check(args)
+    if args.command == "index":
+        from lsp_server.index_cli import run_index
+
+        return run_index(args)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

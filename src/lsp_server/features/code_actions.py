@@ -1,0 +1,174 @@
+"""Quick fixes, dismissals and `source.fixAll.gantry`.
+
+Actions are listed cheaply; their edits are computed in `codeAction/resolve` when the client
+supports resolving `edit`, and eagerly otherwise. Findings are found again by fingerprint, which
+survives edits, so a resolve after unrelated typing still targets the right code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import cattrs
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+
+from lsp_server.features.convert import replacement_edit, workspace_edit
+from lsp_server.review import ruff_engine
+from lsp_server.review.findings import Edit, Finding, Snapshot
+
+if TYPE_CHECKING:
+    from lsp_server.server import GantryServer
+
+FIX_ALL = "source.fixAll.gantry"
+QUICKFIX = types.CodeActionKind.QuickFix.value
+
+
+@attrs.frozen
+class ActionData:
+    """What a listed action carries to its resolve."""
+
+    uri: str
+    fingerprint: str | None = None
+    """None for fix-all."""
+
+
+_converter = cattrs.Converter()
+
+
+def _wanted(kind: str, only: list[str] | None) -> bool:
+    return not only or any(kind == o or kind.startswith(o + ".") for o in only)
+
+
+def _fingerprint(diagnostic: types.Diagnostic) -> str | None:
+    data = diagnostic.data
+    return data.get("fingerprint") if isinstance(data, dict) else None
+
+
+def _match(diagnostic: types.Diagnostic, findings: tuple[Finding, ...]) -> Finding | None:
+    """The finding behind a diagnostic: by fingerprint, or by rule and start line for clients
+    that do not send `data` back."""
+    fingerprint = _fingerprint(diagnostic)
+    for finding in findings:
+        if fingerprint is not None:
+            if finding.fingerprint == fingerprint:
+                return finding
+        elif finding.rule == diagnostic.code and finding.start[0] == diagnostic.range.start.line:
+            return finding
+    return None
+
+
+def _dismiss_action(finding: Finding, uri: str, verdict: str, title: str, diag) -> types.CodeAction:
+    return types.CodeAction(
+        title=title,
+        kind=QUICKFIX,
+        diagnostics=[diag],
+        command=types.Command(
+            title=title,
+            command="gantry.dismissFinding",
+            arguments=[{"uri": uri, "fingerprint": finding.fingerprint, "verdict": verdict}],
+        ),
+    )
+
+
+def _fix_title(finding: Finding) -> str:
+    fix = finding.fix
+    assert fix is not None
+    suffix = " (unsafe fix: check the result)" if fix.applicability == "unsafe" else ""
+    return f"Gantry: {fix.message} ({finding.rule}){suffix}"
+
+
+async def _fix_all_edits(snapshot: Snapshot) -> list[Edit]:
+    fixed = await asyncio.to_thread(ruff_engine.fix_all, snapshot)
+    return [] if fixed == snapshot.text else [replacement_edit(snapshot.text, fixed)]
+
+
+def register(server: GantryServer) -> None:
+    async def edit_for(ls: GantryServer, data: ActionData) -> types.WorkspaceEdit | None:
+        if data.fingerprint is None:
+            snapshot = ls.snapshot(data.uri)
+            if snapshot is None or snapshot.language != "python":
+                return None
+            edits = await _fix_all_edits(snapshot)
+        else:
+            snapshot, findings = ls.published.get(data.uri, (None, ()))
+            current = ls.snapshot(data.uri)
+            if snapshot is None or current is None or current.version != snapshot.version:
+                return None  # the text moved on: fresh diagnostics and actions are on their way
+            finding = next((f for f in findings if f.fingerprint == data.fingerprint), None)
+            if finding is None or finding.fix is None:
+                return None
+            edits = list(finding.fix.edits)
+        if not edits:
+            return None
+        return workspace_edit(ls.caps, ls.workspace.position_codec, snapshot, edits)
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(
+            code_action_kinds=[QUICKFIX, FIX_ALL], resolve_provider=True
+        ),
+    )
+    async def code_action(
+        ls: GantryServer, params: types.CodeActionParams
+    ) -> list[types.CodeAction] | None:
+        uri = params.text_document.uri
+        published = ls.published.get(uri)
+        if published is None:
+            return None
+        _, findings = published
+        only = params.context.only
+        actions: list[types.CodeAction] = []
+        if _wanted(QUICKFIX, only):
+            for diag in params.context.diagnostics:
+                if diag.source != "gantry" or (finding := _match(diag, findings)) is None:
+                    continue
+                if finding.fix is not None:
+                    actions.append(
+                        types.CodeAction(
+                            title=_fix_title(finding),
+                            kind=QUICKFIX,
+                            diagnostics=[diag],
+                            is_preferred=finding.fix.applicability == "safe",
+                            data=_converter.unstructure(ActionData(uri, finding.fingerprint)),
+                        )
+                    )
+                actions.append(
+                    _dismiss_action(finding, uri, "dismissed", f"Gantry: dismiss {finding.rule} here", diag)
+                )
+                actions.append(
+                    _dismiss_action(
+                        finding, uri, "false_positive",
+                        f"Gantry: mark {finding.rule} here as a false positive", diag,
+                    )
+                )
+        # Fix-all only when asked for by kind, or when something in the file is fixable.
+        asked = bool(only) and _wanted(FIX_ALL, only)
+        fixable = any(f.fix is not None and f.fix.applicability == "safe" for f in findings)
+        if asked or (not only and fixable):
+            actions.append(
+                types.CodeAction(
+                    title="Gantry: fix all safely fixable problems",
+                    kind=FIX_ALL,
+                    data=_converter.unstructure(ActionData(uri)),
+                )
+            )
+        if not ls.caps.resolve_edits:
+            for action in actions:
+                if action.data is not None:
+                    action.edit = await edit_for(ls, _converter.structure(action.data, ActionData))
+                    action.data = None
+        return actions
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    async def resolve(ls: GantryServer, action: types.CodeAction) -> types.CodeAction:
+        if action.data is None:
+            return action
+        try:
+            data = _converter.structure(action.data, ActionData)
+        except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
+            raise JsonRpcInvalidParams(f"code action data is not Gantry's: {action.data!r}") from exc
+        action.edit = await edit_for(ls, data)
+        return action

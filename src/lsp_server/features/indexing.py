@@ -1,0 +1,125 @@
+"""Keeps the context store's index of the workspace current: everything once after start-up,
+then the files that are saved or that change on disk (workspace/didChangeWatchedFiles)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from lsp_server.analysis.languages import EXTENSIONS
+
+if TYPE_CHECKING:
+    from lsp_server.server import GantryServer
+
+log = logging.getLogger("gantry.indexing")
+_SETTINGS_FILES = frozenset({"pyproject.toml", "gantry.toml"})
+
+
+class IndexerService:
+    def __init__(self, server: GantryServer) -> None:
+        self.server = server
+        self._cancel = threading.Event()
+        self._full: asyncio.Task | None = None
+        self._lock = asyncio.Lock()  # one indexing pass at a time: the store has one writer
+        self._tasks: set[asyncio.Task] = set()  # the loop keeps only weak references
+
+    def _indexer(self):
+        from lsp_server.analysis.indexer import Indexer
+
+        server = self.server
+        if server.store is None or server.root is None or not server.settings.index.enabled:
+            return None
+        return Indexer(server.store, server.root, server.settings)
+
+    def start(self) -> None:
+        if self._full is None or self._full.done():
+            self._full = asyncio.create_task(self._index_all())
+
+    def stop(self) -> None:
+        self._cancel.set()
+
+    def saved(self, uri: str) -> None:
+        if path := to_fs_path(uri):
+            task = asyncio.create_task(self.index_paths([Path(path)]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def watch_files(self) -> None:
+        """Ask the client to tell us about files changing on disk (branch switches, tools)."""
+        if not self.server.caps.watched_files_registration:
+            return
+        registration = types.Registration(
+            id="gantry-watched-files",
+            method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+            register_options=types.DidChangeWatchedFilesRegistrationOptions(watchers=_watchers()),
+        )
+        try:
+            await self.server.client_register_capability_async(
+                types.RegistrationParams(registrations=[registration])
+            )
+        except Exception as exc:
+            log.warning("the client refused to watch files: %s", exc)
+
+    async def _index_all(self) -> None:
+        indexer = self._indexer()
+        if indexer is None:
+            return
+        status = self.server.status
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            status.indexing = True
+            status.update()
+            try:
+                async with status.progress("Gantry: indexing") as report:
+
+                    def progress(done: int, total: int, path: object) -> None:
+                        if done % 50 == 0 or done == total:
+                            percent = int(100 * done / total) if total else 100
+                            loop.call_soon_threadsafe(report, f"{done}/{total} files", percent)
+
+                    stats = await asyncio.to_thread(indexer.index_all, progress, self._cancel)
+                log.info("indexed the workspace: %s", stats)
+            except Exception:
+                log.exception("indexing failed")
+                status.set_problem("index", "indexing the workspace failed; see the server log")
+            finally:
+                status.indexing = False
+                status.update()
+
+    async def index_paths(self, paths: list[Path]) -> None:
+        indexer = self._indexer()
+        if indexer is None or not paths:
+            return
+        async with self._lock:
+            try:
+                await asyncio.to_thread(indexer.index_paths, paths)
+            except Exception:
+                log.exception("indexing %s failed", paths)
+
+
+def _watchers() -> list[types.FileSystemWatcher]:
+    sources = "**/*{" + ",".join(sorted(EXTENSIONS)) + "}"
+    globs = [sources, "**/.gitignore", "**/{pyproject,gantry}.toml"]
+    return [types.FileSystemWatcher(glob_pattern=g) for g in globs]
+
+
+def register(server: GantryServer) -> None:
+    service = server.indexer_service
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    async def did_change_watched_files(
+        ls: GantryServer, params: types.DidChangeWatchedFilesParams
+    ) -> None:
+        paths = [Path(to_fs_path(change.uri) or change.uri) for change in params.changes]
+        if any(p.name in _SETTINGS_FILES for p in paths):
+            from lsp_server.features.lifecycle import reload_settings
+
+            await reload_settings(ls)
+            ls.reviewer.request_all()
+        await service.index_paths([p for p in paths if p.name not in _SETTINGS_FILES])

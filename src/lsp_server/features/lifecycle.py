@@ -1,0 +1,121 @@
+"""initialize / initialized / configuration changes / shutdown: settings and the store.
+
+Settings come from the project files, then initializationOptions, then the editor's
+`workspace/configuration` (section "gantry"). Every invalid value is reported and defaulted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from lsp_server.capabilities import ClientCaps
+from lsp_server.config import load_settings, store_path
+
+if TYPE_CHECKING:
+    from lsp_server.server import GantryServer
+
+log = logging.getLogger("gantry.lifecycle")
+_CONFIG_TIMEOUT_S = 5.0  # a client that never answers workspace/configuration must not stall us
+
+
+def _root(params: types.InitializeParams) -> Path | None:
+    uri = None
+    if params.workspace_folders:
+        uri = params.workspace_folders[0].uri
+    uri = uri or params.root_uri
+    if uri:
+        return Path(to_fs_path(uri) or uri)
+    return Path(params.root_path) if params.root_path else None
+
+
+def _section(options: object) -> object:
+    """initializationOptions may be the settings themselves or {"gantry": settings}."""
+    if isinstance(options, dict) and isinstance(options.get("gantry"), dict):
+        return options["gantry"]
+    return options
+
+
+async def _editor_configuration(server: GantryServer) -> object:
+    if not server.caps.configuration:
+        return None
+    try:
+        result = await asyncio.wait_for(
+            server.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section="gantry")])
+            ),
+            _CONFIG_TIMEOUT_S,
+        )
+    except Exception as exc:  # a refusal or a timeout: project settings still apply
+        log.warning("workspace/configuration failed: %s", exc)
+        return None
+    return result[0] if result else None
+
+
+async def reload_settings(server: GantryServer) -> None:
+    editor = await _editor_configuration(server)
+    settings, problems = await asyncio.to_thread(
+        load_settings, server.root, _section(server.init_options), editor
+    )
+    server.settings = settings
+    logging.getLogger().setLevel(settings.log_level.upper())
+    for problem in problems:
+        server.notify_user(f"invalid setting {problem}")
+
+
+def _open_store(server: GantryServer):
+    from lsp_server.store import Store
+
+    store = Store.open(store_path(server.root, server.settings))
+    verdicts = store.verdicts()
+    dismissed = frozenset(
+        fp for fp, v in verdicts.items() if v.verdict in ("dismissed", "false_positive")
+    )
+    return store, dismissed
+
+
+async def open_store(server: GantryServer) -> None:
+    try:
+        server.store, server.dismissed = await asyncio.to_thread(_open_store, server)
+    except Exception as exc:  # no store: reviews still work, verdicts are not remembered
+        log.exception("cannot open the context store")
+        server.status.set_problem("store", f"the context store cannot be opened ({exc})")
+        return
+    if server.store.recovery_message:
+        server.notify_user(server.store.recovery_message)
+
+
+def register(server: GantryServer) -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: GantryServer, params: types.InitializeParams) -> None:
+        ls.caps = ClientCaps.from_lsp(params.capabilities)
+        ls.root = _root(params)
+        ls.init_options = params.initialization_options
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: GantryServer, params: types.InitializedParams) -> None:
+        await reload_settings(ls)
+        await open_store(ls)
+        ls.ready.set()
+        ls.status.update()
+        ls.indexer_service.start()
+        await ls.indexer_service.watch_files()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(
+        ls: GantryServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        await reload_settings(ls)
+        ls.reviewer.request_all()
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: GantryServer, params: None) -> None:
+        ls.indexer_service.stop()
+        if ls.store is not None:
+            ls.store.close()
+            ls.store = None

@@ -1,0 +1,104 @@
+"""The `gantry/status` notification and `$/progress` reports.
+
+One summary of what the server is doing, sent only when it changes, so a status bar or a CI
+client can tell "busy" from "idle" without guessing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+if TYPE_CHECKING:
+    from lsp_server.server import GantryServer
+
+log = logging.getLogger("gantry.status")
+STATUS_NOTIFICATION = "gantry/status"
+
+
+class StatusReporter:
+    def __init__(self, server: GantryServer) -> None:
+        self.server = server
+        self.reviewing = 0
+        self.indexing = False
+        self.problems: dict[str, str] = {}
+        """Degradations by component ("ruff", "store", ...), shown until cleared."""
+        self._last: dict | None = None
+
+    def snapshot(self) -> dict:
+        pending = not self.server.ready.is_set()
+        if pending or self.reviewing or self.indexing:
+            state = "busy"
+            parts = []
+            if pending:
+                parts.append("starting")
+            if self.reviewing:
+                parts.append(f"reviewing {self.reviewing} file{'s' * (self.reviewing != 1)}")
+            if self.indexing:
+                parts.append("indexing the workspace")
+            message = ", ".join(parts).capitalize()
+        elif self.problems:
+            state, message = "degraded", "; ".join(self.problems.values())
+        else:
+            state, message = "ready", "Ready"
+        findings = sum(len(findings) for _, findings in self.server.published.values())
+        return {
+            "state": state,
+            "message": message,
+            "counts": {
+                "documents": len(self.server.workspace.text_documents),
+                "reviewing": self.reviewing,
+                "indexing": int(self.indexing),
+                "findings": findings,
+                "queued": 0,
+            },
+        }
+
+    def update(self) -> None:
+        current = self.snapshot()
+        if current != self._last:
+            self._last = current
+            self.server.protocol.notify(STATUS_NOTIFICATION, current)
+
+    def set_problem(self, component: str, message: str | None) -> None:
+        """Record (or clear, with None) a degradation; say it once when it first appears."""
+        if message is None:
+            self.problems.pop(component, None)
+        elif self.problems.get(component) != message:
+            self.problems[component] = message
+            self.server.notify_user(message)
+        self.update()
+
+    @contextlib.asynccontextmanager
+    async def progress(self, title: str) -> AsyncIterator[Callable[[str, int | None], None]]:
+        """`$/progress` for long work; yields report(message, percentage). A fresh token each
+        time: pygls never releases old ones."""
+        server = self.server
+        token = None
+        if server.caps.work_done_progress:
+            token = str(uuid.uuid4())
+            try:
+                await server.work_done_progress.create_async(token)
+                server.work_done_progress.begin(
+                    token, types.WorkDoneProgressBegin(title=title, percentage=0)
+                )
+            except Exception as exc:  # the client refused: work goes on without a bar
+                log.debug("progress refused: %s", exc)
+                token = None
+
+        def report(message: str, percentage: int | None = None) -> None:
+            if token is not None:
+                server.work_done_progress.report(
+                    token, types.WorkDoneProgressReport(message=message, percentage=percentage)
+                )
+
+        try:
+            yield report
+        finally:
+            if token is not None:
+                server.work_done_progress.end(token, types.WorkDoneProgressEnd())

@@ -1,0 +1,103 @@
+"""GantryServer: the language server's state, mutated only on the event loop, and its start-up.
+
+Engines run in threads on immutable snapshots; features are thin adapters registered by
+`features.register_all`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from lsp_server import __version__
+from lsp_server.analysis.languages import language_for_document
+from lsp_server.capabilities import ClientCaps
+from lsp_server.config import Settings
+from lsp_server.features.diagnostics import Reviewer
+from lsp_server.features.indexing import IndexerService
+from lsp_server.features.status import StatusReporter
+from lsp_server.review.findings import Finding, Snapshot
+
+if TYPE_CHECKING:
+    from lsp_server.store import Store
+
+log = logging.getLogger("gantry")
+
+
+class GantryServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__(
+            name="gantry",
+            version=__version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
+        self.caps = ClientCaps()
+        self.root: Path | None = None
+        self.settings = Settings()
+        self.init_options: object = None
+        self.store: Store | None = None
+        self.dismissed: frozenset[str] = frozenset()
+        # Findings last published per URI, with the snapshot they were computed on.
+        self.published: dict[str, tuple[Snapshot, tuple[Finding, ...]]] = {}
+        self.ready = asyncio.Event()
+        """Set once settings and verdicts are loaded: reviews wait for it."""
+        self.status = StatusReporter(self)
+        self.reviewer = Reviewer(self)
+        self.indexer_service = IndexerService(self)
+
+    def snapshot(self, uri: str) -> Snapshot | None:
+        """The document as it is now, or None when the client never opened it."""
+        doc = self.workspace.text_documents.get(uri)
+        if doc is None:
+            return None
+        path = to_fs_path(uri) or uri
+        return Snapshot(
+            uri=uri,
+            path=path,
+            version=doc.version,
+            text=doc.source,
+            language=language_for_document(path, doc.language_id),
+            settings=self.settings,
+        )
+
+    def notify_user(self, message: str, kind=types.MessageType.Warning) -> None:
+        log.log(logging.WARNING if kind <= types.MessageType.Warning else logging.INFO, message)
+        self.window_show_message(types.ShowMessageParams(type=kind, message=f"Gantry: {message}"))
+
+
+def create_server() -> GantryServer:
+    from lsp_server import features
+
+    server = GantryServer()
+    features.register_all(server)
+    return server
+
+
+def configure_logging(level: str = "warning") -> None:
+    """Logs go to stderr: stdout belongs to the protocol. pygls logs whole messages (source
+    code) at INFO, so it stays at WARNING unless debugging."""
+    logging.basicConfig(
+        stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    logging.getLogger().setLevel(level.upper())
+    logging.getLogger("pygls").setLevel("DEBUG" if level == "debug" else "WARNING")
+
+
+def serve(tcp: tuple[str, int] | None = None) -> int:
+    configure_logging()
+    server = create_server()
+    if tcp is not None:
+        server.start_tcp(*tcp)
+        return 0
+    # Keep the real stdout for the protocol alone: a stray print() anywhere would corrupt it.
+    protocol_out = sys.stdout.buffer
+    sys.stdout = sys.stderr
+    server.start_io(stdin=sys.stdin.buffer, stdout=protocol_out)
+    return 0
