@@ -1,0 +1,230 @@
+"""The LSP client session behind `gantry check`: it runs `gantry serve` as a subprocess and talks
+to it over stdio exactly as an editor does, so CI reports what the editor shows."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.lsp.client import LanguageClient
+
+from lsp_server import __version__
+
+log = logging.getLogger("gantry.check")
+
+STATUS_NOTIFICATION = "gantry/status"
+SHUTDOWN_GRACE_S = 5.0
+"""How long the server gets to shut down and exit before it is killed."""
+_STDERR_TAIL_LINES = 40
+
+
+def normalise_uri(uri: str) -> str:
+    """One spelling per file: servers may re-quote URIs (`%3A` for `:`, `%20` for a space)."""
+    return unquote(uri)
+
+
+class ServerError(Exception):
+    """The server could not be started, or died while we needed it."""
+
+
+class GantryClient(LanguageClient):
+    """A LanguageClient that remembers what the server published and told us."""
+
+    def __init__(self) -> None:
+        super().__init__("gantry-check", __version__)
+        self.diagnostics: dict[str, list[types.Diagnostic]] = {}
+        self.analysed: set[str] = set()
+        """URIs whose version-1 diagnostics arrived (an empty list counts)."""
+        self.status: str | None = None
+        """The latest `gantry/status` state; None until the server sends one."""
+        self.exit_reason: str | None = None
+        self.changed = asyncio.Event()
+        """Set whenever something the wait depends on arrives."""
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
+        self._register_handlers()
+
+    @property
+    def process(self) -> asyncio.subprocess.Process | None:
+        """The server subprocess (pygls keeps it in a private attribute)."""
+        return self._server
+
+    async def server_exit(self, server: asyncio.subprocess.Process) -> None:
+        self.exit_reason = f"the server exited with code {server.returncode}"
+        self.changed.set()
+
+    def _register_handlers(self) -> None:
+        handlers = {
+            types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS: self._on_diagnostics,
+            STATUS_NOTIFICATION: self._on_status,
+            types.WINDOW_SHOW_MESSAGE: self._on_show_message,
+            types.WINDOW_LOG_MESSAGE: self._on_log_message,
+            types.WORKSPACE_CONFIGURATION: self._on_configuration,
+            types.WINDOW_WORK_DONE_PROGRESS_CREATE: self._accept,
+            types.PROGRESS: self._on_progress,
+            types.CLIENT_REGISTER_CAPABILITY: self._accept,
+        }
+        for method, handler in handlers.items():
+            self.feature(method)(handler)
+
+    def _on_diagnostics(self, params: types.PublishDiagnosticsParams) -> None:
+        uri = normalise_uri(params.uri)
+        self.diagnostics[uri] = list(params.diagnostics)
+        # Servers may omit the version; we only ever open version 1.
+        if params.version in (1, None):
+            self.analysed.add(uri)
+        self.changed.set()
+
+    def _on_status(self, params: Any) -> None:
+        # Custom notifications arrive as namedtuples built from the JSON object.
+        self.status = getattr(params, "state", None)
+        log.debug("status: %s (%s)", self.status, getattr(params, "message", ""))
+        self.changed.set()
+
+    def _on_show_message(self, params: types.ShowMessageParams) -> None:
+        if params.type in (types.MessageType.Error, types.MessageType.Warning):
+            print(f"gantry: {params.type.name.lower()}: {params.message}", file=sys.stderr)
+        else:
+            log.debug("server says: %s", params.message)
+
+    def _on_log_message(self, params: types.LogMessageParams) -> None:
+        log.debug("server log: %s", params.message)
+
+    def _on_configuration(self, params: types.ConfigurationParams) -> list[dict]:
+        # CI has no editor settings: the workspace's own configuration files decide.
+        return [{} for _ in params.items]
+
+    def _on_progress(self, params: types.ProgressParams) -> None:
+        log.debug("progress %s: %s", params.token, params.value)
+
+    def _accept(self, params: Any) -> None:
+        return None
+
+
+def _capabilities() -> types.ClientCapabilities:
+    return types.ClientCapabilities(
+        general=types.GeneralClientCapabilities(
+            position_encodings=[types.PositionEncodingKind.Utf16]
+        ),
+        text_document=types.TextDocumentClientCapabilities(
+            synchronization=types.TextDocumentSyncClientCapabilities(did_save=True),
+            publish_diagnostics=types.PublishDiagnosticsClientCapabilities(
+                version_support=True,
+                code_description_support=True,
+                data_support=True,
+            ),
+        ),
+        window=types.WindowClientCapabilities(work_done_progress=True),
+        workspace=types.WorkspaceClientCapabilities(configuration=True, workspace_folders=True),
+    )
+
+
+class CheckSession:
+    """One `gantry serve` subprocess, initialised on `root`, from start to a guaranteed end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.client = GantryClient()
+        self._stderr_task: asyncio.Task | None = None
+
+    async def start(self, timeout: float) -> None:
+        """Start the server and complete the initialize handshake, or raise ServerError."""
+        try:
+            await self.client.start_io(
+                sys.executable, "-m", "lsp_server", "serve", cwd=str(self.root)
+            )
+        except OSError as exc:
+            raise ServerError(f"could not start the server: {exc}") from exc
+        self._stderr_task = asyncio.create_task(self._drain_stderr())
+        params = types.InitializeParams(
+            process_id=None,
+            client_info=types.ClientInfo(name="gantry-check", version=__version__),
+            root_uri=self.root.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=self.root.as_uri(), name=self.root.name)],
+            capabilities=_capabilities(),
+        )
+        try:
+            result = await asyncio.wait_for(self.client.initialize_async(params), timeout)
+        except TimeoutError as exc:
+            raise ServerError(
+                f"the server did not answer `initialize` within {timeout:g} s"
+            ) from exc
+        except (RuntimeError, OSError, JsonRpcException) as exc:
+            # pygls fails pending requests with RuntimeError when the server exits
+            raise ServerError(self.client.exit_reason or f"initialize failed: {exc}") from exc
+        encoding = result.capabilities.position_encoding or types.PositionEncodingKind.Utf16
+        if encoding != types.PositionEncodingKind.Utf16:
+            raise ServerError(f"the server chose position encoding {encoding}; we asked for utf-16")
+        self.client.initialized(types.InitializedParams())
+
+    def open(self, uri: str, language_id: str, text: str) -> str:
+        """Send didOpen (version 1); return the URI as the diagnostics will be keyed."""
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id=language_id, version=1, text=text
+                )
+            )
+        )
+        return normalise_uri(uri)
+
+    async def wait_until_analysed(self, uris: set[str], timeout: float) -> set[str]:
+        """Wait until every URI has its diagnostics and the server is not busy; return the URIs
+        still missing when `timeout` ran out. Raises ServerError if the server dies."""
+        client = self.client
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if client.exit_reason:
+                raise ServerError(client.exit_reason)
+            missing = uris - client.analysed
+            if not missing and client.status != "busy":
+                return set()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return missing
+            client.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(client.changed.wait(), remaining)
+
+    async def close(self) -> None:
+        """Shut the server down politely, then make sure the process is gone."""
+        client = self.client
+        process = client.process
+        if process is not None and process.returncode is None and not client.exit_reason:
+            try:
+                await asyncio.wait_for(client.shutdown_async(None), SHUTDOWN_GRACE_S)
+                client.exit(None)
+            except (TimeoutError, RuntimeError, OSError, JsonRpcException) as exc:
+                # a hung or dead server is killed below
+                log.debug("shutdown failed: %s", exc)
+        if process is not None:
+            try:
+                await asyncio.wait_for(process.wait(), SHUTDOWN_GRACE_S)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        try:
+            await client.stop()
+        except (EOFError, OSError, RuntimeError) as exc:
+            # a connection cut mid-message ends its reader with an error
+            log.debug("client stop: %s", exc)
+        if self._stderr_task is not None:
+            await self._stderr_task
+
+    async def _drain_stderr(self) -> None:
+        """Keep the server's stderr flowing (a full pipe would block it) and its tail for errors."""
+        process = self.client.process
+        if process is None or process.stderr is None:
+            return
+        async for raw in process.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self.client.stderr_tail.append(line)
+            log.debug("server stderr: %s", line)

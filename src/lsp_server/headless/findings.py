@@ -1,0 +1,113 @@
+"""Report records: what one published diagnostic means to a CI report.
+
+Positions are 1-based lines and 1-based UTF-16 columns (the encoding `gantry check` negotiates,
+and SARIF's default column kind); end columns are exclusive, as in LSP and SARIF.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from lsprotocol import types
+
+LEVELS: tuple[str, ...] = ("error", "warning", "info", "hint")
+"""Most severe first; LSP severities 1..4 in order."""
+
+
+def level_rank(level: str) -> int:
+    """0 for error ... 3 for hint: smaller is more severe."""
+    return LEVELS.index(level)
+
+
+@attrs.frozen
+class Span:
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    @classmethod
+    def from_lsp(cls, lsp_range: Any) -> Span:
+        """From a Range object or its JSON form (fix edits travel in `data` as plain dicts)."""
+        if isinstance(lsp_range, dict):
+            start, end = lsp_range["start"], lsp_range["end"]
+            return cls(
+                start["line"] + 1, start["character"] + 1, end["line"] + 1, end["character"] + 1
+            )
+        start, end = lsp_range.start, lsp_range.end
+        return cls(start.line + 1, start.character + 1, end.line + 1, end.character + 1)
+
+
+@attrs.frozen
+class FixEdit:
+    span: Span
+    new_text: str
+
+
+@attrs.frozen
+class Fix:
+    message: str
+    applicability: str
+    """"safe" or "unsafe"."""
+    edits: tuple[FixEdit, ...]
+
+    @property
+    def is_safe(self) -> bool:
+        return self.applicability == "safe"
+
+
+@attrs.frozen
+class Finding:
+    path: str
+    """Relative to the workspace root, with forward slashes."""
+    span: Span
+    level: str
+    rule: str
+    message: str
+    url: str | None = None
+    fingerprint: str | None = None
+    fix: Fix | None = None
+
+    @property
+    def sort_key(self) -> tuple:
+        return (self.path, self.span.line, self.span.column, self.rule, self.message)
+
+
+@attrs.frozen
+class Report:
+    findings: tuple[Finding, ...]
+    files_checked: int
+    """Files sent to the server, analysed or not."""
+    not_analysed: tuple[str, ...] = ()
+    """Files whose diagnostics never arrived before --wait ran out."""
+
+    @property
+    def complete(self) -> bool:
+        return not self.not_analysed
+
+
+def _fix(data: Any) -> Fix | None:
+    fix = data.get("fix") if isinstance(data, dict) else None
+    if not fix:
+        return None
+    edits = tuple(
+        FixEdit(Span.from_lsp(edit["range"]), edit["newText"]) for edit in fix.get("edits", ())
+    )
+    return Fix(fix.get("message", ""), fix.get("applicability", "unsafe"), edits)
+
+
+def finding_from_diagnostic(path: str, diagnostic: types.Diagnostic) -> Finding:
+    data = diagnostic.data if isinstance(diagnostic.data, dict) else {}
+    # LSP leaves a missing severity to the client; editors show it as an error, and so do we.
+    severity = diagnostic.severity or types.DiagnosticSeverity.Error
+    return Finding(
+        path=path,
+        span=Span.from_lsp(diagnostic.range),
+        level=LEVELS[severity - 1],
+        rule=str(diagnostic.code) if diagnostic.code is not None else diagnostic.source or "gantry",
+        message=diagnostic.message,
+        url=diagnostic.code_description.href if diagnostic.code_description else None,
+        fingerprint=data.get("fingerprint"),
+        fix=_fix(data),
+    )

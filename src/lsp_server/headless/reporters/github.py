@@ -1,0 +1,41 @@
+"""GitHub Actions workflow commands: each finding becomes an annotation on the pull request.
+
+https://docs.github.com/actions/reference/workflow-commands-for-github-actions
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsp_server.headless.findings import Finding, Report
+from lsp_server.headless.reporters.summary import sorted_findings
+
+_COMMANDS = {"error": "error", "warning": "warning", "info": "notice", "hint": "notice"}
+
+
+def escape_data(value: str) -> str:
+    """Escape a command's message: % first, or the escapes themselves would be re-escaped."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(value: str) -> str:
+    """Escape a property value, where `:` and `,` would end it early."""
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotation(finding: Finding) -> str:
+    span = finding.span
+    properties = {
+        "file": finding.path,
+        "line": span.line,
+        "col": span.column,
+        "endLine": span.end_line,
+        "endColumn": span.end_column,
+        "title": finding.rule,
+    }
+    props = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties.items())
+    return f"::{_COMMANDS[finding.level]} {props}::{escape_data(finding.message)}"
+
+
+def render(report: Report, root: Path) -> str:
+    return "".join(annotation(finding) + "\n" for finding in sorted_findings(report))

@@ -1,0 +1,117 @@
+"""SARIF 2.1.0, the format code-scanning services (GitHub, GitLab, Azure DevOps) ingest.
+
+Artifact URIs are relative to %SRCROOT%, so a report is the same on every checkout; columns are
+UTF-16 code units, SARIF's default and the encoding `gantry check` negotiates with the server.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from lsp_server import __version__
+from lsp_server.headless.findings import Finding, Fix, Report, Span
+from lsp_server.headless.reporters.summary import sorted_findings
+
+SCHEMA = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
+# The project has no published home yet; this is where its docs will live.
+INFORMATION_URI = "https://github.com/gantry-lsp/gantry"
+SRCROOT = "%SRCROOT%"
+FINGERPRINT_KEY = "gantry/v1"
+_LEVELS = {"error": "error", "warning": "warning", "info": "note", "hint": "note"}
+
+
+def _artifact(path: str) -> dict[str, str]:
+    return {"uri": quote(path), "uriBaseId": SRCROOT}
+
+
+def _region(span: Span) -> dict[str, int]:
+    return {
+        "startLine": span.line,
+        "startColumn": span.column,
+        "endLine": span.end_line,
+        "endColumn": span.end_column,
+    }
+
+
+def _fix(path: str, fix: Fix) -> dict[str, Any]:
+    replacements = [
+        {"deletedRegion": _region(edit.span), "insertedContent": {"text": edit.new_text}}
+        for edit in fix.edits
+    ]
+    return {
+        "description": {"text": fix.message or "Apply the suggested fix"},
+        "artifactChanges": [{"artifactLocation": _artifact(path), "replacements": replacements}],
+    }
+
+
+def _rule(rule: str, url: str | None) -> dict[str, Any]:
+    descriptor: dict[str, Any] = {"id": rule, "shortDescription": {"text": rule}}
+    if url:
+        descriptor["helpUri"] = url
+    return descriptor
+
+
+def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "ruleId": finding.rule,
+        "ruleIndex": rule_index,
+        "level": _LEVELS[finding.level],
+        "message": {"text": finding.message},
+        "locations": [
+            {
+                "physicalLocation": {
+                    "artifactLocation": _artifact(finding.path),
+                    "region": _region(finding.span),
+                }
+            }
+        ],
+    }
+    if finding.fingerprint:
+        result["partialFingerprints"] = {FINGERPRINT_KEY: finding.fingerprint}
+    if finding.fix and finding.fix.edits:
+        result["fixes"] = [_fix(finding.path, finding.fix)]
+    return result
+
+
+def sarif_log(report: Report, root: Path) -> dict[str, Any]:
+    findings = sorted_findings(report)
+    # One descriptor per rule, in id order, carrying the first docs URL seen for it.
+    urls: dict[str, str | None] = {}
+    for finding in findings:
+        if not urls.get(finding.rule):
+            urls[finding.rule] = finding.url
+    rule_ids = sorted(urls)
+    rule_index = {rule: index for index, rule in enumerate(rule_ids)}
+    run: dict[str, Any] = {
+        "tool": {
+            "driver": {
+                "name": "gantry",
+                "version": __version__,
+                "informationUri": INFORMATION_URI,
+                "rules": [_rule(rule, urls[rule]) for rule in rule_ids],
+            }
+        },
+        "originalUriBaseIds": {SRCROOT: {"uri": root.resolve().as_uri().rstrip("/") + "/"}},
+        "columnKind": "utf16CodeUnits",
+        "results": [_result(finding, rule_index[finding.rule]) for finding in findings],
+        "invocations": [{"executionSuccessful": report.complete}],
+    }
+    if report.not_analysed:
+        run["invocations"][0]["toolExecutionNotifications"] = [
+            {
+                "level": "error",
+                "message": {"text": "Analysis did not finish for this file"},
+                "locations": [{"physicalLocation": {"artifactLocation": _artifact(path)}}],
+            }
+            for path in report.not_analysed
+        ]
+    return {"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}
+
+
+def render(report: Report, root: Path) -> str:
+    return json.dumps(sarif_log(report, root), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,24 @@
+"""`path:line:col: level RULE message [*]`, one line per finding, then a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsp_server.headless.findings import Finding, Report
+from lsp_server.headless.reporters.summary import sorted_findings, summary_line
+
+
+def finding_line(finding: Finding) -> str:
+    fixable = " [*]" if finding.fix and finding.fix.is_safe else ""
+    # A message is one line in a terminal; LSP allows newlines in it.
+    message = " ".join(finding.message.splitlines())
+    return (
+        f"{finding.path}:{finding.span.line}:{finding.span.column}: "
+        f"{finding.level} {finding.rule} {message}{fixable}"
+    )
+
+
+def render(report: Report, root: Path) -> str:
+    lines = [finding_line(finding) for finding in sorted_findings(report)]
+    lines.append(summary_line(report))
+    return "\n".join(lines) + "\n"
