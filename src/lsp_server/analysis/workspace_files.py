@@ -1,0 +1,152 @@
+"""Which workspace files Gantry reads, and reading them: shared by the indexer, the server and
+`gantry check`, so all three agree on what is ignored, binary, too large or not UTF-8."""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import pathspec
+
+from lsp_server.analysis.languages import language_for_path
+
+BINARY_SNIFF_BYTES = 8192
+
+
+class Skip(enum.StrEnum):
+    IGNORED = "ignored"
+    BINARY = "binary"
+    TOO_LARGE = "too large"
+    NOT_UTF8 = "not UTF-8"
+
+
+def skip_sentence(skip: Skip, max_bytes: int) -> str:
+    return {
+        Skip.IGNORED: "it is ignored (.gitignore or the index exclude setting)",
+        Skip.BINARY: "it looks binary (a NUL byte in its first 8 KiB)",
+        Skip.TOO_LARGE: f"it is larger than the {max_bytes // 1024} KiB limit (max_file_size_kb)",
+        Skip.NOT_UTF8: "it is not valid UTF-8",
+    }[skip]
+
+
+class IgnoreRules:
+    """gitignore semantics: .git/info/exclude, then every .gitignore from the root down (a
+    deeper file overrides a shallower one, `!` re-includes), plus the user's exclude patterns,
+    which always win. An ignored directory hides everything below it, as in git."""
+
+    def __init__(self, root: Path, exclude: Iterable[str] = ()) -> None:
+        self.root = root
+        self._exclude = pathspec.GitIgnoreSpec.from_lines(list(exclude))
+        self._specs: dict[str, pathspec.GitIgnoreSpec | None] = {}
+        self._chains: dict[str, tuple[tuple[int, pathspec.GitIgnoreSpec], ...]] = {}
+        self._info_exclude = self._load(root / ".git" / "info" / "exclude")
+
+    def is_ignored(self, rel: str, is_dir: bool) -> bool:
+        """Whether the path `rel` (relative, forward slashes) or any directory above it is ignored."""
+        parts = rel.split("/")
+        return any(
+            self.ignores_entry("/".join(parts[: i + 1]), is_dir or i < len(parts) - 1)
+            for i in range(len(parts))
+        )
+
+    def ignores_entry(self, rel: str, is_dir: bool) -> bool:
+        """Whether this entry itself is ignored, its parent directories being known not to be."""
+        name = rel.rsplit("/", 1)[-1]
+        if is_dir and name == ".git":
+            return True
+        candidate = rel + "/" if is_dir else rel
+        if self._exclude.match_file(candidate):
+            return True
+        ignored = False
+        if self._info_exclude is not None:
+            ignored = bool(self._info_exclude.match_file(candidate))
+        for prefix_len, spec in self._chain(rel.rpartition("/")[0]):
+            result = spec.check_file(candidate[prefix_len:])
+            if result.include is not None:
+                ignored = result.include
+        return ignored
+
+    def _chain(self, directory: str) -> tuple[tuple[int, pathspec.GitIgnoreSpec], ...]:
+        """The .gitignore specs that apply inside `directory`, root first, each with the length
+        of the prefix to strip from paths to make them relative to its own directory."""
+        chain = self._chains.get(directory)
+        if chain is None:
+            parent = self._chain(directory.rpartition("/")[0]) if directory else ()
+            spec = self._spec(directory)
+            own = ((len(directory) + 1 if directory else 0, spec),) if spec is not None else ()
+            chain = self._chains[directory] = parent + own
+        return chain
+
+    def _spec(self, directory: str) -> pathspec.GitIgnoreSpec | None:
+        if directory not in self._specs:
+            self._specs[directory] = self._load(self.root / directory / ".gitignore")
+        return self._specs[directory]
+
+    @staticmethod
+    def _load(file: Path) -> pathspec.GitIgnoreSpec | None:
+        try:
+            lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return None
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def walk_source_files(
+    root: Path, rules: IgnoreRules, on_ignored: Callable[[str], None] | None = None
+) -> Iterator[str]:
+    """Relative paths (forward slashes) of the files Gantry can parse, sorted per directory.
+    Symlinked directories are not followed (they can loop or leave the workspace)."""
+    for directory, dirnames, filenames in os.walk(root):
+        base = os.path.relpath(directory, root).replace(os.sep, "/")
+        prefix = "" if base == "." else base + "/"
+        kept = []
+        for name in sorted(dirnames):
+            if rules.ignores_entry(prefix + name, is_dir=True):
+                if on_ignored is not None and name != ".git":
+                    on_ignored(prefix + name + "/")
+            else:
+                kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            rel = prefix + name
+            if language_for_path(name) is None:
+                continue
+            if rules.ignores_entry(rel, is_dir=False):
+                if on_ignored is not None:
+                    on_ignored(rel)
+                continue
+            yield rel
+
+
+def iter_source_files(root: Path, exclude: Iterable[str] = ()) -> Iterator[Path]:
+    """The workspace's parseable files that are not ignored, as absolute paths."""
+    for rel in walk_source_files(root, IgnoreRules(root, exclude)):
+        yield root / rel
+
+
+def read_source_bytes(path: Path, max_bytes: int) -> tuple[bytes | None, Skip | None]:
+    """The file's bytes when Gantry should parse it, else why not. UTF-8 is checked here."""
+    with path.open("rb") as file:
+        if os.fstat(file.fileno()).st_size > max_bytes:
+            return None, Skip.TOO_LARGE
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        return None, Skip.TOO_LARGE
+    if b"\0" in data[:BINARY_SNIFF_BYTES]:
+        return None, Skip.BINARY
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, Skip.NOT_UTF8
+    return data, None
+
+
+def read_source(path: Path, max_bytes: int) -> tuple[str | None, str | None]:
+    """(text, None) for a file Gantry should read, else (None, a sentence saying why not)."""
+    data, skip = read_source_bytes(path, max_bytes)
+    if skip is not None:
+        return None, f"{path.name} was skipped: {skip_sentence(skip, max_bytes)}"
+    assert data is not None
+    return data.decode("utf-8").removeprefix("\ufeff"), None
