@@ -1,0 +1,65 @@
+"""`gantry index [PATH]`: index a workspace into its context store, with progress on stderr."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lsp_server.analysis.indexer import Indexer, IndexStats
+from lsp_server.config import load_settings, store_path
+from lsp_server.store import Store
+
+
+def run_index(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    root = Path(args.path).resolve()
+    if not root.is_dir():
+        console.print(f"gantry index: {args.path} is not a directory")
+        return 2
+    settings, problems = load_settings(root)
+    for problem in problems:
+        console.print(f"[yellow]settings:[/] {problem}")
+    store = Store.open(store_path(root, settings))
+    try:
+        if store.recovery_message:
+            console.print(f"[yellow]{store.recovery_message}[/]")
+        with Progress(
+            TextColumn("indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[path]}", style="dim"),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("index", total=None, path="")
+            stats = Indexer(store, root, settings).index_all(
+                progress=lambda done, total, path: bar.update(
+                    task, completed=done, total=total, path=path
+                )
+            )
+        print(summary(stats, store.path))
+    finally:
+        store.close()
+    return 0
+
+
+def summary(stats: IndexStats, path: Path) -> str:
+    skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(stats.files_skipped.items()))
+    rate = stats.lines / stats.seconds if stats.seconds else 0.0
+    return "\n".join(
+        (
+            (
+                f"files: {stats.files_parsed} indexed, {stats.files_reused} reused, "
+                f"{stats.files_unchanged} unchanged, {stats.files_removed} removed"
+            ),
+            f"skipped: {skipped or 'none'}",
+            f"lines: {stats.lines}, symbols: {stats.symbols}",
+            f"time: {stats.seconds:.2f} s ({rate:,.0f} lines/s)",
+            f"store: {path}",
+        )
+    )
+
