@@ -1,0 +1,225 @@
+"""The context store on real SQLite files: migrations, recovery, the single writer."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from lsp_server.store import ContentRecord, FileRecord, Store, SymbolRecord, Verdict
+from lsp_server.store.db import connect
+from lsp_server.store.journal import journal_path
+from lsp_server.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+
+
+def _verdict(fingerprint: str, kind: str = "dismissed") -> Verdict:
+    return Verdict(fingerprint, kind, "E501", "src/a.py", "line too long")
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "cache" / "workspace.db"
+
+
+def test_open_creates_a_marked_store_and_remembers_verdicts(store_path: Path) -> None:
+    with Store.open(store_path) as store:
+        assert store.recovery_message is None
+        store.set_verdict(_verdict("fp-1"))
+        store.set_verdict(_verdict("fp-2", "false_positive"))
+        store.set_verdict(_verdict("fp-1", "accepted"))
+    with Store.open(store_path) as store:
+        assert {fp: v.verdict for fp, v in store.verdicts().items()} == {
+            "fp-1": "accepted",
+            "fp-2": "false_positive",
+        }
+        assert list(store.verdicts(["fp-2", "unknown"])) == ["fp-2"]
+        store.remove_verdict("fp-2")
+        assert list(store.verdicts()) == ["fp-1"]
+    with contextlib.closing(sqlite3.connect(store_path)) as conn:
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_unknown_verdict_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown verdict"):
+        Verdict("fp", "maybe")  # type: ignore[arg-type]
+
+
+def test_migrates_a_version_1_store_keeping_its_data(store_path: Path) -> None:
+    store_path.parent.mkdir(parents=True)
+    with contextlib.closing(sqlite3.connect(store_path, isolation_level=None)) as conn:
+        MIGRATIONS[0](conn)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO verdicts VALUES ('old', 'dismissed', 'R1', 'a.py', 'kept', 1.0)")
+    with Store.open(store_path) as store:
+        assert store.recovery_message is None
+        assert store.verdicts()["old"].message == "kept"
+        store.write_index_batch(
+            [_content("h1", "parse_config", "Reads the settings file.")],
+            [FileRecord("a.py", "h1", "python", 10, 1)],
+        )
+        assert [hit.name for hit in store.search_symbols("settings")] == ["parse_config"]
+    with contextlib.closing(sqlite3.connect(store_path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def _content(digest: str, name: str, docstring: str | None = None) -> ContentRecord:
+    symbol = SymbolRecord(
+        name,
+        "function",
+        None,
+        0,
+        0,
+        3,
+        0,
+        f"def {name}()",
+        docstring,
+        f"sym-{digest}",
+        ("open", "read"),
+    )
+    return ContentRecord(digest, "python", 4, 40, (symbol,))
+
+
+def _corrupt_middle(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    third = len(data) // 3
+    data[third : 2 * third] = os.urandom(third)
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def _not_sqlite(path: Path) -> None:
+    path.write_text("this is not a database\n" * 200)
+
+
+def _foreign(path: Path) -> None:
+    path.unlink()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, caption TEXT)")
+        conn.commit()
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (_corrupt_middle, "corrupt"),
+        (_truncate, "corrupt"),
+        (_not_sqlite, "not a SQLite database"),
+        (_foreign, "another application's"),
+    ],
+)
+def test_a_damaged_or_foreign_file_is_moved_aside_and_verdicts_survive(
+    store_path: Path, damage, reason: str
+) -> None:
+    with Store.open(store_path) as store:
+        # Enough rows that damage lands on real pages, not just the header.
+        store.write_index_batch(
+            [_content(f"h{i}", f"function_{i}", "x" * 200) for i in range(300)],
+            [FileRecord(f"f{i}.py", f"h{i}", "python", 1, 1) for i in range(300)],
+        )
+        store.set_verdict(_verdict("keep-me"))
+        store.set_verdict(_verdict("undo-me"))
+        store.remove_verdict("undo-me")
+    damage(store_path)
+
+    with Store.open(store_path) as store:
+        assert store.recovery_message is not None
+        assert reason in store.recovery_message
+        assert set(store.verdicts()) == {"keep-me"}
+        assert store.file_states() == {}  # the index starts over
+    moved = [
+        p
+        for p in store_path.parent.iterdir()
+        if ".corrupt-" in p.name and "-wal" not in p.name and "-shm" not in p.name
+    ]
+    assert len(moved) == 1  # moved aside, never deleted
+
+
+def test_verdicts_are_salvaged_from_a_readable_store_when_the_journal_is_lost(
+    store_path: Path,
+) -> None:
+    with Store.open(store_path) as store:
+        store.set_verdict(_verdict("only-in-db"))
+    journal_path(store_path).unlink()
+    with contextlib.closing(sqlite3.connect(store_path)) as conn:
+        conn.execute("PRAGMA application_id = 0")  # now looks foreign, but still readable
+        conn.commit()
+    with Store.open(store_path) as store:
+        assert store.recovery_message is not None
+        assert set(store.verdicts()) == {"only-in-db"}
+
+
+def test_journal_last_line_wins_and_a_torn_line_is_ignored(store_path: Path) -> None:
+    with Store.open(store_path) as store:
+        store.set_verdict(_verdict("fp", "dismissed"))
+        store.set_verdict(_verdict("fp", "accepted"))
+    with journal_path(store_path).open("a") as journal:
+        journal.write('{"fingerprint": "torn", "verd')
+    store_path.unlink()  # a deleted cache: the journal alone restores verdicts
+    with Store.open(store_path) as store:
+        assert {fp: v.verdict for fp, v in store.verdicts().items()} == {"fp": "accepted"}
+    lines = journal_path(store_path).read_text().splitlines()
+    assert json.loads(lines[0])["verdict"] == "dismissed"
+
+
+def test_all_writes_happen_on_the_writer_thread(store_path: Path) -> None:
+    with Store.open(store_path) as store:
+        writing_threads: set[int] = set()
+
+        def trace(statement: str) -> None:
+            if statement.split()[0].upper() in {"INSERT", "DELETE", "UPDATE", "BEGIN"}:
+                writing_threads.add(threading.get_ident())
+
+        store.writer.run(lambda conn: conn.set_trace_callback(trace))
+        callers = [
+            threading.Thread(target=store.set_verdict, args=(_verdict(f"fp-{i}"),))
+            for i in range(8)
+        ]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join()
+        store.write_index_batch([_content("h", "f")], [FileRecord("a.py", "h", "python", 1, 1)])
+        assert len(store.verdicts()) == 8
+        assert writing_threads == {store.writer.thread.ident}
+
+        # Reader connections refuse writes outright.
+        reader = connect(store_path, read_only=True)
+        with pytest.raises(sqlite3.OperationalError):
+            reader.execute("DELETE FROM verdicts")
+        reader.close()
+
+
+def test_a_failed_write_rolls_back_and_reaches_the_caller(store_path: Path) -> None:
+    with Store.open(store_path) as store:
+
+        def half_then_fail(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO verdicts (fingerprint, verdict) VALUES ('x', 'accepted')")
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            store.writer.run(half_then_fail)
+        assert store.verdicts() == {}
+
+
+def test_prune_drops_only_unreferenced_contents(store_path: Path) -> None:
+    with Store.open(store_path) as store:
+        store.write_index_batch(
+            [_content("a", "alpha"), _content("b", "beta")],
+            [FileRecord("x.py", "a", "python", 1, 1)],
+        )
+        assert store.known_contents(["a", "b"]) == {"a", "b"}  # kept until asked
+        assert store.prune_contents() == 1
+        assert store.known_contents(["a", "b"]) == {"a"}
+        assert [hit.name for hit in store.users_of("read")] == ["alpha"]
+        assert [hit.path for hit in store.definitions("alpha")] == ["x.py"]
