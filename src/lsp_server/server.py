@@ -23,6 +23,7 @@ from lsp_server.config import Settings
 from lsp_server.features.diagnostics import Reviewer
 from lsp_server.features.indexing import IndexerService
 from lsp_server.features.status import StatusReporter
+from lsp_server.protocol import GantryProtocol
 from lsp_server.review.findings import Finding, Snapshot
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class GantryServer(LanguageServer):
             name="gantry",
             version=__version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=GantryProtocol,
         )
         self.caps = ClientCaps()
         self.root: Path | None = None

@@ -36,7 +36,7 @@ def parse_args(cls: type, args: Any):
 
 def register(server: GantryServer) -> None:
     @server.command("gantry.dismissFinding")
-    async def dismiss_finding(ls: GantryServer, *args: Any) -> dict:
+    async def dismiss_finding(ls, *args: Any) -> dict:  # no hints: pygls resolves them
         from lsp_server.store import Verdict
 
         params: DismissArgs = parse_args(DismissArgs, list(args))

@@ -67,15 +67,15 @@ class IndexerService:
             log.warning("the client refused to watch files: %s", exc)
 
     async def _index_all(self) -> None:
-        indexer = self._indexer()
-        if indexer is None:
-            return
         status = self.server.status
         loop = asyncio.get_running_loop()
         async with self._lock:
             status.indexing = True
             status.update()
             try:
+                indexer = self._indexer()
+                if indexer is None:
+                    return
                 async with status.progress("Gantry: indexing") as report:
 
                     def progress(done: int, total: int, path: object) -> None:
@@ -93,11 +93,11 @@ class IndexerService:
                 status.update()
 
     async def index_paths(self, paths: list[Path]) -> None:
-        indexer = self._indexer()
-        if indexer is None or not paths:
-            return
         async with self._lock:
             try:
+                indexer = self._indexer()
+                if indexer is None or not paths:
+                    return
                 await asyncio.to_thread(indexer.index_paths, paths)
             except Exception:
                 log.exception("indexing %s failed", paths)

@@ -1,0 +1,77 @@
+"""Stdout carries the protocol and nothing else; malformed input gets errors, not a crash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from raw_lsp import FramingError, RawServer, parse_frames
+
+SAMPLE = "import os\n\n\ndef f(x):\n    if x == None:\n        return 1\n"
+
+
+def test_the_strict_parser_rejects_stray_bytes():
+    good = b'Content-Length: 17\r\n\r\n{"jsonrpc":"2.0"}'
+    assert parse_frames(good) == [{"jsonrpc": "2.0"}]
+    with pytest.raises(FramingError):
+        parse_frames(b"hello\n" + good)
+    with pytest.raises(FramingError):
+        parse_frames(good + b"\n")
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    (tmp_path / "pyproject.toml").write_text('[tool.ruff.lint]\nselect = ["E", "F"]\n')
+    (tmp_path / "app.py").write_text(SAMPLE)
+    raw = RawServer(tmp_path)
+    rid = raw.request(
+        "initialize",
+        {
+            "processId": None,
+            "rootUri": tmp_path.as_uri(),
+            "capabilities": {"window": {"workDoneProgress": True}},
+        },
+    )
+    assert "result" in raw.response(rid)
+    raw.notify("initialized", {})
+    yield raw, tmp_path
+    raw.close()
+
+
+def test_a_whole_session_writes_only_frames(server):
+    raw, root = server
+    uri = (root / "app.py").as_uri()
+    raw.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": SAMPLE}})
+    raw.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["version"] == 1)
+    raw.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": SAMPLE + "print(undefined)\n"}]})
+    published = raw.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["version"] == 2)
+    assert "F821" in {d["code"] for d in published["params"]["diagnostics"]}
+    rid = raw.request("textDocument/codeAction", {"textDocument": {"uri": uri}, "range": {"start": {"line": 0, "character": 0}, "end": {"line": 9, "character": 0}}, "context": {"diagnostics": published["params"]["diagnostics"]}})
+    assert raw.response(rid)["result"]
+    rid = raw.request("shutdown", None)
+    raw.response(rid)
+    raw.notify("exit", None)
+    assert raw.close() == 0
+    messages = parse_frames(bytes(raw.raw))  # the whole stream, strictly
+    assert any(m.get("method") == "gantry/status" for m in messages)
+
+
+def test_malformed_input_gets_errors_and_the_server_lives(server):
+    raw, root = server
+    bad = [
+        ("textDocument/codeAction", {"textDocument": 7}),
+        ("workspace/executeCommand", {"command": "gantry.dismissFinding", "arguments": [42]}),
+        ("codeAction/resolve", {"title": "x", "data": {"nonsense": True}}),
+        ("textDocument/hover", {"position": "nowhere"}),
+    ]
+    for method, params in bad:
+        response = raw.response(raw.request(method, params))
+        assert "error" in response, (method, response)
+    raw.send(b"{this is not json")
+    raw.notify("textDocument/didChange", {"textDocument": {"uri": "file:///never/opened.py", "version": 3}, "contentChanges": [{"text": "x"}]})
+    raw.notify("textDocument/didOpen", {"textDocument": "garbage"})
+    uri = (root / "app.py").as_uri()
+    raw.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": SAMPLE}})
+    raw.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri)
+    assert raw.proc.poll() is None
+    parse_frames(bytes(raw.raw))
