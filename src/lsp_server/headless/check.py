@@ -80,7 +80,7 @@ def collect_documents(
     paths: list[str], root: Path, exclude: list[str], max_bytes: int
 ) -> tuple[list[Document], list[tuple[str, str]]]:
     """The documents to send, and (path, reason) for the files that cannot be read."""
-    from lsp_server.analysis.workspace_files import read_source
+    from lsp_server.analysis.workspace_files import read_source_bytes, skip_sentence
 
     documents, skipped = [], []
     for path in _candidate_files(paths, exclude):
@@ -88,10 +88,16 @@ def collect_documents(
         if language not in REVIEWED_LANGUAGES:
             continue
         relative = _relative(path, root)
-        text, reason = read_source(path, max_bytes)
-        if text is None:
-            skipped.append((relative, reason or "cannot be read"))
+        try:
+            data, skip = read_source_bytes(path, max_bytes)
+        except OSError as exc:
+            skipped.append((relative, exc.strerror or str(exc)))
+            continue
+        if data is None:
+            skipped.append((relative, skip_sentence(skip, max_bytes)))
         else:
+            # Decoded as the server's own reader does, so positions agree.
+            text = data.decode("utf-8").removeprefix("\ufeff")
             documents.append(Document(path, relative, language, text))
     return documents, skipped
 
@@ -102,7 +108,8 @@ async def analyse(root: Path, documents: list[Document], wait: float) -> Analysi
     deadline = loop.time() + wait
     session = CheckSession(root)
     try:
-        await session.start(timeout=wait)
+        if not await session.start(timeout=wait):
+            return Analysis((), tuple(sorted(doc.relative for doc in documents)))
         by_uri = {session.open(doc.uri, doc.language, doc.text): doc for doc in documents}
         missing = await session.wait_until_analysed(
             set(by_uri), timeout=max(0.0, deadline - loop.time())

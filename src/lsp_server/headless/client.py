@@ -8,6 +8,7 @@ import collections
 import contextlib
 import logging
 import sys
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -24,6 +25,8 @@ STATUS_NOTIFICATION = "gantry/status"
 SHUTDOWN_GRACE_S = 5.0
 """How long the server gets to shut down and exit before it is killed."""
 _STDERR_TAIL_LINES = 40
+SERVE_COMMAND: tuple[str, ...] = (sys.executable, "-m", "lsp_server", "serve")
+"""The very server an editor runs, from the same interpreter as this command."""
 
 
 def normalise_uri(uri: str) -> str:
@@ -72,7 +75,8 @@ class GantryClient(LanguageClient):
             types.CLIENT_REGISTER_CAPABILITY: self._accept,
         }
         for method, handler in handlers.items():
-            self.feature(method)(handler)
+            # pygls tags each handler with attributes, which a bound method cannot take.
+            self.feature(method)(lambda params, handler=handler: handler(params))
 
     def _on_diagnostics(self, params: types.PublishDiagnosticsParams) -> None:
         uri = normalise_uri(params.uri)
@@ -108,6 +112,12 @@ class GantryClient(LanguageClient):
         return None
 
 
+async def _within(request: Coroutine[Any, Any, Any], timeout: float) -> Any:
+    """Await an LSP request for at most `timeout` s without cancelling it: pygls would log an
+    error when the late answer finds its future cancelled."""
+    return await asyncio.wait_for(asyncio.shield(request), timeout)
+
+
 def _capabilities() -> types.ClientCapabilities:
     return types.ClientCapabilities(
         general=types.GeneralClientCapabilities(
@@ -129,17 +139,17 @@ def _capabilities() -> types.ClientCapabilities:
 class CheckSession:
     """One `gantry serve` subprocess, initialised on `root`, from start to a guaranteed end."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, command: Sequence[str] = SERVE_COMMAND) -> None:
         self.root = root
+        self.command = command
         self.client = GantryClient()
         self._stderr_task: asyncio.Task | None = None
 
-    async def start(self, timeout: float) -> None:
-        """Start the server and complete the initialize handshake, or raise ServerError."""
+    async def start(self, timeout: float) -> bool:
+        """Start the server and complete the initialize handshake within `timeout`: True when
+        done, False when time ran out. Raises ServerError when the server fails."""
         try:
-            await self.client.start_io(
-                sys.executable, "-m", "lsp_server", "serve", cwd=str(self.root)
-            )
+            await self.client.start_io(*self.command, cwd=str(self.root))
         except OSError as exc:
             raise ServerError(f"could not start the server: {exc}") from exc
         self._stderr_task = asyncio.create_task(self._drain_stderr())
@@ -151,11 +161,9 @@ class CheckSession:
             capabilities=_capabilities(),
         )
         try:
-            result = await asyncio.wait_for(self.client.initialize_async(params), timeout)
-        except TimeoutError as exc:
-            raise ServerError(
-                f"the server did not answer `initialize` within {timeout:g} s"
-            ) from exc
+            result = await _within(self.client.initialize_async(params), timeout)
+        except TimeoutError:
+            return False
         except (RuntimeError, OSError, JsonRpcException) as exc:
             # pygls fails pending requests with RuntimeError when the server exits
             raise ServerError(self.client.exit_reason or f"initialize failed: {exc}") from exc
@@ -163,6 +171,7 @@ class CheckSession:
         if encoding != types.PositionEncodingKind.Utf16:
             raise ServerError(f"the server chose position encoding {encoding}; we asked for utf-16")
         self.client.initialized(types.InitializedParams())
+        return True
 
     def open(self, uri: str, language_id: str, text: str) -> str:
         """Send didOpen (version 1); return the URI as the diagnostics will be keyed."""
@@ -200,7 +209,7 @@ class CheckSession:
         process = client.process
         if process is not None and process.returncode is None and not client.exit_reason:
             try:
-                await asyncio.wait_for(client.shutdown_async(None), SHUTDOWN_GRACE_S)
+                await _within(client.shutdown_async(None), SHUTDOWN_GRACE_S)
                 client.exit(None)
             except (TimeoutError, RuntimeError, OSError, JsonRpcException) as exc:
                 # a hung or dead server is killed below

@@ -1,0 +1,211 @@
+"""`gantry check` end to end: real subprocesses driving the real server over stdio."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from lsp_server.headless import client as client_module
+from lsp_server.headless.client import CheckSession, ServerError
+
+SARIF_SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0-schema.json").read_text())
+
+UNUSED_IMPORT = "import os\n\n\nprint('hello')\n"
+"""One ruff finding: F401 on line 1, columns 8-10, with a safe fix."""
+CLEAN = "print('clean')\n"
+
+
+def make_workspace(root: Path, files: dict[str, str | bytes], severity: str = "error") -> Path:
+    """A workspace checked for pyflakes rules only, whose F401 findings are at `severity`."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(
+        f'[tool.gantry.ruff]\nselect = ["F"]\n\n[tool.gantry.severity]\nF401 = "{severity}"\n'
+    )
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def gantry_check(tmp_path, monkeypatch):
+    # The server's per-workspace store lives in the user cache: keep it inside the test.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lsp_server", "check", *args],
+            cwd=cwd,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("severity", "fail_on", "expected"),
+    [
+        ("error", "error", 1),
+        ("warning", "error", 0),
+        ("warning", "warning", 1),
+        ("info", "warning", 0),
+        ("info", "info", 1),
+        ("hint", "info", 0),
+        ("error", "never", 0),
+    ],
+)
+def test_exit_code_follows_fail_on(tmp_path, gantry_check, severity, fail_on, expected):
+    workspace = make_workspace(tmp_path / "ws", {"mod.py": UNUSED_IMPORT}, severity=severity)
+    result = gantry_check(workspace, "--fail-on", fail_on)
+    assert result.returncode == expected, result.stderr
+    assert f"mod.py:1:8: {severity} F401 `os` imported but unused [*]" in result.stdout
+    assert "1 finding" in result.stdout
+
+
+def test_default_fails_on_errors_only(tmp_path, gantry_check):
+    workspace = make_workspace(tmp_path / "ws", {"clean.py": CLEAN})
+    result = gantry_check(workspace)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "No findings in 1 file.\n"
+
+
+def test_json_report(tmp_path, gantry_check):
+    workspace = make_workspace(
+        tmp_path / "ws", {"pkg/mod.py": UNUSED_IMPORT, "pkg/clean.py": CLEAN, "notes.txt": "x"}
+    )
+    result = gantry_check(workspace, "pkg", "--format", "json", "--fail-on", "never")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["version"] == 1
+    (finding,) = document["findings"]
+    assert finding["path"] == "pkg/mod.py"
+    assert (finding["line"], finding["column"], finding["endLine"], finding["endColumn"]) == (
+        1,
+        8,
+        1,
+        10,
+    )
+    assert (finding["level"], finding["rule"]) == ("error", "F401")
+    assert finding["url"].startswith("https://")
+    assert finding["fingerprint"]
+    assert finding["fix"]["applicability"] == "safe"
+    assert finding["fix"]["edits"]
+    summary = document["summary"]
+    assert (summary["findings"], summary["errors"], summary["files"]) == (1, 1, 2)
+    assert summary["complete"] is True
+    # JSON stays machine-readable: the human summary goes to stderr.
+    assert "1 finding (1 error, 0 warnings, 0 info) in 2 files; 1 fixable" in result.stderr
+
+
+def test_sarif_report_to_output_file(tmp_path, gantry_check):
+    workspace = make_workspace(tmp_path / "ws", {"mod.py": UNUSED_IMPORT})
+    out = tmp_path / "report.sarif"
+    result = gantry_check(workspace, "--format", "sarif", "--output", str(out))
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert "1 finding" in result.stderr
+    log = json.loads(out.read_text(encoding="utf-8"))
+    jsonschema.validate(log, SARIF_SCHEMA, cls=jsonschema.Draft4Validator)
+    run = log["runs"][0]
+    (result_,) = run["results"]
+    assert result_["ruleId"] == "F401"
+    assert result_["level"] == "error"
+    location = result_["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"] == {"uri": "mod.py", "uriBaseId": "%SRCROOT%"}
+    assert location["region"]["startLine"] == 1
+    assert result_["partialFingerprints"]["gantry/v1"]
+    assert result_["fixes"][0]["artifactChanges"][0]["replacements"]
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == workspace.resolve().as_uri() + "/"
+
+
+def test_github_annotations(tmp_path, gantry_check):
+    workspace = make_workspace(tmp_path / "ws", {"mod.py": UNUSED_IMPORT}, severity="warning")
+    result = gantry_check(workspace, "mod.py", "--format", "github")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "::warning file=mod.py,line=1,col=8,endLine=1,endColumn=10,title=F401"
+        "::`os` imported but unused\n"
+    )
+
+
+def test_gitignored_files_are_not_checked(tmp_path, gantry_check):
+    workspace = make_workspace(
+        tmp_path / "ws", {".gitignore": "build/\n", "build/gen.py": UNUSED_IMPORT, "ok.py": CLEAN}
+    )
+    result = gantry_check(workspace)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "No findings in 1 file.\n"
+
+
+def test_nonexistent_path_is_a_usage_error(tmp_path, gantry_check):
+    workspace = make_workspace(tmp_path / "ws", {"mod.py": UNUSED_IMPORT})
+    result = gantry_check(workspace, "missing.py")
+    assert result.returncode == 2
+    assert "missing.py" in result.stderr
+    assert result.stdout == ""
+
+
+def test_unwritable_output_is_a_usage_error(tmp_path, gantry_check):
+    workspace = make_workspace(tmp_path / "ws", {"mod.py": UNUSED_IMPORT})
+    result = gantry_check(workspace, "--output", str(tmp_path / "no-such-dir" / "r.json"))
+    assert result.returncode == 2
+    assert "--output" in result.stderr
+
+
+def test_non_utf8_file_is_skipped_with_a_message(tmp_path, gantry_check):
+    workspace = make_workspace(
+        tmp_path / "ws", {"latin1.py": "s = 'caf\xe9'\n".encode("latin-1"), "mod.py": UNUSED_IMPORT}
+    )
+    result = gantry_check(workspace, "--fail-on", "never")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("latin1.py") == 1
+    assert "skipped latin1.py: it is not valid UTF-8" in result.stderr
+    assert "mod.py:1:8: error F401" in result.stdout
+    assert "in 1 file" in result.stdout
+
+
+def test_empty_directory_has_nothing_to_report(tmp_path, gantry_check):
+    (tmp_path / "empty").mkdir()
+    result = gantry_check(tmp_path / "empty")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "No findings in 0 files.\n"
+
+
+def test_analysis_cut_short_by_wait_is_incomplete(tmp_path, gantry_check):
+    workspace = make_workspace(tmp_path / "ws", {"mod.py": UNUSED_IMPORT})
+    # No interpreter starts, let alone answers `initialize`, within a microsecond.
+    result = gantry_check(workspace, "--wait", "0.000001", "--format", "json")
+    assert result.returncode == 3
+    assert json.loads(result.stdout)["summary"]["notAnalysed"] == ["mod.py"]
+    assert "not analysed: mod.py" in result.stderr
+
+
+async def test_a_server_that_dies_is_a_server_error(tmp_path):
+    dying = (sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(7)")
+    session = CheckSession(tmp_path, command=dying)
+    with pytest.raises(ServerError, match="exited with code 7"):
+        await session.start(timeout=60)
+    await session.close()
+    assert session.client.process.returncode == 7
+    assert "boom" in session.client.stderr_tail
+
+
+async def test_a_silent_server_runs_out_of_time_and_is_killed(tmp_path, monkeypatch):
+    monkeypatch.setattr(client_module, "SHUTDOWN_GRACE_S", 0.1)
+    silent = (sys.executable, "-c", "import time; time.sleep(600)")
+    session = CheckSession(tmp_path, command=silent)
+    assert await session.start(timeout=0.5) is False
+    await session.close()
+    assert session.client.process.returncode is not None
