@@ -14,7 +14,7 @@ from lsp_server.store import Store
 
 
 def run_index(args: argparse.Namespace) -> int:
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # never wrap paths mid-word
     root = Path(args.path).resolve()
     if not root.is_dir():
         console.print(f"gantry index: {args.path} is not a directory")
