@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
-import cattrs
 
 Level = Literal["error", "warning", "info", "hint"]
 LEVELS: tuple[str, ...] = typing.get_args(Level)
@@ -54,12 +54,31 @@ class Settings:
         return self.max_file_size_kb * 1024
 
 
-_converter = cattrs.Converter(forbid_extra_keys=True)
-
-
 def _snake(key: str) -> str:
     """Editors speak camelCase (maxFileSizeKb), TOML speaks snake or kebab case."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).replace("-", "_").lower()
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Strict shape check: cattrs alone would turn "E" into ["E"] and "false" into True."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return value in args
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            _fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items()
+        )
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, hint)
 
 
 def _structure(cls: type, data: Any, path: str, problems: list[str]) -> Any:
@@ -81,10 +100,12 @@ def _structure(cls: type, data: Any, path: str, problems: list[str]) -> Any:
             values[key] = _structure(hint, value, where, problems)
             continue
         try:
-            values[key] = _converter.structure(value, hint)
-            fields[key].validator and fields[key].validator(None, fields[key], values[key])
-        except Exception:
-            values.pop(key, None)
+            if not _fits(value, hint):
+                raise TypeError(value)
+            if (validator := fields[key].validator) is not None:
+                validator(None, fields[key], value)
+            values[key] = value
+        except (TypeError, ValueError):
             problems.append(f"{where}: invalid value {value!r}; using the default")
     return cls(**values)
 
@@ -99,7 +120,7 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
-def _normalise_keys(data: Any, cls: type = None) -> Any:  # type: ignore[assignment]
+def _normalise_keys(data: Any, cls: type | None = None) -> Any:
     """snake_case the keys of settings tables (not of free-form maps such as `severity`)."""
     cls = cls or Settings
     if not isinstance(data, dict):

@@ -39,6 +39,7 @@ class IndexerService:
 
     def start(self) -> None:
         if self._full is None or self._full.done():
+            self.server.status.indexing = True  # before anyone can see "ready" in between
             self._full = asyncio.create_task(self._index_all())
 
     def stop(self) -> None:
@@ -122,4 +123,7 @@ def register(server: GantryServer) -> None:
 
             await reload_settings(ls)
             ls.reviewer.request_all()
-        await service.index_paths([p for p in paths if p.name not in _SETTINGS_FILES])
+        if any(p.name == ".gitignore" for p in paths):
+            service.start()  # what is ignored changed: walk everything again
+        else:
+            await service.index_paths([p for p in paths if p.name not in _SETTINGS_FILES])

@@ -102,8 +102,8 @@ def register(server: GantryServer) -> None:
         await reload_settings(ls)
         await open_store(ls)
         ls.ready.set()
-        ls.status.update()
         ls.indexer_service.start()
+        ls.status.update()
         await ls.indexer_service.watch_files()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)

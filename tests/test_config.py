@@ -1,0 +1,65 @@
+"""Settings: layered, typed, and forgiving of bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsp_server.config import Settings, load_settings, severity_for, store_path
+
+
+def test_layers_override_in_order(tmp_path: Path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.gantry]\nmax_file_size_kb = 10\n[tool.gantry.ruff]\nextend_select = ["B"]\n'
+    )
+    settings, problems = load_settings(
+        tmp_path, {"ruff": {"ignore": ["E501"]}}, {"maxFileSizeKb": 20}
+    )
+    assert problems == []
+    assert settings.max_file_size_kb == 20
+    assert settings.ruff.extend_select == ["B"] and settings.ruff.ignore == ["E501"]
+
+
+def test_gantry_toml_wins_over_pyproject(tmp_path: Path):
+    (tmp_path / "pyproject.toml").write_text("[tool.gantry]\nmax_file_size_kb = 10\n")
+    (tmp_path / "gantry.toml").write_text("max_file_size_kb = 30\n")
+    assert load_settings(tmp_path)[0].max_file_size_kb == 30
+
+
+def test_invalid_values_fall_back_to_defaults_with_a_reason(tmp_path: Path):
+    settings, problems = load_settings(
+        tmp_path,
+        {"maxFileSizeKb": -1, "ruff": {"select": "E"}, "severity": {"E": "loud"}, "colour": 1},
+    )
+    assert settings.max_file_size_kb == Settings().max_file_size_kb
+    assert settings.ruff.select == []
+    assert settings.severity == {}
+    joined = "\n".join(problems)
+    for needle in ("max_file_size_kb", "ruff.select", "severity", "colour: unknown setting"):
+        assert needle in joined
+
+
+def test_unreadable_project_file_is_reported_not_fatal(tmp_path: Path):
+    (tmp_path / "pyproject.toml").write_text("[tool.gantry\nbroken")
+    settings, problems = load_settings(tmp_path)
+    assert settings == Settings()
+    assert "cannot be read" in problems[0]
+
+
+def test_editor_settings_of_the_wrong_shape(tmp_path: Path):
+    settings, problems = load_settings(tmp_path, ["not", "a", "table"], {"ruff": 3})
+    assert settings == Settings()
+    assert len(problems) == 2
+
+
+def test_severity_longest_prefix_wins():
+    settings = Settings(severity={"F": "error", "F401": "hint"})
+    assert severity_for("F401", settings, "warning") == "hint"
+    assert severity_for("F841", settings, "warning") == "error"
+    assert severity_for("E501", settings, "info") == "info"
+
+
+def test_store_path_default_and_override(tmp_path: Path):
+    default = store_path(tmp_path, Settings())
+    assert default.suffix == ".db" and tmp_path.name in default.name
+    assert store_path(tmp_path / "other", Settings()) != default
+    assert store_path(tmp_path, Settings(store=".gantry/s.db")) == tmp_path / ".gantry/s.db"
