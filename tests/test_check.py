@@ -149,6 +149,17 @@ def test_gitignored_files_are_not_checked(tmp_path, gantry_check):
     assert result.stdout == "No findings in 1 file.\n"
 
 
+def test_invalid_settings_are_announced_and_the_check_goes_on(tmp_path, gantry_check):
+    workspace = make_workspace(tmp_path / "ws", {"mod.py": UNUSED_IMPORT})
+    with (workspace / "pyproject.toml").open("a") as pyproject:
+        pyproject.write("\n[tool.gantry.index]\nenabled = 'sometimes'\n")
+    result = gantry_check(workspace)
+    assert result.returncode == 1, result.stderr
+    assert "gantry: warning:" in result.stderr
+    assert "enabled" in result.stderr
+    assert "mod.py:1:8: error F401" in result.stdout
+
+
 def test_nonexistent_path_is_a_usage_error(tmp_path, gantry_check):
     workspace = make_workspace(tmp_path / "ws", {"mod.py": UNUSED_IMPORT})
     result = gantry_check(workspace, "missing.py")

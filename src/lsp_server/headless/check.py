@@ -21,6 +21,7 @@ from pathlib import Path
 import attrs
 
 from lsp_server.analysis.languages import language_for_path
+from lsp_server.analysis.workspace_files import iter_source_files, read_source_bytes, skip_sentence
 from lsp_server.config import load_settings
 from lsp_server.headless.client import CheckSession, ServerError
 from lsp_server.headless.findings import Finding, Report, finding_from_diagnostic, level_rank
@@ -61,8 +62,6 @@ def _relative(path: Path, root: Path) -> str:
 def _candidate_files(paths: list[str], exclude: list[str]) -> list[Path]:
     """PATHS expanded to source files: a directory by the workspace rules (.gitignore, exclude),
     a file named outright as it is."""
-    from lsp_server.analysis.workspace_files import iter_source_files
-
     missing = [path for path in paths if not Path(path).exists()]
     if missing:
         raise UsageError(f"no such file or directory: {', '.join(missing)}")
@@ -80,8 +79,6 @@ def collect_documents(
     paths: list[str], root: Path, exclude: list[str], max_bytes: int
 ) -> tuple[list[Document], list[tuple[str, str]]]:
     """The documents to send, and (path, reason) for the files that cannot be read."""
-    from lsp_server.analysis.workspace_files import read_source_bytes, skip_sentence
-
     documents, skipped = [], []
     for path in _candidate_files(paths, exclude):
         language = language_for_path(path)
