@@ -152,11 +152,11 @@ def test_gitignored_files_are_not_checked(tmp_path, gantry_check):
 def test_invalid_settings_are_announced_and_the_check_goes_on(tmp_path, gantry_check):
     workspace = make_workspace(tmp_path / "ws", {"mod.py": UNUSED_IMPORT})
     with (workspace / "pyproject.toml").open("a") as pyproject:
-        pyproject.write("\n[tool.gantry.index]\nenabled = 'sometimes'\n")
+        pyproject.write("\n[tool.gantry]\nmax_file_size_kb = 'big'\n")
     result = gantry_check(workspace)
     assert result.returncode == 1, result.stderr
     assert "gantry: warning:" in result.stderr
-    assert "enabled" in result.stderr
+    assert "max_file_size_kb" in result.stderr
     assert "mod.py:1:8: error F401" in result.stdout
 
 
@@ -220,3 +220,46 @@ async def test_a_silent_server_runs_out_of_time_and_is_killed(tmp_path, monkeypa
     assert await session.start(timeout=0.5) is False
     await session.close()
     assert session.client.process.returncode is not None
+
+
+def test_a_sub_project_is_checked_with_its_own_settings(tmp_path, gantry_check):
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    make_workspace(repo / "services" / "api", {"mod.py": UNUSED_IMPORT}, severity="hint")
+    result = gantry_check(repo, "services/api", "--fail-on", "info")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "services/api/mod.py:1:8: hint F401" in result.stdout
+
+
+def test_a_dismissed_finding_is_not_reported(tmp_path, gantry_check):
+    """Dismiss in an editor session, then check: the same store and fingerprint apply."""
+    import asyncio
+
+    from lsprotocol import types
+
+    from lsp_harness import SERVER, diagnostics_for, initialize, open_document
+
+    workspace = make_workspace(tmp_path / "ws", {"mod.py": UNUSED_IMPORT + "import sys\n"})
+
+    async def dismiss_os_import() -> None:
+        client = await SERVER.start()
+        try:
+            await initialize(client, workspace)
+            uri = open_document(client, workspace / "mod.py")
+            diagnostics = await diagnostics_for(client, uri, 1)
+            os_import = next(d for d in diagnostics if d.range.start.line == 0)
+            await client.workspace_execute_command_async(
+                types.ExecuteCommandParams(
+                    command="gantry.dismissFinding",
+                    arguments=[{"uri": uri, "fingerprint": os_import.data["fingerprint"]}],
+                )
+            )
+            await client.shutdown_session()
+        finally:
+            await client.stop()
+
+    before = gantry_check(workspace)
+    assert "mod.py:1:8" in before.stdout and "mod.py:5:8" in before.stdout
+    asyncio.run(dismiss_os_import())  # inherits the fixture's XDG_CACHE_HOME: the same store
+    after = gantry_check(workspace)
+    assert "mod.py:1:8" not in after.stdout and "mod.py:5:8" in after.stdout

@@ -99,11 +99,11 @@ def collect_documents(
     return documents, skipped
 
 
-async def analyse(root: Path, documents: list[Document], wait: float) -> Analysis:
+async def analyse(workspace: Path, documents: list[Document], wait: float) -> Analysis:
     """Open every document in a fresh server and collect what it publishes within `wait` s."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    session = CheckSession(root)
+    session = CheckSession(workspace)
     try:
         if not await session.start(timeout=wait):
             return Analysis((), tuple(sorted(doc.relative for doc in documents)))
@@ -122,6 +122,20 @@ async def analyse(root: Path, documents: list[Document], wait: float) -> Analysi
         for diagnostic in session.client.diagnostics.get(uri, ())
     )
     return Analysis(findings, tuple(sorted(by_uri[uri].relative for uri in missing)))
+
+
+_PROJECT_MARKERS = ("gantry.toml", "pyproject.toml", ".git")
+
+
+def project_root(paths: list[str], cwd: Path) -> Path:
+    """The workspace the server reviews with: the nearest folder around all PATHS that holds a
+    project marker, so `gantry check sub/project` uses that project's settings."""
+    common = Path(os.path.commonpath([Path(p).resolve() for p in paths]))
+    start = common if common.is_dir() else common.parent
+    for folder in (start, *start.parents):
+        if any((folder / marker).exists() for marker in _PROJECT_MARKERS):
+            return folder
+    return cwd
 
 
 def exit_code(report: Report, fail_on: str) -> int:
@@ -166,8 +180,12 @@ def _write_report(args: argparse.Namespace, report: Report, root: Path) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    root = Path.cwd().resolve()
-    settings, _ = load_settings(root)  # problems are the server's to announce, once
+    root = Path.cwd().resolve()  # reports name files relative to where CI runs
+    try:
+        workspace = project_root(args.paths, root)
+    except (OSError, ValueError):
+        workspace = root  # missing paths are reported below
+    settings, _ = load_settings(workspace)  # problems are the server's to announce, once
     if settings.log_level == "debug":
         logging.basicConfig(stream=sys.stderr, format="%(name)s: %(message)s")
         logging.getLogger("gantry.check").setLevel(logging.DEBUG)
@@ -187,7 +205,7 @@ def run_check(args: argparse.Namespace) -> int:
     analysis = Analysis((), ())
     if documents:
         try:
-            analysis = asyncio.run(analyse(root, documents, args.wait))
+            analysis = asyncio.run(analyse(workspace, documents, args.wait))
         except ServerError as exc:
             _error(f"the Gantry server failed: {exc}")
             return EXIT_USAGE

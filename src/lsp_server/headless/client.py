@@ -159,6 +159,8 @@ class CheckSession:
             root_uri=self.root.as_uri(),
             workspace_folders=[types.WorkspaceFolder(uri=self.root.as_uri(), name=self.root.name)],
             capabilities=_capabilities(),
+            # CI needs findings, not the context index: skip indexing the whole workspace.
+            initialization_options={"index": {"enabled": False}},
         )
         try:
             result = await _within(self.client.initialize_async(params), timeout)

@@ -19,7 +19,6 @@ SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 )
 # The project has no published home yet; this is where its docs will live.
-INFORMATION_URI = "https://github.com/gantry-lsp/gantry"
 SRCROOT = "%SRCROOT%"
 FINGERPRINT_KEY = "gantry/v1"
 _LEVELS = {"error": "error", "warning": "warning", "info": "note", "hint": "note"}
@@ -92,7 +91,6 @@ def sarif_log(report: Report, root: Path) -> dict[str, Any]:
             "driver": {
                 "name": "gantry",
                 "version": __version__,
-                "informationUri": INFORMATION_URI,
                 "rules": [_rule(rule, urls[rule]) for rule in rule_ids],
             }
         },
