@@ -50,7 +50,8 @@ def workspace(tmp_path: Path) -> Path:
 @pytest_lsp.fixture(config=SERVER, params=CLIENTS)
 async def client(lsp_client: LanguageClient, request, workspace: Path):
     lsp_client.editor = request.param
-    await initialize(lsp_client, workspace, request.param)
+    result = await initialize(lsp_client, workspace, request.param)
+    lsp_client.encoding = result.capabilities.position_encoding or "utf-16"
     yield
     await lsp_client.shutdown_session()
 
@@ -219,3 +220,71 @@ async def test_binary_and_oversized_documents_are_skipped_once(client: LanguageC
     notes = [m.message for m in client.messages if "not reviewed" in m.message]
     assert len(notes) == 2
     assert any("max_file_size_kb" in n for n in notes) and any("binary" in n for n in notes)
+
+
+async def test_a_corrupt_store_is_rebuilt_keeping_verdicts(workspace: Path):
+    from lsp_server.config import Settings, store_path
+
+    async def session(dismiss: bool) -> tuple[set[str], list[str]]:
+        client = await SERVER.start()
+        try:
+            await initialize(client, workspace)
+            uri = open_document(client, workspace / "app.py")
+            codes = by_code(await diagnostics_for(client, uri, 1))
+            if dismiss:
+                await client.workspace_execute_command_async(
+                    types.ExecuteCommandParams(
+                        command="gantry.dismissFinding",
+                        arguments=[{"uri": uri, "fingerprint": codes["E722"][0].data["fingerprint"]}],
+                    )
+                )
+            await idle(client)
+            await client.shutdown_session()
+            return set(codes), [m.message for m in client.messages]
+        finally:
+            await client.stop()
+
+    await session(dismiss=True)
+    store = store_path(workspace, Settings())
+    data = bytearray(store.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 4096] = b"\xde\xad" * 2048  # scribble over the middle
+    store.write_bytes(bytes(data))
+    codes, messages = await session(dismiss=False)
+    assert "E722" not in codes
+    assert any("could not be used" in m and "1 verdict" in m for m in messages), messages
+    assert list(store.parent.glob(store.name + ".corrupt-*"))
+
+
+async def test_positions_are_in_the_negotiated_encoding(client: LanguageClient, workspace: Path):
+    text = 'x = "é😀"; import os\n'
+    uri = open_document(client, workspace / "app.py", text=text)
+    (f401,) = [d for d in await diagnostics_for(client, uri, 1) if d.code == "F401"]
+    # "os" starts at code point 17: 18 UTF-16 units (the emoji takes two), 21 UTF-8 bytes.
+    expected = {"utf-16": 18, "utf-8": 21, "utf-32": 17}
+    assert f401.range.start.character == expected[client.encoding]
+
+
+async def test_a_client_without_resolve_gets_eager_plain_edits(workspace: Path):
+    client = await SERVER.start()
+    try:
+        await client.initialize_session(
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(),
+                root_uri=workspace.as_uri(),
+            )
+        )
+        uri = open_document(client, workspace / "app.py")
+        f401 = by_code(await diagnostics_for(client, uri, 1))["F401"][0]
+        actions = await client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=f401.range,
+                context=types.CodeActionContext(diagnostics=[f401]),
+            )
+        )
+        fix = next(a for a in actions if isinstance(a, types.CodeAction) and a.kind == "quickfix")
+        assert fix.data is None and fix.edit.changes and not fix.edit.document_changes
+        assert "import os" not in apply_text_edits(SAMPLE, edits_of(fix.edit, uri))
+        await client.shutdown_session()
+    finally:
+        await client.stop()

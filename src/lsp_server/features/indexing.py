@@ -13,6 +13,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from lsp_server.analysis.languages import EXTENSIONS
+from lsp_server.features.lifecycle import reload_settings, verify_store
 
 if TYPE_CHECKING:
     from lsp_server.server import GantryServer
@@ -74,6 +75,7 @@ class IndexerService:
             status.indexing = True
             status.update()
             try:
+                await verify_store(self.server)  # the index is only ever written to a sound file
                 indexer = self._indexer()
                 if indexer is None:
                     return
@@ -119,8 +121,6 @@ def register(server: GantryServer) -> None:
     ) -> None:
         paths = [Path(to_fs_path(change.uri) or change.uri) for change in params.changes]
         if any(p.name in _SETTINGS_FILES for p in paths):
-            from lsp_server.features.lifecycle import reload_settings
-
             await reload_settings(ls)
             ls.reviewer.request_all()
         if any(p.name == ".gitignore" for p in paths):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from lsp_server.config import load_settings, store_path
 
 if TYPE_CHECKING:
     from lsp_server.server import GantryServer
+    from lsp_server.store import Store
 
 log = logging.getLogger("gantry.lifecycle")
 _CONFIG_TIMEOUT_S = 5.0  # a client that never answers workspace/configuration must not stall us
@@ -68,15 +70,23 @@ async def reload_settings(server: GantryServer) -> None:
         server.notify_user(f"invalid setting {problem}")
 
 
-def _open_store(server: GantryServer):
+def _dismissed(store: Store) -> frozenset[str]:
+    return frozenset(
+        fp for fp, v in store.verdicts().items() if v.verdict in ("dismissed", "false_positive")
+    )
+
+
+def _open_store(server: GantryServer) -> tuple[Store, frozenset[str]]:
+    """Open the store cheaply (reviews wait for its verdicts); `verify_store` checks it fully."""
     from lsp_server.store import Store
 
-    store = Store.open(store_path(server.root, server.settings))
-    verdicts = store.verdicts()
-    dismissed = frozenset(
-        fp for fp, v in verdicts.items() if v.verdict in ("dismissed", "false_positive")
-    )
-    return store, dismissed
+    path = store_path(server.root, server.settings)
+    try:
+        store = Store.open(path, thorough=False)
+        return store, _dismissed(store)
+    except sqlite3.DatabaseError:  # damage the cheap checks missed: the full open recovers
+        store = Store.open(path)
+        return store, _dismissed(store)
 
 
 async def open_store(server: GantryServer) -> None:
@@ -88,6 +98,22 @@ async def open_store(server: GantryServer) -> None:
         return
     if server.store.recovery_message:
         server.notify_user(server.store.recovery_message)
+
+
+async def verify_store(server: GantryServer) -> None:
+    """The whole-file integrity check, after reviews have started and before indexing writes."""
+    if server.store is None:
+        return
+    try:
+        store = await asyncio.to_thread(server.store.verify)
+    except Exception:
+        log.exception("verifying the context store failed")
+        return
+    if store is not server.store:
+        server.store = store
+        server.dismissed = server.dismissed | await asyncio.to_thread(_dismissed, store)
+        if store.recovery_message:
+            server.notify_user(store.recovery_message)
 
 
 def register(server: GantryServer) -> None:

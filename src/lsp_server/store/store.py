@@ -30,12 +30,14 @@ class Store:
         self._readers_lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: Path) -> Store:
-        """Open (creating, migrating or rebuilding as needed) the store at `path`."""
+    def open(cls, path: Path, *, thorough: bool = True) -> Store:
+        """Open (creating, migrating or rebuilding as needed) the store at `path`.
+
+        `thorough=False` skips the whole-file integrity check; run `verify()` later."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         created = not path.exists() or path.stat().st_size == 0
-        problem = diagnose(path)
+        problem = diagnose(path, thorough=thorough)
         salvaged: list[Verdict] = []
         message = None
         if problem is not None:
@@ -53,6 +55,14 @@ class Store:
             if message is not None:
                 store.recovery_message = f"{message}; {restored} verdict(s) were kept."
         return store
+
+    def verify(self) -> Store:
+        """This store if the whole file is sound; else it is closed, rebuilt (keeping verdicts)
+        and the new store returned, with its recovery_message set."""
+        if diagnose(self.path) is None:
+            return self
+        self.close()
+        return Store.open(self.path)
 
     # -- verdicts ----------------------------------------------------------------------------
 
