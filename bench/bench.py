@@ -1,0 +1,513 @@
+"""Gantry against its peers, in one run; prints a markdown table.
+
+    python bench/bench.py [--runs 10] [--changes 50] [--sections start,diag,index]
+
+(a) process start -> `initialize` response, median of --runs cold starts, beside the floor of
+    importing pygls; (b) didChange -> publishDiagnostics latency on a generated ~2,000-line
+    file; (c) cold and incremental indexing of the standard library (Gantry's indexer
+    in-process, in a subprocess of its own; `gantry index`; universal-ctags); (d) peak RSS.
+Targets are shown, never asserted. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lspclient import LspClient, ServerError, file_uri, initialize_params  # noqa: E402
+from workload import Editor, generate, make_workspace  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+TARGET_INIT_MS = 150
+TARGET_DIAG_P50_MS = 60
+TARGET_INDEX_LPS = 20_000
+TARGET_INCR_MS = 30
+TARGET_RSS_MB = 150
+
+
+@dataclass
+class Peer:
+    name: str
+    exe: str
+    args: list[str]
+    diag_note: str
+    comparable: bool = True
+    """Its diagnostics are the same kind of work as Gantry's (a linter over the file)."""
+
+    def argv(self) -> list[str] | None:
+        path = BIN / self.exe
+        found = str(path) if path.is_file() else shutil.which(self.exe)
+        return [found, *self.args] if found else None
+
+
+PEERS = [
+    Peer("gantry serve", "gantry", ["serve"], "ruff check (E,F,W,B) in a subprocess per review"),
+    Peer("ruff server", "ruff", ["server"], "ruff (E,F,W,B) in-process, Rust"),
+    Peer(
+        "pylsp", "pylsp", [],
+        "pyflakes + pycodestyle + mccabe; includes its built-in 500 ms lint debounce",
+    ),
+    Peer(
+        "jedi-language-server", "jedi-language-server", [],
+        "syntax errors only (not comparable); includes its built-in 1 s debounce",
+        comparable=False,
+    ),
+]
+
+
+@dataclass
+class Row:
+    section: str
+    tool: str
+    metric: str
+    value: str
+    target: str = ""
+    status: str = ""
+    note: str = ""
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+
+    def add(self, *args, **kwargs) -> None:
+        row = Row(*args, **kwargs)
+        self.rows.append(row)
+        print(f"  {row.section} | {row.tool} | {row.metric}: {row.value} {row.status}",
+              file=sys.stderr, flush=True)
+
+    def markdown(self) -> str:
+        head = "| section | tool | metric | value | target | met? | note |"
+        out = [head, "|---|---|---|---:|---|---|---|"]
+        for r in self.rows:
+            cells = (r.section, r.tool, r.metric, r.value, r.target, r.status, r.note)
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        return "\n".join(out)
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
+def pct(values: list[float], p: int) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+def server_env(cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["XDG_CACHE_HOME"] = str(cache)  # nothing lands in the user's cache
+    env.pop("VIRTUAL_ENV_PROMPT", None)
+    return env
+
+
+def mib(kib: int | None) -> str:
+    return "n/a" if not kib else f"{kib / 1024:.0f} MB"
+
+
+# -- (a) cold start -------------------------------------------------------------------------
+
+
+def time_command(argv: list[str], runs: int, env: dict[str, str]) -> list[float]:
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(argv, env=env, check=True, timeout=60,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def cold_start(argv: list[str], ws: Path, env: dict[str, str]) -> float:
+    client = LspClient(argv, cwd=ws, env=env)
+    try:
+        rid = client.request("initialize", initialize_params(ws))
+        stamp, _ = client.wait_response(rid, 30)
+        return (stamp - client.started) * 1000
+    finally:
+        client.close()
+
+
+def bench_start(report: Report, runs: int, ws: Path, env: dict[str, str]) -> None:
+    py = sys.executable
+    floors = {
+        "python -c pass": [py, "-c", "pass"],
+        'python -c "import pygls.lsp.server"': [py, "-c", "import pygls.lsp.server"],
+        "import gantry's server modules": [
+            py, "-c", "import lsp_server.server, lsp_server.features",
+        ],
+    }
+    results: dict[str, list[float]] = {name: [] for name in floors}
+    errors: dict[str, str] = {}
+    argvs = {}
+    for peer in PEERS:
+        argv = peer.argv()
+        if argv is None:
+            errors[peer.name] = "skipped: not installed"
+        else:
+            argvs[peer.name] = argv
+            results[peer.name] = []
+    # One untimed start each (bytecode caches), then rounds interleaved across tools.
+    for name, argv in argvs.items():
+        try:
+            cold_start(argv, ws, env)
+        except (ServerError, TimeoutError, OSError) as exc:
+            errors[name] = f"error: {exc}"
+    for argv in floors.values():
+        time_command(argv, 1, env)
+    for _ in range(runs):
+        for name, argv in floors.items():
+            results[name] += time_command(argv, 1, env)
+        for name, argv in argvs.items():
+            if name in errors:
+                continue
+            try:
+                results[name].append(cold_start(argv, ws, env))
+            except (ServerError, TimeoutError, OSError) as exc:
+                errors[name] = f"error: {exc}"
+    floor = statistics.median(results['python -c "import pygls.lsp.server"'])
+    for name in floors:
+        med = statistics.median(results[name])
+        report.add("(a) start", name, "wall time, median", f"{med:.0f} ms",
+                   note=f"floor; n={runs}, min {min(results[name]):.0f} ms")
+    for peer in PEERS:
+        if peer.name in errors:
+            report.add("(a) start", peer.name, "start -> initialize response", errors[peer.name])
+            continue
+        values = results[peer.name]
+        med = statistics.median(values)
+        note = f"n={runs}, min {min(values):.0f}, max {max(values):.0f} ms"
+        if peer.name == "gantry serve":
+            note += f"; {med / floor:.2f}x the pygls import floor ({floor:.0f} ms)"
+        report.add("(a) start", peer.name, "start -> initialize response, median",
+                   f"{med:.0f} ms", f"<= {TARGET_INIT_MS} ms", met(med <= TARGET_INIT_MS), note)
+
+
+# -- (b) diagnostics latency ----------------------------------------------------------------
+
+
+@dataclass
+class DiagResult:
+    latencies_ms: list[float]
+    timeouts: int
+    versioned: bool
+    counts: tuple[set[int], set[int]]
+    """Diagnostic counts seen after even and after odd edits."""
+    rss_kib: int | None
+
+
+def publish_for(uri: str, version: int | None) -> Callable[[dict], bool]:
+    def match(message: dict) -> bool:
+        if message.get("method") != "textDocument/publishDiagnostics":
+            return False
+        params = message.get("params") or {}
+        if params.get("uri") != uri:
+            return False
+        return version is None or params.get("version") == version
+
+    return match
+
+
+def diag_run(argv: list[str], ws: Path, doc: Path, env: dict[str, str], warmup: int,
+             changes: int, timeout: float) -> DiagResult:
+    lines, anchors = generate()
+    editor = Editor(lines, anchors)
+    uri = file_uri(doc)
+    client = LspClient(argv, cwd=ws, env=env)
+    try:
+        rid = client.request("initialize", initialize_params(ws))
+        client.wait_response(rid, 30)
+        client.notify("initialized", {})
+        client.notify("textDocument/didOpen", {"textDocument": {
+            "uri": uri, "languageId": "python", "version": 1, "text": editor.text(0)}})
+        _, first = client.wait_for(publish_for(uri, None), 60)
+        versioned = "version" in first["params"]
+        if versioned and first["params"]["version"] != 1:
+            client.wait_for(publish_for(uri, 1), 60)
+        latencies, timeouts = [], 0
+        counts: tuple[set[int], set[int]] = (set(), set())
+        for step in range(1, warmup + changes + 1):
+            version = step + 1
+            text = editor.text(step)
+            client.drain()
+            sent = time.perf_counter()
+            client.notify("textDocument/didChange", {
+                "textDocument": {"uri": uri, "version": version},
+                "contentChanges": [{"text": text}],
+            })
+            try:
+                stamp, message = client.wait_for(
+                    publish_for(uri, version if versioned else None), timeout)
+            except TimeoutError:
+                timeouts += 1
+                continue
+            if step > warmup:
+                latencies.append((stamp - sent) * 1000)
+                counts[step % 2].add(len(message["params"]["diagnostics"]))
+        rss = client.peak_rss_kib()
+        return DiagResult(latencies, timeouts, versioned, counts, rss)
+    finally:
+        client.close()
+
+
+def bench_diag(report: Report, ws: Path, doc: Path, env: dict[str, str], warmup: int,
+               changes: int, timeout: float) -> dict[str, int | None]:
+    rss: dict[str, int | None] = {}
+    for peer in PEERS:
+        argv = peer.argv()
+        if argv is None:
+            report.add("(b) diagnostics", peer.name, "didChange -> publishDiagnostics",
+                       "skipped: not installed")
+            continue
+        try:
+            result = diag_run(argv, ws, doc, env, warmup, changes, timeout)
+        except (ServerError, TimeoutError, OSError) as exc:
+            report.add("(b) diagnostics", peer.name, "didChange -> publishDiagnostics",
+                       f"error: {exc}")
+            continue
+        rss[peer.name] = result.rss_kib
+        if not result.latencies_ms:
+            report.add("(b) diagnostics", peer.name, "didChange -> publishDiagnostics",
+                       f"error: no publish within {timeout} s ({result.timeouts} timeouts)")
+            continue
+        values = result.latencies_ms
+        p50, p95 = pct(values, 50), pct(values, 95)
+        even, odd = sorted(result.counts[0]), sorted(result.counts[1])
+        note = (f"n={len(values)} after {warmup} warm-up; "
+                f"{'waits for the version' if result.versioned else 'unversioned: next publish'}"
+                f"; diagnostics even/odd edits: {even}/{odd}")
+        if result.timeouts:
+            note += f"; {result.timeouts} timeouts ({timeout:.0f} s)"
+        note += "; " + peer.diag_note
+        target = f"<= {TARGET_DIAG_P50_MS} ms" if peer.comparable else "not comparable"
+        status = met(p50 <= TARGET_DIAG_P50_MS) if peer.comparable else ""
+        report.add("(b) diagnostics", peer.name, "didChange -> publishDiagnostics p50 / p95",
+                   f"{p50:.0f} / {p95:.0f} ms", target, status, note)
+    return rss
+
+
+# -- (c) indexing -----------------------------------------------------------------------------
+
+
+def copy_python_tree(src: Path, dst: Path) -> tuple[int, int]:
+    """Copy the .py files of `src` (without site-packages, __pycache__) to dst; the copy is
+    what every indexer reads, so the real standard library is never touched."""
+
+    def ignore(directory: str, names: list[str]) -> list[str]:
+        out = []
+        for name in names:
+            if name in ("site-packages", "__pycache__"):
+                out.append(name)
+            elif not name.endswith(".py") and not os.path.isdir(os.path.join(directory, name)):
+                out.append(name)
+        return out
+
+    shutil.copytree(src, dst, ignore=ignore, symlinks=True)
+    files = lines = 0
+    for path in dst.rglob("*.py"):
+        if path.is_file() and not path.is_symlink():
+            files += 1
+            with open(path, "rb") as f:
+                lines += f.read().count(b"\n")
+    return files, lines
+
+
+def run_measured(argv: list[str], env: dict[str, str], timeout: float,
+                 cwd: Path | None = None) -> tuple[float, int, str, str, int]:
+    """(wall seconds, peak RSS KiB from wait4, stdout, stderr tail, exit code)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return (wall, usage.ru_maxrss, out.read().decode("utf-8", "replace"),
+                err.read().decode("utf-8", "replace")[-600:], proc.returncode)
+
+
+def bench_index(report: Report, stdlib: Path, tmp: Path, env: dict[str, str],
+                edits: int) -> dict[str, tuple[int, str]]:
+    rss: dict[str, tuple[int, str]] = {}
+    tree = tmp / "stdlib"
+    t0 = time.perf_counter()
+    files, lines = copy_python_tree(stdlib, tree)
+    report.add("(c) index", "(tree)", "Python stdlib .py files",
+               f"{files} files, {lines:,} lines",
+               note=f"copied from {stdlib} in {time.perf_counter() - t0:.1f} s "
+                    "(no site-packages); every tool reads the copy")
+
+    # universal-ctags
+    ctags = shutil.which("ctags")
+    version = ""
+    if ctags:
+        probe = subprocess.run([ctags, "--version"], capture_output=True, text=True, timeout=10)
+        version = probe.stdout.splitlines()[0] if probe.stdout else ""
+    if not ctags or "Universal Ctags" not in version:
+        report.add("(c) index", "universal-ctags", "cold index", "skipped: not installed")
+    else:
+        tags = tmp / "out.tags"
+        wall, maxrss, _, err, code = run_measured(
+            [ctags, "-R", "--languages=Python", "-f", str(tags), str(tree)], env, 240)
+        if code != 0:
+            report.add("(c) index", "universal-ctags", "cold index", f"error: {err}")
+        else:
+            count = sum(1 for line in open(tags, "rb") if not line.startswith(b"!_"))
+            report.add("(c) index", "universal-ctags", "cold index: files/s, lines/s",
+                       f"{files / wall:,.0f} files/s, {lines / wall:,.0f} lines/s",
+                       note=f"{wall:.2f} s wall, {count:,} tags; {version}")
+            rss["universal-ctags"] = (maxrss, "ctags -R")
+
+    # gantry index, as a user runs it
+    gantry = BIN / "gantry"
+    cli_env = dict(env, XDG_CACHE_HOME=str(tmp / "cli-cache"))
+    wall, maxrss, out, err, code = run_measured([str(gantry), "index", str(tree)], cli_env, 300)
+    if code != 0:
+        report.add("(c) index", "gantry index", "cold, CLI wall", f"error ({code}): {err}")
+    else:
+        said = next((line for line in out.splitlines() if line.startswith("time:")), "")
+        report.add("(c) index", "gantry index", "cold, CLI wall time",
+                   f"{wall:.1f} s ({lines / wall:,.0f} lines/s)",
+                   note=f"process start to exit; it reports '{said}'")
+        rss["gantry index (CLI)"] = (maxrss, "main process only")
+
+    # Gantry's indexer in-process, in a subprocess of its own
+    child = Path(__file__).resolve().parent / "index_child.py"
+    store_dir = tmp / "index-store"
+    store_dir.mkdir()
+    wall, maxrss, out, err, code = run_measured(
+        [sys.executable, str(child), str(tree), str(store_dir), "--edits", str(edits)], env, 300)
+    if code != 0:
+        report.add("(c) index", "Gantry Indexer", "cold index", f"error ({code}): {err}")
+        return rss
+    data = json.loads(out.strip().splitlines()[-1])
+    cold = data["cold"]
+    seconds = cold["wall_s"]
+    lps = cold["lines"] / seconds
+    skipped = ", ".join(f"{n} {why}" for why, n in cold["files_skipped"].items()) or "none"
+    report.add("(c) index", "Gantry Indexer.index_all", "cold index: files/s, lines/s",
+               f"{cold['files_seen'] / seconds:,.0f} files/s, {lps:,.0f} lines/s",
+               f">= {TARGET_INDEX_LPS:,} lines/s", met(lps >= TARGET_INDEX_LPS),
+               f"{seconds:.1f} s; {cold['files_parsed']} parsed, {cold['files_reused']} reused "
+               f"(same content), skipped {skipped}; {cold['symbols']:,} symbols")
+    report.add("(c) index", "Gantry Indexer.index_all", "re-index, nothing changed",
+               f"{data['noop']['wall_s'] * 1000:.0f} ms",
+               note=f"{data['noop']['files_unchanged']} files unchanged (stat only)")
+    incr = data["incremental"]
+    if incr["median_s"] is not None:
+        med = incr["median_s"] * 1000
+        times = [t * 1000 for t in incr["times_s"]]
+        report.add("(c) index", "Gantry Indexer.index_paths", "incremental, one changed file",
+                   f"{med:.1f} ms", f"<= {TARGET_INCR_MS} ms", met(med <= TARGET_INCR_MS),
+                   f"median of {incr['edits']} files (2-60 KB, {incr['lines']:,} lines), "
+                   f"max {max(times):.1f} ms; {incr['parsed']} parsed")
+    rss["Gantry indexer (index_all)"] = (
+        data["rss_kib"],
+        f"main process (wait4 {mib(maxrss)}); pool workers peak {mib(data['worker_rss_kib'])} "
+        f"each ({data['workers_seen']} processes seen)",
+    )
+    return rss
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB RAM"
+    except OSError:
+        pass
+    return (f"{time.strftime('%Y-%m-%d %H:%M %Z')}; {os.cpu_count()} CPUs ({cpu}), {mem}; "
+            f"Python {platform.python_version()}; {platform.system()} {platform.release()}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=10, help="cold starts per server")
+    parser.add_argument("--changes", type=int, default=50, help="measured didChanges")
+    parser.add_argument("--warmup", type=int, default=5, help="didChanges before measuring")
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        help="seconds to wait for one publishDiagnostics")
+    parser.add_argument("--edits", type=int, default=20, help="files for incremental index")
+    parser.add_argument("--stdlib", type=Path,
+                        default=Path(sysconfig.get_paths()["stdlib"]))
+    parser.add_argument("--sections", default="start,diag,index")
+    parser.add_argument("--output", type=Path, help="also write the markdown here")
+    args = parser.parse_args()
+    sections = set(args.sections.split(","))
+
+    started = time.perf_counter()
+    report = Report()
+    with tempfile.TemporaryDirectory(prefix="gantry-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        env = server_env(tmp / "cache")
+        ws = tmp / "ws"
+        doc = make_workspace(ws, tmp / "gantry-store.db")
+        server_rss: dict[str, int | None] = {}
+        index_rss: dict[str, tuple[int, str]] = {}
+        if "start" in sections:
+            print("(a) cold starts...", file=sys.stderr, flush=True)
+            bench_start(report, args.runs, ws, env)
+        if "diag" in sections:
+            print("(b) diagnostics...", file=sys.stderr, flush=True)
+            server_rss = bench_diag(report, ws, doc, env, args.warmup, args.changes,
+                                    args.timeout)
+        if "index" in sections:
+            print("(c) indexing...", file=sys.stderr, flush=True)
+            index_rss = bench_index(report, args.stdlib, tmp, env, args.edits)
+        for name, kib in server_rss.items():
+            target = f"<= {TARGET_RSS_MB} MB" if name == "gantry serve" else ""
+            status = met(bool(kib) and kib / 1024 <= TARGET_RSS_MB) if target else ""
+            report.add("(d) peak RSS", name, "server VmHWM after (b)", mib(kib), target, status,
+                       "server process only" + (
+                           " (ruff runs as a short-lived child per review)"
+                           if name == "gantry serve" else ""))
+        for name, (kib, note) in index_rss.items():
+            gantry = name.startswith("Gantry")
+            report.add("(d) peak RSS", name, "peak RSS of the index run", mib(kib),
+                       f"<= {TARGET_RSS_MB} MB" if gantry else "",
+                       met(kib / 1024 <= TARGET_RSS_MB) if gantry else "", note)
+    markdown = (f"Machine: {machine()}\n\n{report.markdown()}\n\n"
+                f"Benchmark wall time: {time.perf_counter() - started:.0f} s\n")
+    print(markdown)
+    if args.output:
+        args.output.write_text(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
