@@ -7,6 +7,7 @@ Engines run in threads on immutable snapshots; features are thin adapters regist
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import sys
 from pathlib import Path
@@ -93,6 +94,7 @@ def configure_logging(level: str = "warning") -> None:
 
 
 def serve(tcp: tuple[str, int] | None = None) -> int:
+    faulthandler.enable()  # a crash in native code (SQLite, tree-sitter) leaves a trace on stderr
     configure_logging()
     server = create_server()
     if tcp is not None:

@@ -43,8 +43,11 @@ class IndexerService:
             self.server.status.indexing = True  # before anyone can see "ready" in between
             self._full = asyncio.create_task(self._index_all())
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """Cancel indexing and wait until no thread writes to the store any more."""
         self._cancel.set()
+        async with self._lock:
+            pass
 
     def saved(self, uri: str) -> None:
         if path := to_fs_path(uri):

@@ -140,8 +140,8 @@ def register(server: GantryServer) -> None:
         ls.reviewer.request_all()
 
     @server.feature(types.SHUTDOWN)
-    def shutdown(ls: GantryServer, params: None) -> None:
-        ls.indexer_service.stop()
+    async def shutdown(ls: GantryServer, params: None) -> None:
+        await ls.indexer_service.stop()
         if ls.store is not None:
             ls.store.close()
             ls.store = None
