@@ -87,10 +87,13 @@ async def test_configuration_change_is_applied(tmp_path: Path):
 async def test_indexing_reports_progress_and_watches_files(tmp_path: Path):
     files = {f"pkg/m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(60)}
     ws = write_workspace(tmp_path, files)
+    (ws / "pkg" / "latin1.py").write_bytes(b"name = '\xe9t\xe9'\n")
     client = await _session(ws)
     try:
         status = await idle(client)
         assert status.state == "ready"
+        notes = [m.message for m in client.log_messages if "skipped" in m.message]
+        assert notes == ["Gantry: indexed 60 files; skipped 1 (1 not UTF-8)"]
         assert client.progress_reports, "indexing should report $/progress"
         (kinds,) = {tuple(p.kind for p in reports) for reports in client.progress_reports.values()}
         assert kinds[0] == "begin" and kinds[-1] == "end"

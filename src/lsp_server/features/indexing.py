@@ -91,12 +91,27 @@ class IndexerService:
 
                     stats = await asyncio.to_thread(indexer.index_all, progress, self._cancel)
                 log.info("indexed the workspace: %s", stats)
+                self._note_skipped(stats)
             except Exception:
                 log.exception("indexing failed")
                 status.set_problem("index", "indexing the workspace failed; see the server log")
             finally:
                 status.indexing = False
                 status.update()
+
+    def _note_skipped(self, stats) -> None:
+        """One informational line for files that could not be indexed (ignored ones are not
+        news), not one per file."""
+        skipped = {reason: n for reason, n in stats.files_skipped.items() if reason != "ignored"}
+        if skipped:
+            parts = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+            self.server.window_log_message(
+                types.LogMessageParams(
+                    type=types.MessageType.Info,
+                    message=f"Gantry: indexed {stats.files_parsed + stats.files_reused} files; "
+                    f"skipped {sum(skipped.values())} ({parts})",
+                )
+            )
 
     async def index_paths(self, paths: list[Path]) -> None:
         async with self._lock:

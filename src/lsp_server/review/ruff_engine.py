@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sysconfig
 from pathlib import Path
 
 from lsp_server.config import Level, Settings, severity_for
@@ -33,6 +32,8 @@ def find_ruff(settings: Settings) -> str:
         if path is None:
             raise RuffUnavailable(f"ruff.path {settings.ruff.path!r} is not an executable")
         return path
+    import sysconfig  # slow to import; only needed here
+
     # The ruff installed beside Gantry first: it is the version Gantry was tested with.
     scripts = Path(sysconfig.get_path("scripts")) / ("ruff.exe" if os.name == "nt" else "ruff")
     path = str(scripts) if scripts.is_file() else shutil.which("ruff")
