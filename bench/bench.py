@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lspclient import LspClient, ServerError, file_uri, initialize_params  # noqa: E402
-from workload import Editor, generate, make_workspace  # noqa: E402
+from lspclient import LspClient, ServerError, file_uri, initialize_params
+from workload import Editor, generate, make_workspace
 
 BIN = Path(sys.executable).parent
 
@@ -60,11 +60,15 @@ PEERS = [
     Peer("gantry serve", "gantry", ["serve"], "ruff check (E,F,W,B) in a subprocess per review"),
     Peer("ruff server", "ruff", ["server"], "ruff (E,F,W,B) in-process, Rust"),
     Peer(
-        "pylsp", "pylsp", [],
+        "pylsp",
+        "pylsp",
+        [],
         "pyflakes + pycodestyle + mccabe; includes its built-in 500 ms lint debounce",
     ),
     Peer(
-        "jedi-language-server", "jedi-language-server", [],
+        "jedi-language-server",
+        "jedi-language-server",
+        [],
         "syntax errors only (not comparable); includes its built-in 1 s debounce",
         comparable=False,
     ),
@@ -89,8 +93,11 @@ class Report:
     def add(self, *args, **kwargs) -> None:
         row = Row(*args, **kwargs)
         self.rows.append(row)
-        print(f"  {row.section} | {row.tool} | {row.metric}: {row.value} {row.status}",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {row.section} | {row.tool} | {row.metric}: {row.value} {row.status}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def markdown(self) -> str:
         head = "| section | tool | metric | value | target | met? | note |"
@@ -129,8 +136,14 @@ def time_command(argv: list[str], runs: int, env: dict[str, str]) -> list[float]
     out = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run(argv, env=env, check=True, timeout=60,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            argv,
+            env=env,
+            check=True,
+            timeout=60,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         out.append((time.perf_counter() - t0) * 1000)
     return out
 
@@ -151,7 +164,9 @@ def bench_start(report: Report, runs: int, ws: Path, env: dict[str, str]) -> Non
         "python -c pass": [py, "-c", "pass"],
         'python -c "import pygls.lsp.server"': [py, "-c", "import pygls.lsp.server"],
         "import gantry's server modules": [
-            py, "-c", "import lsp_server.server, lsp_server.features",
+            py,
+            "-c",
+            "import lsp_server.server, lsp_server.features",
         ],
     }
     results: dict[str, list[float]] = {name: [] for name in floors}
@@ -185,8 +200,13 @@ def bench_start(report: Report, runs: int, ws: Path, env: dict[str, str]) -> Non
     floor = statistics.median(results['python -c "import pygls.lsp.server"'])
     for name in floors:
         med = statistics.median(results[name])
-        report.add("(a) start", name, "wall time, median", f"{med:.0f} ms",
-                   note=f"floor; n={runs}, min {min(results[name]):.0f} ms")
+        report.add(
+            "(a) start",
+            name,
+            "wall time, median",
+            f"{med:.0f} ms",
+            note=f"floor; n={runs}, min {min(results[name]):.0f} ms",
+        )
     for peer in PEERS:
         if peer.name in errors:
             report.add("(a) start", peer.name, "start -> initialize response", errors[peer.name])
@@ -196,8 +216,15 @@ def bench_start(report: Report, runs: int, ws: Path, env: dict[str, str]) -> Non
         note = f"n={runs}, min {min(values):.0f}, max {max(values):.0f} ms"
         if peer.name == "gantry serve":
             note += f"; {med / floor:.2f}x the pygls import floor ({floor:.0f} ms)"
-        report.add("(a) start", peer.name, "start -> initialize response, median",
-                   f"{med:.0f} ms", f"<= {TARGET_INIT_MS} ms", met(med <= TARGET_INIT_MS), note)
+        report.add(
+            "(a) start",
+            peer.name,
+            "start -> initialize response, median",
+            f"{med:.0f} ms",
+            f"<= {TARGET_INIT_MS} ms",
+            met(med <= TARGET_INIT_MS),
+            note,
+        )
 
 
 # -- (b) diagnostics latency ----------------------------------------------------------------
@@ -225,8 +252,15 @@ def publish_for(uri: str, version: int | None) -> Callable[[dict], bool]:
     return match
 
 
-def diag_run(argv: list[str], ws: Path, doc: Path, env: dict[str, str], warmup: int,
-             changes: int, timeout: float) -> DiagResult:
+def diag_run(
+    argv: list[str],
+    ws: Path,
+    doc: Path,
+    env: dict[str, str],
+    warmup: int,
+    changes: int,
+    timeout: float,
+) -> DiagResult:
     lines, anchors = generate()
     editor = Editor(lines, anchors)
     uri = file_uri(doc)
@@ -235,8 +269,17 @@ def diag_run(argv: list[str], ws: Path, doc: Path, env: dict[str, str], warmup: 
         rid = client.request("initialize", initialize_params(ws))
         client.wait_response(rid, 30)
         client.notify("initialized", {})
-        client.notify("textDocument/didOpen", {"textDocument": {
-            "uri": uri, "languageId": "python", "version": 1, "text": editor.text(0)}})
+        client.notify(
+            "textDocument/didOpen",
+            {
+                "textDocument": {
+                    "uri": uri,
+                    "languageId": "python",
+                    "version": 1,
+                    "text": editor.text(0),
+                }
+            },
+        )
         _, first = client.wait_for(publish_for(uri, None), 60)
         versioned = "version" in first["params"]
         if versioned and first["params"]["version"] != 1:
@@ -248,13 +291,17 @@ def diag_run(argv: list[str], ws: Path, doc: Path, env: dict[str, str], warmup: 
             text = editor.text(step)
             client.drain()
             sent = time.perf_counter()
-            client.notify("textDocument/didChange", {
-                "textDocument": {"uri": uri, "version": version},
-                "contentChanges": [{"text": text}],
-            })
+            client.notify(
+                "textDocument/didChange",
+                {
+                    "textDocument": {"uri": uri, "version": version},
+                    "contentChanges": [{"text": text}],
+                },
+            )
             try:
                 stamp, message = client.wait_for(
-                    publish_for(uri, version if versioned else None), timeout)
+                    publish_for(uri, version if versioned else None), timeout
+                )
             except TimeoutError:
                 timeouts += 1
                 continue
@@ -267,39 +314,64 @@ def diag_run(argv: list[str], ws: Path, doc: Path, env: dict[str, str], warmup: 
         client.close()
 
 
-def bench_diag(report: Report, ws: Path, doc: Path, env: dict[str, str], warmup: int,
-               changes: int, timeout: float) -> dict[str, int | None]:
+def bench_diag(
+    report: Report,
+    ws: Path,
+    doc: Path,
+    env: dict[str, str],
+    warmup: int,
+    changes: int,
+    timeout: float,
+) -> dict[str, int | None]:
     rss: dict[str, int | None] = {}
     for peer in PEERS:
         argv = peer.argv()
         if argv is None:
-            report.add("(b) diagnostics", peer.name, "didChange -> publishDiagnostics",
-                       "skipped: not installed")
+            report.add(
+                "(b) diagnostics",
+                peer.name,
+                "didChange -> publishDiagnostics",
+                "skipped: not installed",
+            )
             continue
         try:
             result = diag_run(argv, ws, doc, env, warmup, changes, timeout)
         except (ServerError, TimeoutError, OSError) as exc:
-            report.add("(b) diagnostics", peer.name, "didChange -> publishDiagnostics",
-                       f"error: {exc}")
+            report.add(
+                "(b) diagnostics", peer.name, "didChange -> publishDiagnostics", f"error: {exc}"
+            )
             continue
         rss[peer.name] = result.rss_kib
         if not result.latencies_ms:
-            report.add("(b) diagnostics", peer.name, "didChange -> publishDiagnostics",
-                       f"error: no publish within {timeout} s ({result.timeouts} timeouts)")
+            report.add(
+                "(b) diagnostics",
+                peer.name,
+                "didChange -> publishDiagnostics",
+                f"error: no publish within {timeout} s ({result.timeouts} timeouts)",
+            )
             continue
         values = result.latencies_ms
         p50, p95 = pct(values, 50), pct(values, 95)
         even, odd = sorted(result.counts[0]), sorted(result.counts[1])
-        note = (f"n={len(values)} after {warmup} warm-up; "
-                f"{'waits for the version' if result.versioned else 'unversioned: next publish'}"
-                f"; diagnostics even/odd edits: {even}/{odd}")
+        note = (
+            f"n={len(values)} after {warmup} warm-up; "
+            f"{'waits for the version' if result.versioned else 'unversioned: next publish'}"
+            f"; diagnostics even/odd edits: {even}/{odd}"
+        )
         if result.timeouts:
             note += f"; {result.timeouts} timeouts ({timeout:.0f} s)"
         note += "; " + peer.diag_note
         target = f"<= {TARGET_DIAG_P50_MS} ms" if peer.comparable else "not comparable"
         status = met(p50 <= TARGET_DIAG_P50_MS) if peer.comparable else ""
-        report.add("(b) diagnostics", peer.name, "didChange -> publishDiagnostics p50 / p95",
-                   f"{p50:.0f} / {p95:.0f} ms", target, status, note)
+        report.add(
+            "(b) diagnostics",
+            peer.name,
+            "didChange -> publishDiagnostics p50 / p95",
+            f"{p50:.0f} / {p95:.0f} ms",
+            target,
+            status,
+            note,
+        )
     return rss
 
 
@@ -313,9 +385,11 @@ def copy_python_tree(src: Path, dst: Path) -> tuple[int, int]:
     def ignore(directory: str, names: list[str]) -> list[str]:
         out = []
         for name in names:
-            if name in ("site-packages", "__pycache__"):
-                out.append(name)
-            elif not name.endswith(".py") and not os.path.isdir(os.path.join(directory, name)):
+            skipped_dir = name in ("site-packages", "__pycache__")
+            not_python = not name.endswith(".py") and not os.path.isdir(
+                os.path.join(directory, name)
+            )
+            if skipped_dir or not_python:
                 out.append(name)
         return out
 
@@ -329,8 +403,9 @@ def copy_python_tree(src: Path, dst: Path) -> tuple[int, int]:
     return files, lines
 
 
-def run_measured(argv: list[str], env: dict[str, str], timeout: float,
-                 cwd: Path | None = None) -> tuple[float, int, str, str, int]:
+def run_measured(
+    argv: list[str], env: dict[str, str], timeout: float, cwd: Path | None = None
+) -> tuple[float, int, str, str, int]:
     """(wall seconds, peak RSS KiB from wait4, stdout, stderr tail, exit code)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
@@ -345,40 +420,58 @@ def run_measured(argv: list[str], env: dict[str, str], timeout: float,
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return (wall, usage.ru_maxrss, out.read().decode("utf-8", "replace"),
-                err.read().decode("utf-8", "replace")[-600:], proc.returncode)
+        return (
+            wall,
+            usage.ru_maxrss,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace")[-600:],
+            proc.returncode,
+        )
 
 
-def bench_index(report: Report, stdlib: Path, tmp: Path, env: dict[str, str],
-                edits: int) -> dict[str, tuple[int, str]]:
+def bench_index(
+    report: Report, stdlib: Path, tmp: Path, env: dict[str, str], edits: int
+) -> dict[str, tuple[int, str]]:
     rss: dict[str, tuple[int, str]] = {}
     tree = tmp / "stdlib"
     t0 = time.perf_counter()
     files, lines = copy_python_tree(stdlib, tree)
-    report.add("(c) index", "(tree)", "Python stdlib .py files",
-               f"{files} files, {lines:,} lines",
-               note=f"copied from {stdlib} in {time.perf_counter() - t0:.1f} s "
-                    "(no site-packages); every tool reads the copy")
+    report.add(
+        "(c) index",
+        "(tree)",
+        "Python stdlib .py files",
+        f"{files} files, {lines:,} lines",
+        note=f"copied from {stdlib} in {time.perf_counter() - t0:.1f} s "
+        "(no site-packages); every tool reads the copy",
+    )
 
     # universal-ctags
     ctags = shutil.which("ctags")
     version = ""
     if ctags:
-        probe = subprocess.run([ctags, "--version"], capture_output=True, text=True, timeout=10)
+        probe = subprocess.run(
+            [ctags, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
         version = probe.stdout.splitlines()[0] if probe.stdout else ""
     if not ctags or "Universal Ctags" not in version:
         report.add("(c) index", "universal-ctags", "cold index", "skipped: not installed")
     else:
         tags = tmp / "out.tags"
         wall, maxrss, _, err, code = run_measured(
-            [ctags, "-R", "--languages=Python", "-f", str(tags), str(tree)], env, 240)
+            [ctags, "-R", "--languages=Python", "-f", str(tags), str(tree)], env, 240
+        )
         if code != 0:
             report.add("(c) index", "universal-ctags", "cold index", f"error: {err}")
         else:
-            count = sum(1 for line in open(tags, "rb") if not line.startswith(b"!_"))
-            report.add("(c) index", "universal-ctags", "cold index: files/s, lines/s",
-                       f"{files / wall:,.0f} files/s, {lines / wall:,.0f} lines/s",
-                       note=f"{wall:.2f} s wall, {count:,} tags; {version}")
+            with open(tags, "rb") as f:
+                count = sum(1 for line in f if not line.startswith(b"!_"))
+            report.add(
+                "(c) index",
+                "universal-ctags",
+                "cold index: files/s, lines/s",
+                f"{files / wall:,.0f} files/s, {lines / wall:,.0f} lines/s",
+                note=f"{wall:.2f} s wall, {count:,} tags; {version}",
+            )
             rss["universal-ctags"] = (maxrss, "ctags -R")
 
     # gantry index, as a user runs it
@@ -389,9 +482,13 @@ def bench_index(report: Report, stdlib: Path, tmp: Path, env: dict[str, str],
         report.add("(c) index", "gantry index", "cold, CLI wall", f"error ({code}): {err}")
     else:
         said = next((line for line in out.splitlines() if line.startswith("time:")), "")
-        report.add("(c) index", "gantry index", "cold, CLI wall time",
-                   f"{wall:.1f} s ({lines / wall:,.0f} lines/s)",
-                   note=f"process start to exit; it reports '{said}'")
+        report.add(
+            "(c) index",
+            "gantry index",
+            "cold, CLI wall time",
+            f"{wall:.1f} s ({lines / wall:,.0f} lines/s)",
+            note=f"process start to exit; it reports '{said}'",
+        )
         rss["gantry index (CLI)"] = (maxrss, "main process only")
 
     # Gantry's indexer in-process, in a subprocess of its own
@@ -399,7 +496,8 @@ def bench_index(report: Report, stdlib: Path, tmp: Path, env: dict[str, str],
     store_dir = tmp / "index-store"
     store_dir.mkdir()
     wall, maxrss, out, err, code = run_measured(
-        [sys.executable, str(child), str(tree), str(store_dir), "--edits", str(edits)], env, 300)
+        [sys.executable, str(child), str(tree), str(store_dir), "--edits", str(edits)], env, 300
+    )
     if code != 0:
         report.add("(c) index", "Gantry Indexer", "cold index", f"error ({code}): {err}")
         return rss
@@ -408,26 +506,44 @@ def bench_index(report: Report, stdlib: Path, tmp: Path, env: dict[str, str],
     seconds = cold["wall_s"]
     lps = cold["lines"] / seconds
     skipped = ", ".join(f"{n} {why}" for why, n in cold["files_skipped"].items()) or "none"
-    report.add("(c) index", "Gantry Indexer.index_all", "cold index: files/s, lines/s",
-               f"{cold['files_seen'] / seconds:,.0f} files/s, {lps:,.0f} lines/s",
-               f">= {TARGET_INDEX_LPS:,} lines/s", met(lps >= TARGET_INDEX_LPS),
-               f"{seconds:.1f} s; {cold['files_parsed']} parsed, {cold['files_reused']} reused "
-               f"(same content), skipped {skipped}; {cold['symbols']:,} symbols")
-    report.add("(c) index", "Gantry Indexer.index_all", "re-index, nothing changed",
-               f"{data['noop']['wall_s'] * 1000:.0f} ms",
-               note=f"{data['noop']['files_unchanged']} files unchanged (stat only)")
+    report.add(
+        "(c) index",
+        "Gantry Indexer.index_all",
+        "cold index: files/s, lines/s",
+        f"{cold['files_seen'] / seconds:,.0f} files/s, {lps:,.0f} lines/s",
+        f">= {TARGET_INDEX_LPS:,} lines/s",
+        met(lps >= TARGET_INDEX_LPS),
+        f"{seconds:.1f} s; {cold['files_parsed']} parsed, {cold['files_reused']} reused "
+        f"(same content), skipped {skipped}; {cold['symbols']:,} symbols",
+    )
+    report.add(
+        "(c) index",
+        "Gantry Indexer.index_all",
+        "re-index, nothing changed",
+        f"{data['noop']['wall_s'] * 1000:.0f} ms",
+        note=f"{data['noop']['files_unchanged']} files unchanged (stat only)",
+    )
     incr = data["incremental"]
     if incr["median_s"] is not None:
         med = incr["median_s"] * 1000
         times = [t * 1000 for t in incr["times_s"]]
-        report.add("(c) index", "Gantry Indexer.index_paths", "incremental, one changed file",
-                   f"{med:.1f} ms", f"<= {TARGET_INCR_MS} ms", met(med <= TARGET_INCR_MS),
-                   f"median of {incr['edits']} files (2-60 KB, {incr['lines']:,} lines), "
-                   f"max {max(times):.1f} ms; {incr['parsed']} parsed")
+        report.add(
+            "(c) index",
+            "Gantry Indexer.index_paths",
+            "incremental, one changed file",
+            f"{med:.1f} ms",
+            f"<= {TARGET_INCR_MS} ms",
+            met(med <= TARGET_INCR_MS),
+            f"median of {incr['edits']} files (2-60 KB, {incr['lines']:,} lines), "
+            f"max {max(times):.1f} ms; {incr['parsed']} parsed",
+        )
     rss["Gantry indexer (index_all)"] = (
         data["rss_kib"],
-        f"main process (wait4 {mib(maxrss)}); pool workers peak {mib(data['worker_rss_kib'])} "
-        f"each ({data['workers_seen']} processes seen)",
+        (
+            f"main process (wait4 {mib(maxrss)}); pool workers peak "
+            f"{mib(data['worker_rss_kib'])} each ({data['workers_seen']} child processes: "
+            "forkserver, resource tracker, workers)"
+        ),
     )
     return rss
 
@@ -438,21 +554,25 @@ def bench_index(report: Report, stdlib: Path, tmp: Path, env: dict[str, str],
 def machine() -> str:
     cpu = "unknown CPU"
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
     except OSError:
         pass
     mem = ""
     try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal:"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB RAM"
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB RAM"
     except OSError:
         pass
-    return (f"{time.strftime('%Y-%m-%d %H:%M %Z')}; {os.cpu_count()} CPUs ({cpu}), {mem}; "
-            f"Python {platform.python_version()}; {platform.system()} {platform.release()}")
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}; {os.cpu_count()} CPUs ({cpu}), {mem}; "
+        f"Python {platform.python_version()}; {platform.system()} {platform.release()}"
+    )
 
 
 def main() -> int:
@@ -460,15 +580,21 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10, help="cold starts per server")
     parser.add_argument("--changes", type=int, default=50, help="measured didChanges")
     parser.add_argument("--warmup", type=int, default=5, help="didChanges before measuring")
-    parser.add_argument("--timeout", type=float, default=10.0,
-                        help="seconds to wait for one publishDiagnostics")
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for one publishDiagnostics"
+    )
     parser.add_argument("--edits", type=int, default=20, help="files for incremental index")
-    parser.add_argument("--stdlib", type=Path,
-                        default=Path(sysconfig.get_paths()["stdlib"]))
+    parser.add_argument("--stdlib", type=Path, default=Path(sysconfig.get_paths()["stdlib"]))
     parser.add_argument("--sections", default="start,diag,index")
+    parser.add_argument(
+        "--servers", help="comma-separated subset of: " + ", ".join(peer.name for peer in PEERS)
+    )
     parser.add_argument("--output", type=Path, help="also write the markdown here")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
+    if args.servers:
+        wanted = {name.strip() for name in args.servers.split(",")}
+        PEERS[:] = [peer for peer in PEERS if peer.name in wanted]
 
     started = time.perf_counter()
     report = Report()
@@ -484,25 +610,42 @@ def main() -> int:
             bench_start(report, args.runs, ws, env)
         if "diag" in sections:
             print("(b) diagnostics...", file=sys.stderr, flush=True)
-            server_rss = bench_diag(report, ws, doc, env, args.warmup, args.changes,
-                                    args.timeout)
+            server_rss = bench_diag(report, ws, doc, env, args.warmup, args.changes, args.timeout)
         if "index" in sections:
             print("(c) indexing...", file=sys.stderr, flush=True)
             index_rss = bench_index(report, args.stdlib, tmp, env, args.edits)
         for name, kib in server_rss.items():
             target = f"<= {TARGET_RSS_MB} MB" if name == "gantry serve" else ""
             status = met(bool(kib) and kib / 1024 <= TARGET_RSS_MB) if target else ""
-            report.add("(d) peak RSS", name, "server VmHWM after (b)", mib(kib), target, status,
-                       "server process only" + (
-                           " (ruff runs as a short-lived child per review)"
-                           if name == "gantry serve" else ""))
+            report.add(
+                "(d) peak RSS",
+                name,
+                "server VmHWM after (b)",
+                mib(kib),
+                target,
+                status,
+                "server process only"
+                + (
+                    " (ruff runs as a short-lived child per review)"
+                    if name == "gantry serve"
+                    else ""
+                ),
+            )
         for name, (kib, note) in index_rss.items():
             gantry = name.startswith("Gantry")
-            report.add("(d) peak RSS", name, "peak RSS of the index run", mib(kib),
-                       f"<= {TARGET_RSS_MB} MB" if gantry else "",
-                       met(kib / 1024 <= TARGET_RSS_MB) if gantry else "", note)
-    markdown = (f"Machine: {machine()}\n\n{report.markdown()}\n\n"
-                f"Benchmark wall time: {time.perf_counter() - started:.0f} s\n")
+            report.add(
+                "(d) peak RSS",
+                name,
+                "peak RSS of the index run",
+                mib(kib),
+                f"<= {TARGET_RSS_MB} MB" if gantry else "",
+                met(kib / 1024 <= TARGET_RSS_MB) if gantry else "",
+                note,
+            )
+    markdown = (
+        f"Machine: {machine()}\n\n{report.markdown()}\n\n"
+        f"Benchmark wall time: {time.perf_counter() - started:.0f} s\n"
+    )
     print(markdown)
     if args.output:
         args.output.write_text(markdown)

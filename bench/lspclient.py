@@ -71,8 +71,14 @@ def client_capabilities() -> dict[str, Any]:
                 "codeActionLiteralSupport": {
                     "codeActionKind": {
                         "valueSet": [
-                            "", "quickfix", "refactor", "refactor.extract", "refactor.inline",
-                            "refactor.rewrite", "source", "source.organizeImports",
+                            "",
+                            "quickfix",
+                            "refactor",
+                            "refactor.extract",
+                            "refactor.inline",
+                            "refactor.rewrite",
+                            "source",
+                            "source.organizeImports",
                             "source.fixAll",
                         ]
                     }

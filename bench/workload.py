@@ -130,7 +130,7 @@ def {name}(values: Iterable[int], limit: int = {limit}) -> dict[str, Any]:
 
 # A few findings that real code has: an unused local, `== None`, a bare except, an f-string
 # without placeholders, an ambiguous name.
-_FINDINGS = '''
+_FINDINGS = """
 
 def legacy_{n}(path):
     handle = open(path)
@@ -143,9 +143,9 @@ def legacy_{n}(path):
         return f"empty"
     l = len(data)
     return l
-'''
+"""
 
-_FOOTER = '''
+_FOOTER = """
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -159,12 +159,31 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-'''
+"""
 
 _NAMES = [
-    "Widget", "Gadget", "Bolt", "Crate", "Pallet", "Shelf", "Order", "Supplier", "Invoice",
-    "Carrier", "Route", "Depot", "Batch", "Label", "Scanner", "Ticket", "Vendor", "Parcel",
-    "Bin", "Aisle", "Forklift", "Dock",
+    "Widget",
+    "Gadget",
+    "Bolt",
+    "Crate",
+    "Pallet",
+    "Shelf",
+    "Order",
+    "Supplier",
+    "Invoice",
+    "Carrier",
+    "Route",
+    "Depot",
+    "Batch",
+    "Label",
+    "Scanner",
+    "Ticket",
+    "Vendor",
+    "Parcel",
+    "Bin",
+    "Aisle",
+    "Forklift",
+    "Dock",
 ]
 
 
