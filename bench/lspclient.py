@@ -196,7 +196,7 @@ class LspClient:
                 if "method" in message and "id" in message:
                     self._answer(message)
                 self.messages.put((stamp, message))
-        except Exception as exc:  # noqa: BLE001 - any reader failure is a protocol error
+        except Exception as exc:
             self.protocol_errors.append(f"reader failed: {exc!r}")
 
     def _answer(self, message: Message) -> None:

@@ -11,6 +11,7 @@ from pygls.protocol import default_converter
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
+
 def _publish_diagnostics(client: LanguageClient, params: types.PublishDiagnosticsParams) -> None:
     client.diagnostics[params.uri] = params.diagnostics
     client.diagnostic_versions[params.uri] = params.version
@@ -76,7 +77,9 @@ async def initialize(
     )
 
 
-def open_document(client: LanguageClient, path: Path, text: str | None = None, version: int = 1) -> str:
+def open_document(
+    client: LanguageClient, path: Path, text: str | None = None, version: int = 1
+) -> str:
     uri = path.as_uri()
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
@@ -146,5 +149,10 @@ def apply_text_edits(text: str, edits: list[types.TextEdit]) -> str:
 
 def edits_of(edit: types.WorkspaceEdit, uri: str) -> list[types.TextEdit]:
     if edit.document_changes:
-        return [e for change in edit.document_changes if change.text_document.uri == uri for e in change.edits]
+        return [
+            e
+            for change in edit.document_changes
+            if change.text_document.uri == uri
+            for e in change.edits
+        ]
     return list((edit.changes or {}).get(uri, []))

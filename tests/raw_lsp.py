@@ -26,7 +26,7 @@ def parse_frames(data: bytes) -> list[dict]:
     while pos < len(data):
         end = data.find(HEADER_END, pos)
         if end < 0:
-            raise FramingError(f"stray bytes at {pos}: {data[pos:pos + 80]!r}")
+            raise FramingError(f"stray bytes at {pos}: {data[pos : pos + 80]!r}")
         headers = {}
         for line in data[pos:end].split(b"\r\n"):
             name, sep, value = line.partition(b":")
@@ -48,9 +48,12 @@ def parse_frames(data: bytes) -> list[dict]:
 
 
 class RawServer:
-    """`gantry serve` on pipes; records every stdout byte for the strict parser."""
+    """`gantry serve` on pipes; records every stdout byte for the strict parser. Like an editor,
+    it answers the server's requests (with null) unless told to stay silent."""
 
-    def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, cwd: Path, env: dict[str, str] | None = None, answer_requests: bool = True
+    ) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lsp_server", "serve"],
             stdin=subprocess.PIPE,
@@ -60,33 +63,41 @@ class RawServer:
             env={**os.environ, **(env or {})},
         )
         self.raw = bytearray()
+        self.answer_requests = answer_requests
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._next_id = 0
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self.proc.stderr.read, daemon=True).start()
 
     def _read(self) -> None:
+        answered = 0
         while chunk := self.proc.stdout.read1(65536):
             with self._lock:
                 self.raw.extend(chunk)
+            if self.answer_requests:
+                requests = [m for m in self.messages() if "method" in m and "id" in m]
+                for request in requests[answered:]:
+                    self.send({"jsonrpc": "2.0", "id": request["id"], "result": None})
+                answered = len(requests)
 
     def messages(self) -> list[dict]:
+        """The complete frames so far (the last one may still be arriving)."""
         with self._lock:
             data = bytes(self.raw)
-        # the last frame may still be arriving: parse only complete ones
-        try:
-            return parse_frames(data)
-        except FramingError:
-            if data.rfind(HEADER_END) < 0:
-                raise
-            time.sleep(0.05)
-            with self._lock:
-                return parse_frames(bytes(self.raw))
+        end = len(data)
+        while end > 0:
+            try:
+                return parse_frames(data[:end])
+            except FramingError:
+                end = data.rfind(b"Content-Length", 0, end)
+        return []
 
     def send(self, payload: dict | bytes) -> None:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        self.proc.stdin.flush()
+        with self._write_lock:
+            self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            self.proc.stdin.flush()
 
     def request(self, method: str, params: Any) -> int:
         self._next_id += 1

@@ -235,9 +235,8 @@ def test_a_dismissed_finding_is_not_reported(tmp_path, gantry_check):
     """Dismiss in an editor session, then check: the same store and fingerprint apply."""
     import asyncio
 
-    from lsprotocol import types
-
     from lsp_harness import SERVER, diagnostics_for, initialize, open_document
+    from lsprotocol import types
 
     workspace = make_workspace(tmp_path / "ws", {"mod.py": UNUSED_IMPORT + "import sys\n"})
 

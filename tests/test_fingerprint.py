@@ -29,7 +29,9 @@ def _finding(text: str, line_text: str, nth: int = 0, rule: str = "E722") -> Fin
 
 
 def _fp(text: str, line_text: str, nth: int = 0, rule: str = "E722") -> str:
-    return fingerprint_findings([_finding(text, line_text, nth, rule)], text, "python")[0].fingerprint
+    return fingerprint_findings([_finding(text, line_text, nth, rule)], text, "python")[
+        0
+    ].fingerprint
 
 
 def test_same_text_in_different_scopes_differs():
@@ -43,7 +45,14 @@ def test_survives_line_shifts_and_edits_elsewhere():
 
 
 def test_changes_when_the_flagged_code_or_its_scope_changes():
-    assert _fp(SOURCE.replace("    except:\n            pass\n\n    def refund", "    except :\n            pass\n\n    def refund"), "except :", 0) != _fp(SOURCE, "except:", 0)
+    assert _fp(
+        SOURCE.replace(
+            "    except:\n            pass\n\n    def refund",
+            "    except :\n            pass\n\n    def refund",
+        ),
+        "except :",
+        0,
+    ) != _fp(SOURCE, "except:", 0)
     renamed = SOURCE.replace("def pay(", "def settle(")
     assert _fp(renamed, "except:", 0) != _fp(SOURCE, "except:", 0)
     assert _fp(SOURCE, "except:", 0, rule="S110") != _fp(SOURCE, "except:", 0)
@@ -57,7 +66,10 @@ def test_identical_findings_in_one_scope_are_ranked():
     assert first.fingerprint != second.fingerprint
     # inserting a line above both keeps both
     moved = fingerprint_findings(
-        [Finding("F841", "m", "warning", (2, 4), (2, 5), "ruff"), Finding("F841", "m", "warning", (3, 4), (3, 5), "ruff")],
+        [
+            Finding("F841", "m", "warning", (2, 4), (2, 5), "ruff"),
+            Finding("F841", "m", "warning", (3, 4), (3, 5), "ruff"),
+        ],
         "def f():\n    y = 0\n    x = 1\n    x = 1\n",
         "python",
     )
@@ -66,5 +78,7 @@ def test_identical_findings_in_one_scope_are_ranked():
 
 def test_unparsed_languages_still_get_fingerprints():
     text = "a\nb\n"
-    (finding,) = fingerprint_findings([Finding("X1", "m", "info", (1, 0), (1, 1), "other")], text, None)
+    (finding,) = fingerprint_findings(
+        [Finding("X1", "m", "info", (1, 0), (1, 1), "other")], text, None
+    )
     assert finding.fingerprint

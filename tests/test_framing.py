@@ -41,12 +41,36 @@ def server(tmp_path: Path):
 def test_a_whole_session_writes_only_frames(server):
     raw, root = server
     uri = (root / "app.py").as_uri()
-    raw.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": SAMPLE}})
-    raw.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["version"] == 1)
-    raw.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": SAMPLE + "print(undefined)\n"}]})
-    published = raw.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["version"] == 2)
+    raw.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": SAMPLE}},
+    )
+    raw.wait_for(
+        lambda m: (
+            m.get("method") == "textDocument/publishDiagnostics" and m["params"]["version"] == 1
+        )
+    )
+    raw.notify(
+        "textDocument/didChange",
+        {
+            "textDocument": {"uri": uri, "version": 2},
+            "contentChanges": [{"text": SAMPLE + "print(undefined)\n"}],
+        },
+    )
+    published = raw.wait_for(
+        lambda m: (
+            m.get("method") == "textDocument/publishDiagnostics" and m["params"]["version"] == 2
+        )
+    )
     assert "F821" in {d["code"] for d in published["params"]["diagnostics"]}
-    rid = raw.request("textDocument/codeAction", {"textDocument": {"uri": uri}, "range": {"start": {"line": 0, "character": 0}, "end": {"line": 9, "character": 0}}, "context": {"diagnostics": published["params"]["diagnostics"]}})
+    rid = raw.request(
+        "textDocument/codeAction",
+        {
+            "textDocument": {"uri": uri},
+            "range": {"start": {"line": 0, "character": 0}, "end": {"line": 9, "character": 0}},
+            "context": {"diagnostics": published["params"]["diagnostics"]},
+        },
+    )
     assert raw.response(rid)["result"]
     rid = raw.request("shutdown", None)
     raw.response(rid)
@@ -68,10 +92,48 @@ def test_malformed_input_gets_errors_and_the_server_lives(server):
         response = raw.response(raw.request(method, params))
         assert "error" in response, (method, response)
     raw.send(b"{this is not json")
-    raw.notify("textDocument/didChange", {"textDocument": {"uri": "file:///never/opened.py", "version": 3}, "contentChanges": [{"text": "x"}]})
+    raw.notify(
+        "textDocument/didChange",
+        {
+            "textDocument": {"uri": "file:///never/opened.py", "version": 3},
+            "contentChanges": [{"text": "x"}],
+        },
+    )
     raw.notify("textDocument/didOpen", {"textDocument": "garbage"})
     uri = (root / "app.py").as_uri()
-    raw.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": SAMPLE}})
-    raw.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri)
+    raw.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": SAMPLE}},
+    )
+    raw.wait_for(
+        lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri
+    )
     assert raw.proc.poll() is None
     parse_frames(bytes(raw.raw))
+
+
+def test_a_client_that_never_answers_does_not_stall_the_server(tmp_path: Path):
+    """No answer to workDoneProgress/create or workspace/configuration: the server reviews,
+    indexes and shuts down all the same."""
+    (tmp_path / "app.py").write_text(SAMPLE)
+    raw = RawServer(tmp_path, answer_requests=False)
+    try:
+        capabilities = {"window": {"workDoneProgress": True}, "workspace": {"configuration": True}}
+        raw.response(
+            raw.request(
+                "initialize",
+                {"processId": None, "rootUri": tmp_path.as_uri(), "capabilities": capabilities},
+            )
+        )
+        raw.notify("initialized", {})
+        uri = (tmp_path / "app.py").as_uri()
+        raw.notify(
+            "textDocument/didOpen",
+            {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": SAMPLE}},
+        )
+        raw.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics")
+        assert "result" in raw.response(raw.request("shutdown", None))
+        raw.notify("exit", None)
+        assert raw.close() == 0
+    finally:
+        raw.proc.kill()

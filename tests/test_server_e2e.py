@@ -6,9 +6,6 @@ from pathlib import Path
 
 import pytest
 import pytest_lsp
-from lsprotocol import types
-from pytest_lsp import LanguageClient
-
 from lsp_harness import (
     CLIENTS,
     SERVER,
@@ -21,9 +18,11 @@ from lsp_harness import (
     open_document,
     write_workspace,
 )
+from lsprotocol import types
+from pytest_lsp import LanguageClient
 
 PYPROJECT = '[tool.ruff.lint]\nselect = ["E", "F"]\n'
-SAMPLE = '''import os
+SAMPLE = """import os
 import sys
 
 
@@ -39,7 +38,7 @@ def check(value):
         return int(value)
     except:
         return None
-'''
+"""
 
 
 @pytest.fixture
@@ -134,7 +133,9 @@ async def test_quick_fixes_safe_preferred_unsafe_labelled(client: LanguageClient
 async def test_fix_all_respects_only(client: LanguageClient, workspace: Path):
     uri = open_document(client, workspace / "app.py")
     diagnostics = await diagnostics_for(client, uri, 1)
-    everything = types.Range(start=types.Position(line=0, character=0), end=types.Position(line=16, character=0))
+    everything = types.Range(
+        start=types.Position(line=0, character=0), end=types.Position(line=16, character=0)
+    )
     actions = await client.text_document_code_action_async(
         types.CodeActionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
@@ -168,14 +169,18 @@ async def test_dismissed_finding_survives_line_shifts_not_code_changes(
     result = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(
             command="gantry.dismissFinding",
-            arguments=[{"uri": uri, "fingerprint": e722.data["fingerprint"], "verdict": "false_positive"}],
+            arguments=[
+                {"uri": uri, "fingerprint": e722.data["fingerprint"], "verdict": "false_positive"}
+            ],
         )
     )
     assert result["verdict"] == "false_positive"
     await idle(client)
     assert "E722" not in by_code(client.diagnostics[uri])
 
-    shifted = "# a new header line\n\n\n" + SAMPLE.replace("    unused = 1\n", "    unused = 1\n    more = 2\n")
+    shifted = "# a new header line\n\n\n" + SAMPLE.replace(
+        "    unused = 1\n", "    unused = 1\n    more = 2\n"
+    )
     change_document(client, uri, 2, shifted)
     assert "E722" not in by_code(await diagnostics_for(client, uri, 2))
 
@@ -200,7 +205,9 @@ async def test_a_dismissal_outlives_the_server(workspace: Path):
             if session == 0:
                 action_args = {"uri": uri, "fingerprint": e722[0].data["fingerprint"]}
                 await client.workspace_execute_command_async(
-                    types.ExecuteCommandParams(command="gantry.dismissFinding", arguments=[action_args])
+                    types.ExecuteCommandParams(
+                        command="gantry.dismissFinding", arguments=[action_args]
+                    )
                 )
             await client.shutdown_session()
         finally:
@@ -208,7 +215,9 @@ async def test_a_dismissal_outlives_the_server(workspace: Path):
     assert len(fingerprints[0]) == 1 and fingerprints[1] == []
 
 
-async def test_binary_and_oversized_documents_are_skipped_once(client: LanguageClient, workspace: Path):
+async def test_binary_and_oversized_documents_are_skipped_once(
+    client: LanguageClient, workspace: Path
+):
     big = workspace / "big.py"
     big.write_text("x = 1\n" * 300_000)
     uri = open_document(client, big)
@@ -235,7 +244,9 @@ async def test_a_corrupt_store_is_rebuilt_keeping_verdicts(workspace: Path):
                 await client.workspace_execute_command_async(
                     types.ExecuteCommandParams(
                         command="gantry.dismissFinding",
-                        arguments=[{"uri": uri, "fingerprint": codes["E722"][0].data["fingerprint"]}],
+                        arguments=[
+                            {"uri": uri, "fingerprint": codes["E722"][0].data["fingerprint"]}
+                        ],
                     )
                 )
             await idle(client)

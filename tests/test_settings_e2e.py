@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest_lsp
+from lsp_harness import SERVER, diagnostics_for, idle, initialize, open_document, write_workspace
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-
-from lsp_harness import SERVER, diagnostics_for, idle, initialize, open_document, write_workspace
 
 SOURCE = "import os\n\n\ndef f(items=[]):\n    return items\n"
 
@@ -28,8 +26,18 @@ async def _close(client: LanguageClient) -> None:
 
 
 async def test_editor_settings_override_the_project(tmp_path: Path):
-    ws = write_workspace(tmp_path, {"pyproject.toml": '[tool.ruff.lint]\nselect = ["F"]\n[tool.gantry.severity]\nF401 = "hint"\n', "a.py": SOURCE})
-    client = await _session(ws, options={"gantry": {"ruff": {"extendSelect": ["B"]}}}, configuration={"severity": {"B006": "error"}})
+    ws = write_workspace(
+        tmp_path,
+        {
+            "pyproject.toml": '[tool.ruff.lint]\nselect = ["F"]\n[tool.gantry.severity]\nF401 = "hint"\n',
+            "a.py": SOURCE,
+        },
+    )
+    client = await _session(
+        ws,
+        options={"gantry": {"ruff": {"extendSelect": ["B"]}}},
+        configuration={"severity": {"B006": "error"}},
+    )
     try:
         uri = open_document(client, ws / "a.py")
         diagnostics = {d.code: d for d in await diagnostics_for(client, uri, 1)}
@@ -40,7 +48,9 @@ async def test_editor_settings_override_the_project(tmp_path: Path):
 
 
 async def test_invalid_settings_are_reported_and_defaulted(tmp_path: Path):
-    ws = write_workspace(tmp_path, {"pyproject.toml": '[tool.ruff.lint]\nselect = ["F"]\n', "a.py": SOURCE})
+    ws = write_workspace(
+        tmp_path, {"pyproject.toml": '[tool.ruff.lint]\nselect = ["F"]\n', "a.py": SOURCE}
+    )
     client = await _session(ws, configuration={"maxFileSizeKb": "huge", "ruff": {"select": 7}})
     try:
         uri = open_document(client, ws / "a.py")
@@ -67,7 +77,9 @@ async def test_missing_ruff_degrades_with_one_message(tmp_path: Path):
 
 
 async def test_configuration_change_is_applied(tmp_path: Path):
-    ws = write_workspace(tmp_path, {"pyproject.toml": '[tool.ruff.lint]\nselect = ["F"]\n', "a.py": SOURCE})
+    ws = write_workspace(
+        tmp_path, {"pyproject.toml": '[tool.ruff.lint]\nselect = ["F"]\n', "a.py": SOURCE}
+    )
     client = await _session(ws, configuration={})
     try:
         uri = open_document(client, ws / "a.py")
@@ -97,6 +109,8 @@ async def test_indexing_reports_progress_and_watches_files(tmp_path: Path):
         assert client.progress_reports, "indexing should report $/progress"
         (kinds,) = {tuple(p.kind for p in reports) for reports in client.progress_reports.values()}
         assert kinds[0] == "begin" and kinds[-1] == "end"
-        assert any(r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES for r in client.registrations)
+        assert any(
+            r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES for r in client.registrations
+        )
     finally:
         await _close(client)

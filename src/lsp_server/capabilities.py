@@ -44,7 +44,10 @@ class ClientCaps:
             configuration=bool(_get(caps, "workspace", "configuration", default=False)),
             watched_files_registration=bool(
                 _get(
-                    caps, "workspace", "did_change_watched_files", "dynamic_registration",
+                    caps,
+                    "workspace",
+                    "did_change_watched_files",
+                    "dynamic_registration",
                     default=False,
                 )
             ),

@@ -32,11 +32,16 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text")
     check.add_argument("--output", metavar="FILE", help="write the report here, not to stdout")
     check.add_argument(
-        "--fail-on", choices=["error", "warning", "info", "never"], default="error",
+        "--fail-on",
+        choices=["error", "warning", "info", "never"],
+        default="error",
         help="exit 1 when a finding is at or above this level (default: error)",
     )
     check.add_argument(
-        "--wait", type=float, default=300.0, metavar="SECONDS",
+        "--wait",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
         help="how long to wait for analysis to finish (default: 300)",
     )
 

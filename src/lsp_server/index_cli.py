@@ -48,7 +48,9 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 def summary(stats: IndexStats, path: Path) -> str:
-    skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(stats.files_skipped.items()))
+    skipped = ", ".join(
+        f"{count} {reason}" for reason, count in sorted(stats.files_skipped.items())
+    )
     rate = stats.lines / stats.seconds if stats.seconds else 0.0
     return "\n".join(
         (
@@ -62,4 +64,3 @@ def summary(stats: IndexStats, path: Path) -> str:
             f"store: {path}",
         )
     )
-

@@ -86,9 +86,7 @@ def create_server() -> GantryServer:
 def configure_logging(level: str = "warning") -> None:
     """Logs go to stderr: stdout belongs to the protocol. pygls logs whole messages (source
     code) at INFO, so it stays at WARNING unless debugging."""
-    logging.basicConfig(
-        stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger().setLevel(level.upper())
     logging.getLogger("pygls").setLevel("DEBUG" if level == "debug" else "WARNING")
 

@@ -62,7 +62,11 @@ def fingerprint_findings(
 ) -> list[Finding]:
     """The findings with their fingerprints set."""
     lines = text.splitlines()
-    tree = parser(language).parse(text.encode("utf-8", "surrogatepass")) if language in _SCOPES else None
+    tree = (
+        parser(language).parse(text.encode("utf-8", "surrogatepass"))
+        if language in _SCOPES
+        else None
+    )
     seen: Counter[tuple[str, str, str]] = Counter()
     out = []
     for finding in findings:

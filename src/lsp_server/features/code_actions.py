@@ -8,7 +8,7 @@ survives edits, so a resolve after unrelated typing still targets the right code
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 import cattrs
@@ -107,9 +107,7 @@ def register(server: GantryServer) -> None:
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(
-            code_action_kinds=[QUICKFIX, FIX_ALL], resolve_provider=True
-        ),
+        types.CodeActionOptions(code_action_kinds=[QUICKFIX, FIX_ALL], resolve_provider=True),
     )
     async def code_action(
         ls: GantryServer, params: types.CodeActionParams
@@ -136,12 +134,17 @@ def register(server: GantryServer) -> None:
                         )
                     )
                 actions.append(
-                    _dismiss_action(finding, uri, "dismissed", f"Gantry: dismiss {finding.rule} here", diag)
+                    _dismiss_action(
+                        finding, uri, "dismissed", f"Gantry: dismiss {finding.rule} here", diag
+                    )
                 )
                 actions.append(
                     _dismiss_action(
-                        finding, uri, "false_positive",
-                        f"Gantry: mark {finding.rule} here as a false positive", diag,
+                        finding,
+                        uri,
+                        "false_positive",
+                        f"Gantry: mark {finding.rule} here as a false positive",
+                        diag,
                     )
                 )
         # Fix-all only when asked for by kind, or when something in the file is fixable.
@@ -169,6 +172,8 @@ def register(server: GantryServer) -> None:
         try:
             data = _converter.structure(action.data, ActionData)
         except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
-            raise JsonRpcInvalidParams(f"code action data is not Gantry's: {action.data!r}") from exc
+            raise JsonRpcInvalidParams(
+                f"code action data is not Gantry's: {action.data!r}"
+            ) from exc
         action.edit = await edit_for(ls, data)
         return action

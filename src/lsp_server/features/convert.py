@@ -30,7 +30,9 @@ def lsp_range(
 
 
 def _edit(codec: PositionCodec, lines: Sequence[str], edit: Edit) -> types.TextEdit:
-    return types.TextEdit(range=lsp_range(codec, lines, edit.start, edit.end), new_text=edit.new_text)
+    return types.TextEdit(
+        range=lsp_range(codec, lines, edit.start, edit.end), new_text=edit.new_text
+    )
 
 
 def diagnostic(codec: PositionCodec, lines: Sequence[str], finding: Finding) -> types.Diagnostic:

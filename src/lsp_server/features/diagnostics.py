@@ -59,7 +59,9 @@ class Reviewer:
                     return
         except Exception:  # a bug in one review must not take the server down
             log.exception("review of %s failed", uri)
-            self.server.notify_user(f"reviewing {uri} failed; see the server log", types.MessageType.Error)
+            self.server.notify_user(
+                f"reviewing {uri} failed; see the server log", types.MessageType.Error
+            )
         finally:
             self._running.pop(uri, None)
             self._report()
@@ -68,12 +70,11 @@ class Reviewer:
         current = self.server.workspace.text_documents.get(snapshot.uri)
         if current is None or current.version != snapshot.version:
             return  # stale: a newer review is already asked for
-        if result.skipped is not None:
-            if snapshot.uri not in self._skip_noted:
-                self._skip_noted.add(snapshot.uri)
-                self.server.notify_user(
-                    f"{snapshot.path} is not reviewed: {result.skipped}", types.MessageType.Info
-                )
+        if result.skipped is not None and snapshot.uri not in self._skip_noted:
+            self._skip_noted.add(snapshot.uri)
+            self.server.notify_user(
+                f"{snapshot.path} is not reviewed: {result.skipped}", types.MessageType.Info
+            )
         self.server.status.set_problem("ruff", result.problem)
         self.publish(snapshot, result.findings)
 

@@ -43,11 +43,16 @@ class IndexerService:
             self.server.status.indexing = True  # before anyone can see "ready" in between
             self._full = asyncio.create_task(self._index_all())
 
-    async def stop(self) -> None:
-        """Cancel indexing and wait until no thread writes to the store any more."""
+    async def stop(self, timeout: float = 10.0) -> bool:
+        """Cancel indexing; True once no thread writes to the store any more, False if one
+        still does after `timeout` seconds (then the store must be left open)."""
         self._cancel.set()
-        async with self._lock:
-            pass
+        try:
+            await asyncio.wait_for(self._lock.acquire(), timeout)
+        except TimeoutError:
+            return False
+        self._lock.release()
+        return True
 
     def saved(self, uri: str) -> None:
         if path := to_fs_path(uri):

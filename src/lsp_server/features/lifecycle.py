@@ -141,7 +141,8 @@ def register(server: GantryServer) -> None:
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: GantryServer, params: None) -> None:
-        await ls.indexer_service.stop()
-        if ls.store is not None:
+        if not await ls.indexer_service.stop():
+            log.warning("indexing did not stop in time; the store is left to the process exit")
+        elif ls.store is not None:
             ls.store.close()
             ls.store = None

@@ -6,6 +6,7 @@ client can tell "busy" from "idle" without guessing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gantry.status")
 STATUS_NOTIFICATION = "gantry/status"
+_CLIENT_ANSWER_TIMEOUT_S = 5.0  # a client that never answers must not stall the work
 
 
 class StatusReporter:
@@ -83,11 +85,13 @@ class StatusReporter:
         if server.caps.work_done_progress:
             token = str(uuid.uuid4())
             try:
-                await server.work_done_progress.create_async(token)
+                await asyncio.wait_for(
+                    server.work_done_progress.create_async(token), _CLIENT_ANSWER_TIMEOUT_S
+                )
                 server.work_done_progress.begin(
                     token, types.WorkDoneProgressBegin(title=title, percentage=0)
                 )
-            except Exception as exc:  # the client refused: work goes on without a bar
+            except Exception as exc:  # refused or unanswered: the work goes on without a bar
                 log.debug("progress refused: %s", exc)
                 token = None
 

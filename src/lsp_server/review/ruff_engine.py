@@ -68,10 +68,10 @@ def _run(binary: str, args: list[str], snapshot: Snapshot) -> str:
         proc = subprocess.run(
             [binary, *args, "--stdin-filename", snapshot.path, "-"],
             input=snapshot.text.encode("utf-8", "surrogatepass"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             cwd=cwd if cwd.is_dir() else None,
             timeout=_TIMEOUT_S,
+            check=False,
         )
     except FileNotFoundError as exc:
         raise RuffUnavailable(f"ruff could not be started: {exc}") from exc

@@ -54,11 +54,22 @@ def write_batch(
     ref_rows = []
     for content in fresh:
         for symbol in content.symbols:
-            symbol_rows.append((
-                next_id, content.content_hash, symbol.name, symbol.kind, symbol.container,
-                symbol.start_line, symbol.start_col, symbol.end_line, symbol.end_col,
-                symbol.signature, symbol.docstring, symbol.symbol_hash,
-            ))
+            symbol_rows.append(
+                (
+                    next_id,
+                    content.content_hash,
+                    symbol.name,
+                    symbol.kind,
+                    symbol.container,
+                    symbol.start_line,
+                    symbol.start_col,
+                    symbol.end_line,
+                    symbol.end_col,
+                    symbol.signature,
+                    symbol.docstring,
+                    symbol.symbol_hash,
+                )
+            )
             ref_rows.extend((next_id, name) for name in symbol.refs)
             next_id += 1
     conn.executemany(

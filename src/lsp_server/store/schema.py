@@ -90,7 +90,9 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Bring `conn` (in autocommit mode) up to SCHEMA_VERSION; returns the version it started at."""
     start = conn.execute("PRAGMA user_version").fetchone()[0]
     if start > SCHEMA_VERSION:
-        raise NewerSchemaError(f"schema version {start} is newer than this Gantry's {SCHEMA_VERSION}")
+        raise NewerSchemaError(
+            f"schema version {start} is newer than this Gantry's {SCHEMA_VERSION}"
+        )
     for version in range(start, SCHEMA_VERSION):
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -49,7 +49,7 @@ class StoreWriter:
     def _run(self) -> None:
         try:
             conn = connect(self._path)
-        except Exception as exc:  # noqa: BLE001 - handed to the opener, which raises it
+        except Exception as exc:
             self._ready.set_exception(exc)
             return
         self._ready.set_result(None)
@@ -71,7 +71,7 @@ class StoreWriter:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        except Exception as exc:  # noqa: BLE001 - the submitter gets it from the future
+        except Exception as exc:
             future.set_exception(exc)
         else:
             future.set_result(result)
