@@ -63,3 +63,32 @@ def test_store_path_default_and_override(tmp_path: Path):
     assert default.suffix == ".db" and tmp_path.name in default.name
     assert store_path(tmp_path / "other", Settings()) != default
     assert store_path(tmp_path, Settings(store=".gantry/s.db")) == tmp_path / ".gantry/s.db"
+
+
+def test_remote_settings_and_secrets(tmp_path: Path):
+    settings, problems = load_settings(
+        tmp_path,
+        {
+            "inference": {
+                "endpoints": [
+                    {"name": "gpu", "baseUrl": "http://127.0.0.1:8000", "model": "m"},
+                    {"name": "incomplete"},
+                    {"name": "cloud", "base_url": "https://x", "model": "y", "api_key": "sk-1"},
+                ]
+            },
+            "execution": {"gateway": {"url": "http://127.0.0.1:9000", "token": "t"}},
+        },
+    )
+    assert [e.name for e in settings.inference.endpoints] == ["gpu", "cloud"]
+    assert settings.execution.gateway.url == "http://127.0.0.1:9000"
+    joined = "\n".join(problems)
+    assert "endpoints[1]: missing base_url, model" in joined
+    assert "api_key: secrets are never settings" in joined and "token_env" in joined
+    assert "sk-1" not in joined and "'t'" not in joined
+
+
+def test_queue_path_is_data_not_cache(tmp_path: Path):
+    from lsp_server.config import queue_path
+
+    assert "queues" in str(queue_path(tmp_path, Settings()))
+    assert queue_path(tmp_path, load_settings(tmp_path, {"execution": {"queue": "q.db"}})[0]) == tmp_path / "q.db"

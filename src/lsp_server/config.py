@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
+
+from lsp_server.typed_settings import normalise_keys, structure
 
 Level = Literal["error", "warning", "info", "hint"]
 LEVELS: tuple[str, ...] = typing.get_args(Level)
@@ -39,6 +40,50 @@ class IndexSettings:
 
 
 @attrs.frozen
+class EndpointSettings:
+    """A Messages-API endpoint. Its key comes from an environment variable or a file."""
+
+    name: str
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    privacy: Literal["self-hosted", "cloud"] = "self-hosted"
+    connect_timeout_s: float = attrs.field(default=3.0, validator=attrs.validators.gt(0))
+    read_timeout_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+
+
+@attrs.frozen
+class InferenceSettings:
+    endpoints: list[EndpointSettings] = attrs.Factory(list)
+    """Tried in order."""
+    privacy: Literal["self-hosted-only", "any"] = "self-hosted-only"
+    """Whether code may be sent to `cloud` endpoints at all."""
+
+
+@attrs.frozen
+class GatewaySettings:
+    url: str
+    name: str = "gateway"
+    token_env: str | None = "GANTRY_GATEWAY_TOKEN"
+    token_file: str | None = None
+    connect_timeout_s: float = attrs.field(default=3.0, validator=attrs.validators.gt(0))
+    read_timeout_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+
+
+@attrs.frozen
+class ExecutionSettings:
+    gateway: GatewaySettings | None = None
+    local_fallback: bool = True
+    """Run CPU jobs in the local sandbox while the gateway is down or busy."""
+    unsandboxed: bool = False
+    """Run local jobs without bubblewrap. Announced every time it is used."""
+    queue: str | None = None
+    """The durable job queue file; by default one per workspace in the user data directory."""
+    max_concurrency: int = attrs.field(default=2, validator=attrs.validators.gt(0))
+
+
+@attrs.frozen
 class Settings:
     store: str | None = None
     """The context store file; by default one per workspace in the user cache directory."""
@@ -48,66 +93,12 @@ class Settings:
     severity: dict[str, Level] = attrs.Factory(dict)
     """Rule code or prefix -> level; the longest matching prefix wins."""
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    inference: InferenceSettings = InferenceSettings()
+    execution: ExecutionSettings = ExecutionSettings()
 
     @property
     def max_file_size(self) -> int:
         return self.max_file_size_kb * 1024
-
-
-def _snake(key: str) -> str:
-    """Editors speak camelCase (maxFileSizeKb), TOML speaks snake or kebab case."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).replace("-", "_").lower()
-
-
-def _fits(value: Any, hint: Any) -> bool:
-    """Strict shape check: cattrs alone would turn "E" into ["E"] and "false" into True."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Literal:
-        return value in args
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, arg) for arg in args)
-    if origin is list:
-        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
-    if origin is dict:
-        return isinstance(value, dict) and all(
-            _fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items()
-        )
-    if hint is type(None):
-        return value is None
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, hint)
-
-
-def _structure(cls: type, data: Any, path: str, problems: list[str]) -> Any:
-    """Build `cls` from `data` field by field: a bad value costs only that field."""
-    if not isinstance(data, dict):
-        problems.append(f"{path or 'gantry'}: expected a table, got {data!r}; using defaults")
-        return cls()
-    fields = {f.name: f for f in attrs.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for raw_key, value in data.items():
-        key = _snake(str(raw_key))
-        where = f"{path}.{raw_key}" if path else str(raw_key)
-        if key not in fields:
-            problems.append(f"{where}: unknown setting, ignored")
-            continue
-        hint = hints[key]
-        if attrs.has(hint):
-            values[key] = _structure(hint, value, where, problems)
-            continue
-        try:
-            if not _fits(value, hint):
-                raise TypeError(value)
-            if (validator := fields[key].validator) is not None:
-                validator(None, fields[key], value)
-            values[key] = value
-        except (TypeError, ValueError):
-            problems.append(f"{where}: invalid value {value!r}; using the default")
-    return cls(**values)
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -118,22 +109,6 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
         else:
             merged[key] = value
     return merged
-
-
-def _normalise_keys(data: Any, cls: type | None = None) -> Any:
-    """snake_case the keys of settings tables (not of free-form maps such as `severity`)."""
-    cls = cls or Settings
-    if not isinstance(data, dict):
-        return data
-    hints = typing.get_type_hints(cls)
-    out = {}
-    for raw_key, value in data.items():
-        key = _snake(str(raw_key))
-        if value is None:
-            continue
-        hint = hints.get(key)
-        out[key] = _normalise_keys(value, hint) if hint is not None and attrs.has(hint) else value
-    return out
 
 
 def read_project_settings(root: Path | None, problems: list[str]) -> dict[str, Any]:
@@ -159,26 +134,38 @@ def read_project_settings(root: Path | None, problems: list[str]) -> dict[str, A
 def load_settings(root: Path | None, *editor_layers: Any) -> tuple[Settings, list[str]]:
     """Settings for a workspace, and the problems found on the way (already defaulted)."""
     problems: list[str] = []
-    merged = _normalise_keys(read_project_settings(root, problems))
+    merged = normalise_keys(read_project_settings(root, problems), Settings)
     for layer in editor_layers:
         if isinstance(layer, dict):
-            merged = _deep_merge(merged, _normalise_keys(layer))
+            merged = _deep_merge(merged, normalise_keys(layer, Settings))
         elif layer is not None:
             problems.append(f"editor settings: expected an object, got {layer!r}; ignored")
-    return _structure(Settings, merged, "", problems), problems
+    return structure(Settings, merged, "", problems), problems
 
 
-def store_path(root: Path | None, settings: Settings) -> Path:
-    """Where the workspace's context store lives."""
-    if settings.store:
-        path = Path(settings.store).expanduser()
+def _workspace_file(root: Path | None, configured: str | None, base: str, folder: str) -> Path:
+    """A configured path (relative to the workspace), else one file per workspace under `base`."""
+    if configured:
+        path = Path(configured).expanduser()
         return path if path.is_absolute() or root is None else root / path
-    from platformdirs import user_cache_dir
-
     key = str(root.resolve()) if root else "no-workspace"
     slug = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(key).name or "root")[:40]
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return Path(user_cache_dir("gantry")) / "stores" / f"{slug}-{digest}.db"
+    return Path(base) / folder / f"{slug}-{digest}.db"
+
+
+def store_path(root: Path | None, settings: Settings) -> Path:
+    """Where the workspace's context store lives: a cache, rebuilt if lost (verdicts aside)."""
+    from platformdirs import user_cache_dir
+
+    return _workspace_file(root, settings.store, user_cache_dir("gantry"), "stores")
+
+
+def queue_path(root: Path | None, settings: Settings) -> Path:
+    """Where the workspace's durable job queue lives: data, not cache — jobs must survive."""
+    from platformdirs import user_data_dir
+
+    return _workspace_file(root, settings.execution.queue, user_data_dir("gantry"), "queues")
 
 
 def severity_for(rule: str, settings: Settings, default: Level) -> Level:
