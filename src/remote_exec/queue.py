@@ -1,0 +1,493 @@
+"""The durable outbox: every remote job is written here before anything is sent anywhere.
+
+One SQLite file (WAL, synchronous=FULL) that several processes may share, e.g. two editor
+windows. A worker *claims* a job under `BEGIN IMMEDIATE`, which holds SQLite's single write lock,
+so no two owners ever lease the same job. The lease expires unless renewed by `heartbeat`; an
+expired lease is reclaimed by the next claim and counts as a failed attempt, so a job that kills
+its worker every time ends DEAD instead of looping forever. Every outcome (`complete`, `fail`,
+`release`, `park`) is fenced on the lease owner: a worker whose job was reclaimed or cancelled
+learns it from a False/None answer and changes nothing.
+
+Owners must be unique per claimer (see `new_owner`): fencing compares owner names.
+
+The API is synchronous and thread-safe (one connection per thread). It blocks on disk and on other
+processes' locks, so it must never be called on an asyncio event-loop thread: every call checks,
+and raises `OnEventLoopError` there. Use `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import attrs
+
+from remote_exec.jobs import Job, JobState, Priority, Resources
+
+APPLICATION_ID = 0x47515545  # "GQUE"; the context store is "GANT"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5000
+BACKOFF_BASE_S = 2.0
+BACKOFF_CAP_S = 300.0
+CPU_ONLY = Resources()
+
+_SCHEMA = """
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    resources TEXT NOT NULL,
+    gpus INTEGER GENERATED ALWAYS AS (json_extract(resources, '$.gpus')) VIRTUAL,
+    priority INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    not_before REAL NOT NULL,
+    lease_owner TEXT,
+    lease_until REAL,
+    result TEXT,
+    error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+-- Claiming walks pending jobs in priority order, reclaiming scans the (few) leased ones.
+CREATE INDEX jobs_claim ON jobs (state, priority, created_at, id);
+-- next_due, and prune by age.
+CREATE INDEX jobs_due ON jobs (state, not_before);
+CREATE INDEX jobs_updated ON jobs (state, updated_at);
+"""
+
+# Filled into the claim and next_due queries; values are always bound parameters.
+_FILTERS = "(:all_kinds OR kind IN (SELECT value FROM json_each(:kinds))) AND " + (
+    "(:max_gpus IS NULL OR gpus <= :max_gpus)"
+)
+
+
+class OnEventLoopError(RuntimeError):
+    """A queue call was made on a thread running an asyncio event loop, which it would block."""
+
+
+class QueueFileError(Exception):
+    """The file is another application's database, or was written by a newer Gantry."""
+
+
+def new_owner(role: str = "worker") -> str:
+    """A lease owner name unique to this claimer: host, process and a random part."""
+    return f"{role}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def backoff(attempts: int) -> float:
+    """Seconds to wait after the `attempts`-th failure: exponential, capped, with jitter.
+
+    The jitter keeps jobs that failed together (a remote going down) from retrying together.
+    """
+    delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(0, attempts - 1))
+    return delay * random.uniform(0.5, 1.0)
+
+
+class JobQueue:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    ) -> None:
+        """Open (creating if needed) the queue at `path`.
+
+        `synchronous="NORMAL"` may lose the last commits on power loss (never on a process
+        crash); it exists for measurements, the default is what the outbox promises.
+        """
+        self.path = Path(path)
+        self._clock = clock
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._migrate()
+
+    # -- connections and schema ------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection; the single entry point, so the event-loop guard lives here."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise OnEventLoopError(
+                "JobQueue blocks on disk and locks: call it via asyncio.to_thread, not on the loop"
+            )
+        conn = getattr(self._local, "conn", None)
+        # A forked child must not share its parent's connection.
+        if conn is None or self._local.pid != os.getpid():
+            conn = self._open()
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        # Autocommit: every transaction below is explicit. Not shared across threads, but
+        # check_same_thread=False lets close() close them all from one thread.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        return conn
+
+    def _migrate(self) -> None:
+        with self._write() as db:
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if app_id != APPLICATION_ID and (app_id or version or tables):
+                raise QueueFileError(f"{self.path} is not a Gantry queue")
+            if version > SCHEMA_VERSION:
+                raise QueueFileError(
+                    f"{self.path} was written by a newer Gantry (schema {version})"
+                )
+            if version == 0:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock up front, so it never fails half-way on BUSY."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every thread's connection; the queue must not be used afterwards."""
+        with self._all_lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- producing -------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        key: str,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        resources: Resources = CPU_ONLY,
+        priority: int = Priority.BACKGROUND,
+        max_attempts: int = 5,
+        not_before: float | None = None,
+    ) -> tuple[Job, bool]:
+        """Add a job unless `key` is known; returns (job, created).
+
+        A known key returns the existing job whatever its state (a DONE job carries its result),
+        so a producer that crashed between enqueue and recording can simply enqueue again.
+        Once this returns, the job is on disk.
+        """
+        now = self._clock()
+        with self._write() as db:
+            row = db.execute(
+                "INSERT INTO jobs (key, kind, payload, resources, priority, state, max_attempts,"
+                " not_before, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
+                " ON CONFLICT (key) DO NOTHING RETURNING *",
+                (
+                    key,
+                    str(kind),
+                    json.dumps(payload),
+                    json.dumps(attrs.asdict(resources)),
+                    int(priority),
+                    max_attempts,
+                    now if not_before is None else not_before,
+                    now,
+                    now,
+                ),
+            ).fetchone()
+            if row is not None:
+                return _job(row), True
+            return _job(db.execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()), False
+
+    # -- consuming -------------------------------------------------------------------------
+
+    def claim(
+        self,
+        owner: str,
+        *,
+        kinds: Collection[str] | None = None,
+        max_gpus: int | None = None,
+        lease_s: float = 30.0,
+    ) -> Job | None:
+        """Lease the most urgent due job (lowest priority number, then oldest), or None.
+
+        `kinds` limits the kinds taken; `max_gpus=0` takes only CPU jobs (a local fallback worker).
+        Expired leases of any job are reclaimed first.
+        """
+        now = self._clock()
+        with self._write() as db:
+            self._reclaim(db, now)
+            row = db.execute(
+                "UPDATE jobs SET state = 'leased', lease_owner = :owner, lease_until = :until,"
+                " updated_at = :now WHERE id = (SELECT id FROM jobs INDEXED BY jobs_claim"
+                " WHERE state = 'pending'"
+                f" AND not_before <= :now AND {_FILTERS}"
+                " ORDER BY priority, created_at, id LIMIT 1) RETURNING *",
+                {
+                    "owner": owner,
+                    "until": now + lease_s,
+                    "now": now,
+                    **_filter_params(kinds, max_gpus),
+                },
+            ).fetchone()
+        return None if row is None else _job(row)
+
+    def heartbeat(self, job_id: int, owner: str, lease_s: float = 30.0) -> bool:
+        """Extend our lease by `lease_s` from now; False if the job is no longer leased to us."""
+        now = self._clock()
+        return self._fenced(job_id, owner, "lease_until = ?, updated_at = ?", (now + lease_s, now))
+
+    def complete(self, job_id: int, owner: str, result: dict[str, Any]) -> bool:
+        """Record the result and mark the job DONE; False (and no change) unless it is ours.
+
+        A lease that expired but was not yet reclaimed is still ours: nobody else has the job.
+        """
+        return self._fenced(
+            job_id,
+            owner,
+            "state = 'done', result = ?, error = NULL, lease_owner = NULL, lease_until = NULL,"
+            " updated_at = ?",
+            (json.dumps(result), self._clock()),
+        )
+
+    def fail(
+        self,
+        job_id: int,
+        owner: str,
+        error: str,
+        *,
+        retry_in: float | None = None,
+        permanent: bool = False,
+    ) -> Job | None:
+        """Count a failed attempt: back to pending after `retry_in` s (default: `backoff`), or
+        DEAD when out of attempts or `permanent`. Returns the updated job, None if not ours."""
+        now = self._clock()
+        with self._write() as db:
+            row = db.execute(
+                "SELECT attempts, max_attempts FROM jobs"
+                " WHERE id = ? AND state = 'leased' AND lease_owner = ?",
+                (job_id, owner),
+            ).fetchone()
+            if row is None:
+                return None
+            attempts = row["attempts"] + 1
+            if permanent or attempts >= row["max_attempts"]:
+                state, not_before = JobState.DEAD.value, now
+            else:
+                delay = backoff(attempts) if retry_in is None else retry_in
+                state, not_before = JobState.PENDING.value, now + delay
+            updated = db.execute(
+                "UPDATE jobs SET state = ?, attempts = ?, not_before = ?, error = ?,"
+                " lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ? RETURNING *",
+                (state, attempts, not_before, error, now, job_id),
+            ).fetchone()
+        return _job(updated)
+
+    def release(self, job_id: int, owner: str, *, not_before: float, reason: str) -> bool:
+        """Hand the job back without consuming an attempt: the remote said "later" (429/529
+        with retry-after) or is down, which says nothing about the job itself."""
+        return self._fenced(
+            job_id,
+            owner,
+            "state = 'pending', not_before = ?, error = ?, lease_owner = NULL, lease_until = NULL,"
+            " updated_at = ?",
+            (not_before, reason, self._clock()),
+        )
+
+    def park(self, job_id: int, owner: str, reason: str) -> bool:
+        """PARKED: the job waits for a person (e.g. a spend limit), and only `retry` revives it."""
+        return self._fenced(
+            job_id,
+            owner,
+            "state = 'parked', error = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?",
+            (reason, self._clock()),
+        )
+
+    def _fenced(self, job_id: int, owner: str, assignments: str, params: tuple[Any, ...]) -> bool:
+        """Apply `assignments` only while the job is leased to `owner`."""
+        with self._write() as db:
+            cursor = db.execute(
+                f"UPDATE jobs SET {assignments}"
+                " WHERE id = ? AND state = 'leased' AND lease_owner = ?",
+                (*params, job_id, owner),
+            )
+        return cursor.rowcount == 1
+
+    # -- managing --------------------------------------------------------------------------
+
+    def retry(self, job_id: int) -> bool:
+        """DEAD, PARKED or CANCELLED -> PENDING now, with a fresh set of attempts.
+
+        The last error stays visible until the job runs again.
+        """
+        now = self._clock()
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET state = 'pending', attempts = 0, not_before = ?, updated_at = ?"
+                " WHERE id = ? AND state IN ('dead', 'parked', 'cancelled')",
+                (now, now, job_id),
+            )
+        return cursor.rowcount == 1
+
+    def cancel(self, job_id: int) -> bool:
+        """Cancel a pending, leased or parked job; a leased job's owner learns it when its next
+        heartbeat or outcome is refused."""
+        return self._cancel("id = ?", (job_id,)) == 1
+
+    def cancel_prefix(self, key_prefix: str) -> int:
+        """Cancel every cancellable job whose key starts with `key_prefix` (work superseded by a
+        newer document version); returns how many."""
+        if not key_prefix:
+            raise ValueError("an empty prefix would cancel every job")
+        # GLOB is case-sensitive and can use the key index; bracket its wildcards to match them.
+        pattern = "".join(f"[{c}]" if c in "*?[" else c for c in key_prefix) + "*"
+        return self._cancel("key GLOB ?", (pattern,))
+
+    def _cancel(self, where: str, params: tuple[Any, ...]) -> int:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, lease_until = NULL,"
+                f" updated_at = ? WHERE {where} AND state IN ('pending', 'leased', 'parked')",
+                (self._clock(), *params),
+            )
+        return cursor.rowcount
+
+    def reclaim_expired(self) -> int:
+        """Return jobs whose lease expired to pending (or DEAD); claim also does this."""
+        with self._write() as db:
+            return self._reclaim(db, self._clock())
+
+    def _reclaim(self, db: sqlite3.Connection, now: float) -> int:
+        # The owner vanished or hung mid-job: that counts as an attempt.
+        cursor = db.execute(
+            "UPDATE jobs SET state = CASE WHEN attempts + 1 >= max_attempts THEN 'dead'"
+            " ELSE 'pending' END, attempts = attempts + 1, not_before = :now,"
+            " error = 'lease expired (owner ' || lease_owner || ')',"
+            " lease_owner = NULL, lease_until = NULL, updated_at = :now"
+            " WHERE state = 'leased' AND lease_until < :now",
+            {"now": now},
+        )
+        return cursor.rowcount
+
+    def prune(self, older_than_s: float) -> int:
+        """Delete DONE and CANCELLED jobs last touched more than `older_than_s` ago.
+
+        DEAD jobs are kept for inspection: see `purge_dead`.
+        """
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND updated_at < ?",
+                (self._clock() - older_than_s,),
+            )
+        return cursor.rowcount
+
+    def purge_dead(self) -> int:
+        with self._write() as db:
+            return db.execute("DELETE FROM jobs WHERE state = 'dead'").rowcount
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job | None:
+        row = self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _job(row)
+
+    def get_by_key(self, key: str) -> Job | None:
+        row = self._conn().execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()
+        return None if row is None else _job(row)
+
+    def list(self, states: Collection[str] | None = None, limit: int = 100) -> list[Job]:
+        """Jobs in the given states (all when None), newest first."""
+        rows = self._conn().execute(
+            "SELECT * FROM jobs WHERE ? OR state IN (SELECT value FROM json_each(?))"
+            " ORDER BY id DESC LIMIT ?",
+            (states is None, json.dumps([str(s) for s in states or ()]), limit),
+        )
+        return [_job(row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per state, every state present."""
+        counts = dict.fromkeys((s.value for s in JobState), 0)
+        rows = self._conn().execute("SELECT state, count(*) FROM jobs GROUP BY state")
+        counts.update((state, n) for state, n in rows)
+        return counts
+
+    def next_due(
+        self, *, kinds: Collection[str] | None = None, max_gpus: int | None = None
+    ) -> float | None:
+        """When a claim with these filters may next find work, for a worker to sleep until:
+        the earliest not_before of pending jobs, or lease expiry of leased ones (a reclaim).
+        None when there is nothing pending or leased."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT min(CASE state WHEN 'pending' THEN not_before ELSE lease_until END)"
+                f" FROM jobs WHERE state IN ('pending', 'leased') AND {_FILTERS}",
+                _filter_params(kinds, max_gpus),
+            )
+            .fetchone()
+        )
+        return row[0]
+
+
+def _filter_params(kinds: Collection[str] | None, max_gpus: int | None) -> dict[str, Any]:
+    return {
+        "all_kinds": kinds is None,
+        "kinds": json.dumps([str(k) for k in kinds or ()]),
+        "max_gpus": max_gpus,
+    }
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        key=row["key"],
+        kind=row["kind"],
+        payload=json.loads(row["payload"]),
+        resources=Resources(**json.loads(row["resources"])),
+        priority=row["priority"],
+        state=row["state"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        not_before=row["not_before"],
+        lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"],
+        result=None if row["result"] is None else json.loads(row["result"]),
+        error=row["error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
