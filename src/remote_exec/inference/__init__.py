@@ -1,0 +1,57 @@
+"""Anthropic Messages-API inference over an ordered chain of endpoints.
+
+Self-hosted servers (vLLM, llama.cpp, Ollama, LiteLLM) and Anthropic's cloud all speak
+/v1/messages. Importing this package does not import the anthropic SDK (about a second):
+``call`` and ``count_tokens`` do, on first use.
+"""
+
+from .chain import call_chain, most_useful, privacy_allows
+from .client import call, count_tokens, estimate_tokens, resolve_api_key
+from .errors import (
+    BadAnswer,
+    EndpointDown,
+    InferenceError,
+    Parked,
+    Rejected,
+    RetryLater,
+    Unusable,
+    not_before_from,
+)
+from .records import (
+    ContentBlock,
+    Endpoint,
+    InferenceRequest,
+    InferenceResult,
+    Privacy,
+    PrivacyPolicy,
+    TextBlock,
+    ToolUseBlock,
+    Usage,
+)
+
+__all__ = [
+    "BadAnswer",
+    "ContentBlock",
+    "Endpoint",
+    "EndpointDown",
+    "InferenceError",
+    "InferenceRequest",
+    "InferenceResult",
+    "Parked",
+    "Privacy",
+    "PrivacyPolicy",
+    "Rejected",
+    "RetryLater",
+    "TextBlock",
+    "ToolUseBlock",
+    "Unusable",
+    "Usage",
+    "call",
+    "call_chain",
+    "count_tokens",
+    "estimate_tokens",
+    "most_useful",
+    "not_before_from",
+    "privacy_allows",
+    "resolve_api_key",
+]
