@@ -17,12 +17,12 @@ and raises `OnEventLoopError` there. Use `asyncio.to_thread`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
 import socket
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -122,11 +122,7 @@ class JobQueue:
 
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection; the single entry point, so the event-loop guard lives here."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
+        if _on_event_loop():
             raise OnEventLoopError(
                 "JobQueue blocks on disk and locks: call it via asyncio.to_thread, not on the loop"
             )
@@ -462,6 +458,19 @@ class JobQueue:
             .fetchone()
         )
         return row[0]
+
+
+def _on_event_loop() -> bool:
+    # Not importing asyncio keeps short-lived processes quick: if it was never imported, no loop
+    # can be running.
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _filter_params(kinds: Collection[str] | None, max_gpus: int | None) -> dict[str, Any]:

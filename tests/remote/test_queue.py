@@ -1,0 +1,378 @@
+"""The durable outbox's rules, on real SQLite files; time is moved by a fake clock, never slept."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+import queue_child
+
+from remote_exec.jobs import JobKind, JobState, Priority, Resources
+from remote_exec.queue import (
+    APPLICATION_ID,
+    BACKOFF_CAP_S,
+    JobQueue,
+    OnEventLoopError,
+    QueueFileError,
+    new_owner,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def q(tmp_path: Path, clock: Clock) -> JobQueue:
+    queue = JobQueue(tmp_path / "queue.db", clock=clock)
+    yield queue
+    queue.close()
+
+
+def test_file_settings(q: JobQueue) -> None:
+    conn = sqlite3.connect(q.path)
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert q._conn().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    conn.close()
+
+
+def test_reopen_keeps_jobs(tmp_path: Path, q: JobQueue) -> None:
+    job, _ = q.enqueue("k", JobKind.EXEC, {"a": 1})
+    with JobQueue(tmp_path / "queue.db") as again:
+        assert again.get(job.id) == job
+
+
+def test_refuses_foreign_and_newer_files(tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(QueueFileError, match="not a Gantry queue"):
+        JobQueue(foreign)
+    newer = tmp_path / "newer.db"
+    JobQueue(newer).close()
+    conn = sqlite3.connect(newer)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(QueueFileError, match="newer"):
+        JobQueue(newer)
+
+
+def test_enqueue_is_idempotent_on_key(q: JobQueue) -> None:
+    job, created = q.enqueue(
+        "unit-1", JobKind.INFERENCE, {"prompt": "x"}, resources=Resources(gpus=1), max_attempts=3
+    )
+    assert created
+    assert (job.state, job.attempts, job.max_attempts) == (JobState.PENDING, 0, 3)
+    assert job.resources == Resources(gpus=1)
+    assert job.kind == "inference" and job.payload == {"prompt": "x"}
+    again, created = q.enqueue("unit-1", JobKind.INFERENCE, {"prompt": "other"})
+    assert not created and again == job
+    # Even a finished job answers for its key, with its result.
+    owner = new_owner()
+    q.complete(q.claim(owner).id, owner, {"answer": 42})
+    done, created = q.enqueue("unit-1", JobKind.INFERENCE, {"prompt": "x"})
+    assert not created and done.state == JobState.DONE and done.result == {"answer": 42}
+    assert q.counts()[JobState.DONE] == 1
+
+
+def test_claim_order_priority_then_age(q: JobQueue, clock: Clock) -> None:
+    for name, priority in [("bg-old", Priority.BACKGROUND), ("int-old", Priority.INTERACTIVE)]:
+        q.enqueue(name, JobKind.EXEC, {}, priority=priority)
+        clock.now += 1
+    q.enqueue("bg-new", JobKind.EXEC, {})
+    q.enqueue("int-new", JobKind.EXEC, {}, priority=Priority.INTERACTIVE)
+    claimed = [q.claim("w").key for _ in range(4)]
+    assert claimed == ["int-old", "int-new", "bg-old", "bg-new"]
+    assert q.claim("w") is None
+
+
+def test_not_before_and_next_due(q: JobQueue, clock: Clock) -> None:
+    assert q.next_due() is None
+    q.enqueue("later", JobKind.EXEC, {}, not_before=clock.now + 60)
+    assert q.claim("w") is None
+    assert q.next_due() == clock.now + 60
+    clock.now += 60
+    job = q.claim("w", lease_s=10)
+    assert job is not None and job.key == "later"
+    # Only a leased job left: a worker should wake when its lease can be reclaimed.
+    assert q.next_due() == clock.now + 10
+
+
+def test_claim_filters_by_kind_and_gpus(q: JobQueue) -> None:
+    q.enqueue("gpu", JobKind.EXEC, {}, resources=Resources(gpus=1), priority=Priority.INTERACTIVE)
+    q.enqueue("infer", JobKind.INFERENCE, {}, priority=Priority.INTERACTIVE)
+    q.enqueue("cpu", JobKind.EXEC, {})
+    assert q.next_due(kinds=[JobKind.EXEC], max_gpus=0) is not None
+    cpu = q.claim("local", kinds=[JobKind.EXEC], max_gpus=0)
+    assert cpu.key == "cpu"
+    assert q.claim("local", kinds=[JobKind.EXEC], max_gpus=0) is None
+    q.complete(cpu.id, "local", {})
+    # Nothing a CPU-only exec worker could take: it must not be woken for the GPU job.
+    assert q.next_due(kinds=[JobKind.EXEC], max_gpus=0) is None
+    assert q.claim("remote", max_gpus=1).key == "gpu"
+    assert q.claim("any").key == "infer"
+
+
+def test_lease_expiry_reclaim_and_fencing(q: JobQueue, clock: Clock) -> None:
+    job, _ = q.enqueue("k", JobKind.EXEC, {})
+    first = q.claim("a", lease_s=30)
+    assert first.lease_owner == "a" and first.lease_until == clock.now + 30
+    assert q.claim("b") is None  # leased, not expired
+    clock.now += 20
+    assert q.heartbeat(job.id, "a", lease_s=30)
+    assert not q.heartbeat(job.id, "b")
+    clock.now += 31  # expired, but nobody reclaimed it yet: still a's
+    assert q.heartbeat(job.id, "a", lease_s=5)
+    clock.now += 6
+    second = q.claim("b")
+    assert second.id == job.id and second.lease_owner == "b"
+    assert second.attempts == 1 and "lease expired" in second.error  # a vanished: an attempt
+    # The stale owner is fenced off from every outcome.
+    assert not q.heartbeat(job.id, "a")
+    assert not q.complete(job.id, "a", {"stale": True})
+    assert q.fail(job.id, "a", "boom") is None
+    assert not q.release(job.id, "a", not_before=clock.now, reason="x")
+    assert not q.park(job.id, "a", "x")
+    assert q.get(job.id).lease_owner == "b"
+    assert q.complete(job.id, "b", {"ok": True})
+    assert not q.complete(job.id, "b", {"twice": True})
+    assert q.get(job.id).result == {"ok": True}
+
+
+def test_complete_after_expiry_when_not_reclaimed(q: JobQueue, clock: Clock) -> None:
+    job, _ = q.enqueue("k", JobKind.EXEC, {})
+    q.claim("a", lease_s=1)
+    clock.now += 100
+    assert q.complete(job.id, "a", {"late": True})
+    assert q.get(job.id).state == JobState.DONE
+
+
+def test_reclaim_expired_counts_attempts_until_dead(q: JobQueue, clock: Clock) -> None:
+    job, _ = q.enqueue("poison", JobKind.EXEC, {}, max_attempts=2)
+    q.claim("a", lease_s=1)
+    clock.now += 2
+    assert q.reclaim_expired() == 1
+    assert q.get(job.id).state == JobState.PENDING
+    q.claim("b", lease_s=1)
+    clock.now += 2
+    assert q.reclaim_expired() == 1
+    assert q.get(job.id).state == JobState.DEAD
+    assert q.reclaim_expired() == 0
+
+
+def test_fail_backs_off_then_dead_is_kept(q: JobQueue, clock: Clock) -> None:
+    job, _ = q.enqueue("k", JobKind.EXEC, {}, max_attempts=3)
+    q.claim("w")
+    failed = q.fail(job.id, "w", "first")
+    assert (failed.state, failed.attempts, failed.error) == (JobState.PENDING, 1, "first")
+    assert failed.lease_owner is None
+    # Default backoff: exponential with jitter, so between half and all of the base delay.
+    assert clock.now + 1.0 <= failed.not_before <= clock.now + 2.0
+    assert q.claim("w") is None
+    clock.now = failed.not_before
+    q.claim("w")
+    assert q.fail(job.id, "w", "second", retry_in=7).not_before == clock.now + 7
+    clock.now += 7
+    q.claim("w")
+    dead = q.fail(job.id, "w", "third")
+    assert (dead.state, dead.attempts) == (JobState.DEAD, 3)
+    assert q.prune(0) == 0  # DEAD is kept for inspection
+    clock.now += 10**6
+    assert q.claim("w") is None and q.get(job.id).state == JobState.DEAD
+
+
+def test_backoff_is_capped(q: JobQueue, clock: Clock) -> None:
+    job, _ = q.enqueue("k", JobKind.EXEC, {}, max_attempts=100)
+    for _ in range(30):
+        clock.now += BACKOFF_CAP_S
+        q.claim("w")
+        failed = q.fail(job.id, "w", "again")
+    assert failed.not_before <= clock.now + BACKOFF_CAP_S
+
+
+def test_fail_permanent(q: JobQueue) -> None:
+    job, _ = q.enqueue("k", JobKind.EXEC, {})
+    q.claim("w")
+    assert q.fail(job.id, "w", "bad request", permanent=True).state == JobState.DEAD
+
+
+def test_release_does_not_consume_attempts(q: JobQueue, clock: Clock) -> None:
+    job, _ = q.enqueue("k", JobKind.INFERENCE, {}, max_attempts=1)
+    for _ in range(5):
+        q.claim("w")
+        assert q.release(job.id, "w", not_before=clock.now + 30, reason="429 retry-after 30")
+        assert q.claim("w") is None
+        clock.now += 30
+    released = q.get(job.id)
+    assert (released.state, released.attempts, released.error) == (
+        JobState.PENDING,
+        0,
+        "429 retry-after 30",
+    )
+
+
+def test_park_and_retry(q: JobQueue, clock: Clock) -> None:
+    job, _ = q.enqueue("k", JobKind.INFERENCE, {})
+    assert not q.retry(job.id)  # pending: nothing to retry
+    q.claim("w")
+    q.fail(job.id, "w", "x", retry_in=0)
+    q.claim("w")
+    assert q.park(job.id, "w", "spend limit reached")
+    parked = q.get(job.id)
+    assert (parked.state, parked.error, parked.attempts) == (
+        JobState.PARKED,
+        "spend limit reached",
+        1,
+    )
+    clock.now += 10**6
+    assert q.claim("w") is None  # parked waits for a person, not for time
+    assert q.retry(job.id)
+    retried = q.get(job.id)
+    assert (retried.state, retried.attempts, retried.not_before) == (JobState.PENDING, 0, clock.now)
+    assert q.claim("w").id == job.id
+
+
+def test_retry_dead_and_cancelled(q: JobQueue) -> None:
+    dead, _ = q.enqueue("dead", JobKind.EXEC, {})
+    q.claim("w")
+    q.fail(dead.id, "w", "x", permanent=True)
+    cancelled, _ = q.enqueue("cancelled", JobKind.EXEC, {})
+    q.cancel(cancelled.id)
+    assert q.retry(dead.id) and q.retry(cancelled.id)
+    assert {j.state for j in q.list()} == {JobState.PENDING}
+
+
+def test_cancel_by_id(q: JobQueue) -> None:
+    pending, _ = q.enqueue("a", JobKind.EXEC, {})
+    leased, _ = q.enqueue("b", JobKind.EXEC, {})
+    assert q.claim("w", kinds=None).id == pending.id
+    assert q.cancel(pending.id)
+    assert not q.cancel(pending.id)
+    # The worker holding it learns on its next heartbeat or outcome.
+    assert not q.heartbeat(pending.id, "w")
+    assert not q.complete(pending.id, "w", {})
+    assert q.get(pending.id).state == JobState.CANCELLED
+    q.claim("w")
+    q.complete(leased.id, "w", {})
+    assert not q.cancel(leased.id)  # done stays done
+    assert not q.cancel(12345)
+
+
+def test_cancel_prefix(q: JobQueue) -> None:
+    for key in ["file.py@v1#a", "file.py@v1#b", "file.py@v10#a", "file.py@v2#a", "f*le.py@v1#a"]:
+        q.enqueue(key, JobKind.INFERENCE, {})
+    q.claim("w")  # a leased one is cancelled too
+    parked, _ = q.enqueue("file.py@v1#parked", JobKind.INFERENCE, {})
+    q.claim("w2")
+    q.park(parked.id, "w2", "spend")
+    assert q.cancel_prefix("file.py@v1#") == 3
+    assert q.cancel_prefix("f*le.py@") == 1  # wildcards are literal
+    states = {j.key: j.state for j in q.list()}
+    assert states["file.py@v10#a"] == states["file.py@v2#a"] == JobState.PENDING
+    assert q.counts()[JobState.CANCELLED] == 4
+    with pytest.raises(ValueError):
+        q.cancel_prefix("")
+
+
+def test_prune_and_purge(q: JobQueue, clock: Clock) -> None:
+    done, _ = q.enqueue("done", JobKind.EXEC, {})
+    q.claim("w")
+    q.complete(done.id, "w", {})
+    cancelled, _ = q.enqueue("cancelled", JobKind.EXEC, {})
+    q.cancel(cancelled.id)
+    dead, _ = q.enqueue("dead", JobKind.EXEC, {})
+    q.claim("w")
+    q.fail(dead.id, "w", "x", permanent=True)
+    q.enqueue("pending", JobKind.EXEC, {})
+    clock.now += 100
+    assert q.prune(older_than_s=200) == 0
+    assert q.prune(older_than_s=50) == 2
+    assert sorted(j.key for j in q.list()) == ["dead", "pending"]
+    assert q.purge_dead() == 1
+    assert [j.key for j in q.list()] == ["pending"]
+    # A pruned key is free again.
+    assert q.enqueue("done", JobKind.EXEC, {})[1]
+
+
+def test_get_list_counts(q: JobQueue) -> None:
+    a, _ = q.enqueue("a", JobKind.EXEC, {})
+    b, _ = q.enqueue("b", JobKind.EXEC, {})
+    q.claim("w")
+    assert q.get(999) is None and q.get_by_key("nope") is None
+    assert q.get_by_key("b") == b
+    assert [j.key for j in q.list()] == ["b", "a"]
+    assert [j.key for j in q.list(states=[JobState.LEASED])] == ["a"]
+    assert [j.key for j in q.list(limit=1)] == ["b"]
+    assert q.counts() == {s.value: 0 for s in JobState} | {"pending": 1, "leased": 1}
+    assert q.get(a.id).state == JobState.LEASED
+
+
+async def test_refuses_to_run_on_the_event_loop(q: JobQueue) -> None:
+    with pytest.raises(OnEventLoopError):
+        q.enqueue("k", JobKind.EXEC, {})
+    with pytest.raises(OnEventLoopError):
+        q.counts()
+    job, created = await asyncio.to_thread(q.enqueue, "k", JobKind.EXEC, {})
+    assert created and job.key == "k"
+
+
+def test_threads_share_one_queue(q: JobQueue) -> None:
+    for i in range(200):
+        q.enqueue(f"k{i}", JobKind.EXEC, {})
+    claimed: list[list[int]] = [[] for _ in range(4)]
+
+    def work(mine: list[int]) -> None:
+        owner = new_owner()
+        while (job := q.claim(owner)) is not None:
+            assert q.complete(job.id, owner, {})
+            mine.append(job.id)
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in claimed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [i for mine in claimed for i in mine]
+    assert sorted(ids) == list(range(1, 201))
+    assert q.counts()[JobState.DONE] == 200
+
+
+def test_two_processes_never_claim_the_same_job(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    with JobQueue(path) as q:
+        for i in range(300):
+            q.enqueue(f"k{i}", JobKind.EXEC, {"i": i})
+    ctx = multiprocessing.get_context("spawn")
+    start, results = ctx.Event(), ctx.Queue()
+    workers = [
+        ctx.Process(target=queue_child.claim_all, args=(str(path), start, results))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    claimed = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    ids = [i for mine in claimed for i in mine]
+    assert len(ids) == len(set(ids)) == 300
+    with JobQueue(path) as q:
+        assert q.counts()[JobState.DONE] == 300
