@@ -232,16 +232,12 @@ def _handler_for(api: FakeMessagesAPI) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep test output clean
 
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            data = self.rfile.read(length) if length else b""
-            try:
-                body = json.loads(data) if data else None
-            except ValueError:
-                body = None
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            api._record(Received("POST", self.path, headers, body))
+        def do_GET(self) -> None:
+            self._receive()
+            self._send(error(404, "not_found_error", f"Not found: {self.path}"))
 
+        def do_POST(self) -> None:
+            body = self._receive()
             path = self.path.split("?", 1)[0]
             if path == "/v1/messages/count_tokens":
                 self._send(_count_tokens_answer(api.count_tokens))
@@ -249,6 +245,17 @@ def _handler_for(api: FakeMessagesAPI) -> type[BaseHTTPRequestHandler]:
                 self._answer(api._next_answer(), body if isinstance(body, dict) else {})
             else:
                 self._send(error(404, "not_found_error", f"Not found: {path}"))
+
+        def _receive(self) -> Any:
+            length = int(self.headers.get("content-length") or 0)
+            data = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(data) if data else None
+            except ValueError:
+                body = None
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            api._record(Received(self.command, self.path, headers, body))
+            return body
 
         def _answer(self, answer: Answer, request: dict[str, Any]) -> None:
             if isinstance(answer, Hang):

@@ -7,6 +7,7 @@ import logging
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -29,6 +30,7 @@ from fake_messages_api import (
 )
 
 from remote_exec.inference import (
+    DEFAULT_BACKOFF_S,
     BadAnswer,
     Endpoint,
     EndpointDown,
@@ -44,6 +46,7 @@ from remote_exec.inference import (
     call_chain,
     count_tokens,
     estimate_tokens,
+    not_before_from,
     privacy_allows,
 )
 
@@ -150,8 +153,13 @@ def test_tool_input_that_is_not_an_object_is_a_bad_answer(fake_api: FakeMessages
 
 @pytest.mark.parametrize(
     "answer",
-    [malformed(), raw(200, {"hello": "world"}), raw(200, "<html>proxy</html>")],
-    ids=["truncated-json", "not-a-message", "html"],
+    [
+        malformed(),
+        raw(200, {"hello": "world"}),
+        raw(200, {"type": "message", "content": "flat"}),
+        raw(200, "<html>proxy</html>"),
+    ],
+    ids=["truncated-json", "not-a-message", "content-not-a-list", "html"],
 )
 def test_unusable_bodies_are_bad_answers(fake_api: FakeMessagesAPI, answer: object) -> None:
     fake_api.script(answer)  # type: ignore[arg-type]
@@ -465,3 +473,43 @@ def test_importing_inference_does_not_import_the_sdk() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+# -- retry-after parsing and the fake itself ---------------------------------------------------
+
+
+def test_not_before_parsing() -> None:
+    now = 1_000_000.0
+    assert not_before_from({"retry-after-ms": "1500"}, now) == now + 1.5
+    assert not_before_from({"retry-after": "2.5"}, now) == now + 2.5
+    assert not_before_from({"retry-after": "soon"}, now) == now + DEFAULT_BACKOFF_S
+    assert not_before_from({"retry-after": "-5"}, now) == now
+    assert not_before_from({}, now) == now + DEFAULT_BACKOFF_S
+
+
+def test_fake_releases_a_hung_request_when_it_closes() -> None:
+    api = FakeMessagesAPI().start()
+    api.script(hang())
+    outcome: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            call(endpoint(api, read_timeout_s=60.0), InferenceRequest(HELLO))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    while not api.requests:  # the request arrived and is being held
+        time.sleep(0.01)
+    api.close()
+    asker.join(timeout=30)
+    assert not asker.is_alive()
+    assert isinstance(outcome[0], EndpointDown)
+
+
+def test_fake_answers_unknown_paths_like_the_api(fake_api: FakeMessagesAPI) -> None:
+    response = httpx2.get(f"{fake_api.url}/v1/models", timeout=5.0)
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "not_found_error"
+    assert fake_api.requests[0].method == "GET"

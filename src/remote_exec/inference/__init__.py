@@ -8,6 +8,7 @@ Self-hosted servers (vLLM, llama.cpp, Ollama, LiteLLM) and Anthropic's cloud all
 from .chain import call_chain, most_useful, privacy_allows
 from .client import call, count_tokens, estimate_tokens, resolve_api_key
 from .errors import (
+    DEFAULT_BACKOFF_S,
     BadAnswer,
     EndpointDown,
     InferenceError,
@@ -30,6 +31,7 @@ from .records import (
 )
 
 __all__ = [
+    "DEFAULT_BACKOFF_S",
     "BadAnswer",
     "ContentBlock",
     "Endpoint",

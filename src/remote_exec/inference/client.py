@@ -242,9 +242,13 @@ def _parse(
         data = json.loads(text)
     except ValueError:
         raise BadAnswer(f"{name}: the answer is not JSON: {_short(text, 80)}") from None
-    if not (isinstance(data, dict) and data.get("type") == "message"):
+    if not (
+        isinstance(data, dict)
+        and data.get("type") == "message"
+        and isinstance(data.get("content"), list)
+    ):
         raise BadAnswer(f"{name}: the answer is not a Messages response: {_short(text, 80)}")
-    content = [_block(name, b) for b in data.get("content") or [] if _known(b)]
+    content = [_block(name, b) for b in data["content"] if _known(b)]
     stop_reason = data.get("stop_reason")
     forced = request.forced_tool
     if forced is not None and not any(
