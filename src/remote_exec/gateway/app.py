@@ -1,0 +1,193 @@
+"""The gateway's HTTP API (v1): submit, inspect, stream, cancel; bearer-token auth on every route.
+
+Status codes: 401 no or unknown token, 403 a token without the scope the route needs, 404 a job
+this token does not own (other tokens' jobs are invisible), 400 an invalid spec, 413 a body over
+the limit (refused while reading, never buffered whole), 429 too many unfinished jobs for this
+token (with Retry-After), 503 the backend refused the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import importlib.metadata
+import json
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from remote_exec.gateway.backends import Backend
+from remote_exec.gateway.config import GatewayConfig, Scope, Token
+from remote_exec.gateway.registry import JobRecord, Registry, TooBusy
+from remote_exec.gateway.validate import SpecError, parse_submission
+
+log = logging.getLogger(__name__)
+
+# A silent job still wakes its log streamers this often, to notice a client that went away.
+_LOG_WAKE_S = 15.0
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("gantry-lsp")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def create_app(config: GatewayConfig, backend: Backend) -> Starlette:
+    registry = Registry(config.journal_path, config.log_retention_bytes)
+    version = _version()
+
+    def authorize(request: Request, scope: Scope) -> Token:
+        header = request.headers.get("authorization", "")
+        scheme, _, presented = header.partition(" ")
+        token = None
+        if scheme.lower() == "bearer" and presented:
+            # Compare against every token, always: timing reveals neither which nor how much.
+            for candidate in config.tokens:
+                if hmac.compare_digest(candidate.secret.encode(), presented.strip().encode()):
+                    token = candidate
+        if token is None:
+            raise _HTTPError(
+                401,
+                "missing or invalid bearer token",
+                {"WWW-Authenticate": 'Bearer realm="gantry"'},
+            )
+        granted = token.scopes | ({Scope.READ} if Scope.SUBMIT in token.scopes else set())
+        if scope not in granted:
+            raise _HTTPError(403, f"token lacks the {scope} scope")
+        return token
+
+    def owned_job(request: Request, token: Token) -> JobRecord:
+        job = registry.get(token.id, request.path_params["job_id"])
+        if job is None:
+            raise _HTTPError(404, "no such job")
+        return job
+
+    async def submit(request: Request) -> Response:
+        token = authorize(request, Scope.SUBMIT)
+        body = await _read_limited(request, config.limits.max_body_bytes)
+        try:
+            key, spec = parse_submission(json.loads(body), config)
+        except json.JSONDecodeError as exc:
+            raise _HTTPError(400, f"body is not JSON: {exc}") from exc
+        except SpecError as exc:
+            raise _HTTPError(400, str(exc)) from exc
+        if (reason := backend.check(spec)) is not None:
+            raise _HTTPError(400, reason)
+        try:
+            job, new = await run_in_threadpool(
+                registry.create, token.id, key, spec, config.limits.max_active_per_token
+            )
+        except TooBusy as exc:
+            raise _HTTPError(
+                429,
+                f"at most {config.limits.max_active_per_token} unfinished jobs per token",
+                {"Retry-After": str(config.retry_after_s)},
+            ) from exc
+        if not new:
+            return JSONResponse(job.to_json(), status_code=200)
+        try:
+            backend.submit(job.id, spec, registry)
+        except Exception as exc:
+            log.exception("backend %s refused job %s", backend.name, job.id)
+            await run_in_threadpool(registry.forget, job)
+            raise _HTTPError(503, f"backend unavailable: {exc}") from exc
+        log.info("job %s accepted (key %s, token %s)", job.id, key, token.id)
+        return JSONResponse(job.to_json(), status_code=201)
+
+    async def get_job(request: Request) -> Response:
+        job = owned_job(request, authorize(request, Scope.READ))
+        return JSONResponse(job.to_json())
+
+    async def cancel_job(request: Request) -> Response:
+        job = owned_job(request, authorize(request, Scope.SUBMIT))
+        if registry.request_cancel(job):
+            backend.cancel(job.id)
+        return JSONResponse(job.to_json())
+
+    async def job_logs(request: Request) -> Response:
+        job = owned_job(request, authorize(request, Scope.READ))
+        try:
+            offset = max(0, int(request.query_params.get("offset", "0")))
+        except ValueError as exc:
+            raise _HTTPError(400, "offset: a byte offset") from exc
+
+        async def stream() -> AsyncIterator[bytes]:
+            nonlocal offset
+            with registry.watch(job) as changed:
+                while True:
+                    changed.clear()
+                    chunk, offset, done = registry.read_log(job, offset)
+                    if chunk:
+                        yield chunk
+                    if done:
+                        return
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), _LOG_WAKE_S)
+
+        return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")
+
+    async def health(request: Request) -> Response:
+        authorize(request, Scope.READ)
+        capacity = backend.capacity()
+        return JSONResponse(
+            {
+                "backend": backend.name,
+                "capacity": {"max_concurrency": capacity.max_concurrency, "gpus": capacity.gpus},
+                **registry.counts(),
+                "version": version,
+            }
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, _HTTPError)
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        registry.bind_loop(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            await run_in_threadpool(backend.close)
+            registry.close()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/jobs", submit, methods=["POST"]),
+            Route("/v1/jobs/{job_id}", get_job, methods=["GET"]),
+            Route("/v1/jobs/{job_id}", cancel_job, methods=["DELETE"]),
+            Route("/v1/jobs/{job_id}/logs", job_logs, methods=["GET"]),
+            Route("/v1/health", health, methods=["GET"]),
+        ],
+        exception_handlers={_HTTPError: on_http_error},
+        lifespan=lifespan,
+    )
+    app.state.registry = registry
+    return app
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it exceeds `limit` (declared or actual)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _HTTPError(413, f"body over {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _HTTPError(413, f"body over {limit} bytes")
+    return bytes(body)

@@ -1,0 +1,138 @@
+"""Run each job as a Ray task (`num_gpus`, `num_cpus`, `memory` from its resources).
+
+Ray does the scheduling and scaling; this module only submits, relays output and cancels. The
+task is a streaming generator: it yields a start marker, output chunks as they come, then the
+result, so logs stream from any node. Workers need `gantry-lsp` (and bubblewrap) installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import tempfile
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from remote_exec.gateway.backends import Capacity, JobEvents
+from remote_exec.jobs import ExecResult, ExecSpec
+
+log = logging.getLogger(__name__)
+
+try:
+    import ray
+except ImportError:  # the optional extra
+    ray = None
+
+
+def _run_on_worker(spec: ExecSpec) -> Iterator[tuple[str, Any]]:
+    """Body of the Ray task: run_spec in a thread, relaying its output; ray.cancel kills it."""
+    from remote_exec.local_runner import run_spec
+    from remote_exec.sandbox import Sandbox
+
+    chunks: queue.Queue[bytes | None] = queue.Queue()
+    cancel = threading.Event()
+    results: list[ExecResult] = []
+
+    def work() -> None:
+        try:
+            with tempfile.TemporaryDirectory(prefix="gantry-ray-") as tmp:
+                result = run_spec(
+                    spec, Sandbox(), Path(tmp), on_output=lambda _s, d: chunks.put(d), cancel=cancel
+                )
+            results.append(result)
+        except Exception as exc:
+            results.append(ExecResult(state="failed", exit_code=None, stderr_tail=f"worker: {exc}"))
+        finally:
+            chunks.put(None)
+
+    yield ("started", None)
+    runner = threading.Thread(target=work, name="gantry-job", daemon=True)
+    runner.start()
+    try:
+        while (chunk := chunks.get()) is not None:
+            yield ("output", chunk)
+    except BaseException:
+        # ray.cancel interrupts this thread: let run_spec kill the job's process group.
+        cancel.set()
+        runner.join()
+        raise
+    runner.join()
+    yield ("result", results[0])
+
+
+class RayBackend:
+    name = "ray"
+
+    def __init__(self, max_concurrency: int, address: str | None = None) -> None:
+        if ray is None:
+            raise ImportError("the ray backend needs Ray: pip install 'gantry-lsp[ray]'")
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        self._task = ray.remote(num_returns="streaming", max_retries=0)(_run_on_worker)
+        self._max = max_concurrency
+        self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="gateway-ray")
+        self._refs: dict[str, Any] = {}
+        self._cancelled: set[str] = set()
+        self._lock = threading.Lock()
+
+    def capacity(self) -> Capacity:
+        return Capacity(max_concurrency=self._max, gpus=int(ray.cluster_resources().get("GPU", 0)))
+
+    def check(self, spec: ExecSpec) -> str | None:
+        return None  # the cluster may scale up to fit; Ray queues the task until then
+
+    def submit(self, job_id: str, spec: ExecSpec, events: JobEvents) -> None:
+        self._pool.submit(self._run, job_id, spec, events)
+
+    def cancel(self, job_id: str) -> None:
+        with self._lock:
+            self._cancelled.add(job_id)
+            ref = self._refs.get(job_id)
+        if ref is not None:
+            ray.cancel(ref)
+
+    def close(self) -> None:
+        with self._lock:
+            ids = list(self._refs)
+        for job_id in ids:
+            self.cancel(job_id)
+        self._pool.shutdown(wait=True)
+
+    def _run(self, job_id: str, spec: ExecSpec, events: JobEvents) -> None:
+        result: ExecResult | None = None
+        try:
+            with self._lock:
+                if job_id in self._cancelled:
+                    raise _Cancelled
+                res = spec.resources
+                gen = self._task.options(
+                    num_cpus=res.cpus, num_gpus=res.gpus, memory=res.memory_mb * 1024 * 1024
+                ).remote(spec)
+                self._refs[job_id] = gen
+            for ref in gen:
+                kind, value = ray.get(ref)
+                if kind == "started":
+                    events.started(job_id)
+                elif kind == "output":
+                    events.output(job_id, value)
+                else:
+                    result = value
+        except (_Cancelled, ray.exceptions.TaskCancelledError):
+            result = ExecResult(state="cancelled", exit_code=None)
+        except Exception as exc:
+            log.warning("ray task for job %s failed: %s", job_id, exc)
+            cancelled = job_id in self._cancelled
+            state = "cancelled" if cancelled else "failed"
+            result = ExecResult(state=state, exit_code=None, stderr_tail=f"ray: {exc}")
+        finally:
+            with self._lock:
+                self._refs.pop(job_id, None)
+                self._cancelled.discard(job_id)
+        events.finished(job_id, result or ExecResult(state="failed", exit_code=None))
+
+
+class _Cancelled(Exception):
+    pass

@@ -1,0 +1,124 @@
+"""Gateway settings and the tokens it accepts."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import stat
+from pathlib import Path
+
+import attrs
+
+log = logging.getLogger(__name__)
+
+
+class Scope(enum.StrEnum):
+    READ = "read"
+    """Health, job status and logs."""
+    SUBMIT = "submit"
+    """Submit and cancel jobs (implies read)."""
+
+
+@attrs.frozen
+class Token:
+    secret: str = attrs.field(repr=False)
+    scopes: frozenset[Scope]
+
+    @property
+    def id(self) -> str:
+        """A stable, non-secret name: jobs and idempotency keys are scoped by it."""
+        return hashlib.sha256(self.secret.encode()).hexdigest()[:16]
+
+
+class TokenFileError(Exception):
+    pass
+
+
+# Names a client may set in a job's environment; everything else is refused (400).
+DEFAULT_ENV_ALLOW = frozenset(
+    {
+        "COVERAGE_FILE",
+        "COVERAGE_PROCESS_START",
+        "HYPOTHESIS_PROFILE",
+        "LANG",
+        "LC_ALL",
+        "MKL_NUM_THREADS",
+        "OMP_NUM_THREADS",
+        "PYTEST_ADDOPTS",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONHASHSEED",
+        "PYTHONPATH",
+        "PYTHONUNBUFFERED",
+        "TZ",
+    }
+)
+
+
+@attrs.frozen
+class Limits:
+    """Bounds on what one request may ask for; anything outside is a 400 (or 413 for size)."""
+
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_files: int = 2000
+    max_argv: int = 256
+    max_arg_chars: int = 8192
+    max_env: int = 64
+    max_env_value_chars: int = 8192
+    max_artifacts: int = 100
+    min_timeout_s: float = 0.1
+    max_timeout_s: float = 3600.0
+    max_cpus: int = 64
+    max_gpus: int = 8
+    min_memory_mb: int = 64
+    max_memory_mb: int = 256 * 1024
+    max_active_per_token: int = 8
+    """Queued + running jobs one token may have; more is a 429."""
+
+
+@attrs.frozen
+class GatewayConfig:
+    tokens: tuple[Token, ...] = attrs.field(repr=False)
+    journal_path: Path
+    """SQLite journal of jobs: lets a restarted gateway answer idempotent resubmissions."""
+    work_root: Path
+    """Where the local backend unpacks bundles (one private directory per job)."""
+    name: str = "gateway"
+    limits: Limits = Limits()
+    env_allow: frozenset[str] = DEFAULT_ENV_ALLOW
+    retry_after_s: int = 5
+    log_retention_bytes: int = 1024 * 1024
+    """Live output kept per job for the logs endpoint (oldest dropped first)."""
+
+
+def load_tokens(path: Path) -> tuple[Token, ...]:
+    """Read a token file: one token per line, optionally followed by scopes (`read`, `submit`).
+
+    A bare token has every scope. Blank lines and `#` comments are ignored. The file must exist,
+    hold at least one token and not be readable by everyone (as ssh treats private keys).
+    """
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TokenFileError(f"cannot read token file {path}: {exc.strerror}") from exc
+    if mode & (stat.S_IROTH | stat.S_IWOTH):
+        raise TokenFileError(f"token file {path} is accessible by everyone; chmod 600 it")
+    if mode & stat.S_IRWXG:
+        log.warning("token file %s is accessible by its group", path)
+    tokens = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        secret, *names = fields
+        if len(secret) < 16:
+            raise TokenFileError(f"{path}:{lineno}: token shorter than 16 characters")
+        try:
+            scopes = frozenset(Scope(n) for n in names) if names else frozenset(Scope)
+        except ValueError as exc:
+            raise TokenFileError(f"{path}:{lineno}: {exc}") from exc
+        tokens.append(Token(secret, scopes))
+    if not tokens:
+        raise TokenFileError(f"token file {path} holds no token")
+    return tuple(tokens)

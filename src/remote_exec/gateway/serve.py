@@ -1,0 +1,68 @@
+"""`gantry gateway`: build the config and backend, then serve with uvicorn (logs on stderr)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import platformdirs
+import uvicorn
+
+from remote_exec.gateway.app import create_app
+from remote_exec.gateway.backends import Backend
+from remote_exec.gateway.config import GatewayConfig, TokenFileError, load_tokens
+
+log = logging.getLogger("remote_exec.gateway")
+
+
+def make_backend(name: str, config: GatewayConfig, max_concurrency: int) -> Backend:
+    if name == "local":
+        from remote_exec.gateway.backends.local import LocalBackend
+        from remote_exec.sandbox import Sandbox
+
+        return LocalBackend(Sandbox(), config.work_root, max_concurrency)
+    if name == "ray":
+        from remote_exec.gateway.backends.ray_backend import RayBackend
+
+        return RayBackend(max_concurrency)
+    raise ValueError(f"unknown backend {name!r} (local or ray)")
+
+
+def run_gateway(
+    host: str,
+    port: int,
+    token_file: Path,
+    backend: str,
+    max_concurrency: int,
+    *,
+    state_dir: Path | None = None,
+) -> int:
+    """Serve until interrupted; 2 when the gateway cannot start (token file, backend)."""
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")
+    state = state_dir or Path(platformdirs.user_state_dir("gantry")) / "gateway"
+    try:
+        config = GatewayConfig(
+            tokens=load_tokens(token_file),
+            journal_path=state / "jobs.sqlite",
+            work_root=state / "work",
+            name=f"{host}:{port}",
+        )
+        chosen = make_backend(backend, config, max_concurrency)
+    except (TokenFileError, ValueError, ImportError) as exc:
+        log.error("gateway cannot start: %s", exc)
+        return 2
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("serving plain HTTP on %s: put TLS in front (a reverse proxy)", host)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config, chosen),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    )
+    server.run()
+    return 0
