@@ -146,7 +146,10 @@ def _count_exactly(endpoint: Endpoint, request: InferenceRequest) -> int:
         raise _translate(endpoint, exc) from exc
     except anthropic.APIError as exc:
         raise _translate(endpoint, exc) from exc
-    return int(counted.input_tokens)
+    tokens = getattr(counted, "input_tokens", None)
+    if not isinstance(tokens, int):
+        raise BadAnswer(f"{endpoint.name}: token count without input_tokens")
+    return tokens
 
 
 @functools.lru_cache(maxsize=32)
