@@ -122,9 +122,10 @@ def _read_regular(job_dir: Path, rel: str, limit: int) -> bytes | None:
             fd = os.open(rel.rsplit("/", 1)[-1], flags, dir_fd=parent)
         except OSError:
             return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
     with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
         return f.read(limit + 1)
 
 

@@ -223,7 +223,8 @@ class Sandbox:
         if exe is None:
             return f"bubblewrap ({self.bwrap!r}) was not found. {fix}"
         self.bwrap = exe
-        missing = [t for t in self._helpers(sandboxed=True) if shutil.which(t) is None]
+        helpers = ["setpriv", "prlimit"] if self._as_root else ["prlimit"]
+        missing = [t for t in helpers if shutil.which(t) is None]
         if missing:
             return f"{', '.join(missing)} (util-linux) not found; the sandbox needs them for limits"
         with tempfile.TemporaryDirectory(prefix="gantry-probe-") as tmp:
@@ -235,9 +236,6 @@ class Sandbox:
             why = out.stderr_tail.strip() or f"exit status {out.exit_code}"
             return f"bubblewrap cannot create a sandbox here: {why}. {fix}"
         return None
-
-    def _helpers(self, *, sandboxed: bool) -> list[str]:
-        return ["setpriv", "prlimit"] if sandboxed and self._as_root else ["prlimit"]
 
     # -- running --------------------------------------------------------------------------
 
@@ -254,9 +252,12 @@ class Sandbox:
     ) -> RunOutcome:
         """Run ``argv`` with ``job_dir`` as its writable home; never raises for the job's faults.
 
-        ``ro_binds`` are host paths made visible read-only at the same path. ``on_output(stream,
-        chunk)`` ("stdout"/"stderr") is called from reader threads as output arrives.
+        ``job_dir`` is handed over to the job: as root its whole tree is chowned to a sandbox
+        uid, so pass a scratch directory, never a project. ``ro_binds`` are host paths made
+        visible read-only at the same path. ``on_output(stream, chunk)`` ("stdout"/"stderr") is
+        called from reader threads as output arrives.
         Raises SandboxUnavailable when bubblewrap cannot run and unsandboxed is not allowed.
+        Unsandboxed as root, the process limit does not bind (the kernel exempts root).
         """
         if not argv:
             raise ValueError("empty argv")
@@ -341,6 +342,8 @@ class Sandbox:
         made: set[str] = set()
         for p in [sys.prefix, sys.base_prefix, sys.exec_prefix, *map(str, ro_binds)]:
             p = os.path.realpath(p)
+            if not os.path.exists(p):
+                raise ValueError(f"read-only bind {p} does not exist")
             if p == JOB_MOUNT or p.startswith(JOB_MOUNT + "/"):
                 raise ValueError(f"read-only bind {p} would hide the job directory")
             if any(p == b or p.startswith(b + "/") for b in bound):

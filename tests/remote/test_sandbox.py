@@ -275,3 +275,17 @@ def test_run_spec_states(sandbox: Sandbox, tmp_path: Path) -> None:
 def test_python_installation_is_read_only(sandbox: Sandbox, job: Path) -> None:
     out = sandbox.run(py(f"open({sys.prefix + '/pwned'!r}, 'w')"), job)
     assert out.exit_code != 0 and "Read-only file system" in out.stderr_tail
+
+
+def test_ro_binds_are_visible_but_read_only(sandbox: Sandbox, job: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "mod.py").write_text("VALUE = 42\n")
+    code = (
+        f"import sys; sys.path.insert(0, {str(project)!r}); import mod; print(mod.VALUE)\n"
+        f"open({str(project / 'mod.py')!r}, 'a')"
+    )
+    out = sandbox.run(py(code), job, ro_binds=[project])
+    assert out.stdout_tail == "42\n"
+    assert "Read-only file system" in out.stderr_tail
+    assert (project / "mod.py").read_text() == "VALUE = 42\n"
