@@ -281,6 +281,7 @@ def test_ro_binds_are_visible_but_read_only(sandbox: Sandbox, job: Path, tmp_pat
     project = tmp_path / "project"
     project.mkdir()
     (project / "mod.py").write_text("VALUE = 42\n")
+    (project / "mod.py").chmod(0o666)  # so only the read-only mount can refuse the write
     code = (
         f"import sys; sys.path.insert(0, {str(project)!r}); import mod; print(mod.VALUE)\n"
         f"open({str(project / 'mod.py')!r}, 'a')"
