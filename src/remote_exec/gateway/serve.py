@@ -19,9 +19,12 @@ log = logging.getLogger("remote_exec.gateway")
 def make_backend(name: str, config: GatewayConfig, max_concurrency: int) -> Backend:
     if name == "local":
         from remote_exec.gateway.backends.local import LocalBackend
-        from remote_exec.sandbox import Sandbox
+        from remote_exec.sandbox import Sandbox, SandboxUnavailable
 
-        return LocalBackend(Sandbox(), config.work_root, max_concurrency)
+        sandbox = Sandbox()
+        if (problem := sandbox.check()) is not None:
+            raise SandboxUnavailable(problem)
+        return LocalBackend(sandbox, config.work_root, max_concurrency)
     if name == "ray":
         from remote_exec.gateway.backends.ray_backend import RayBackend
 
@@ -49,7 +52,7 @@ def run_gateway(
             name=f"{host}:{port}",
         )
         chosen = make_backend(backend, config, max_concurrency)
-    except (TokenFileError, ValueError, ImportError) as exc:
+    except (TokenFileError, ValueError, ImportError, RuntimeError) as exc:
         log.error("gateway cannot start: %s", exc)
         return 2
     if host not in ("127.0.0.1", "::1", "localhost"):

@@ -6,7 +6,6 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -118,14 +117,13 @@ class LocalBackend:
                     # A CPU job sees no GPU; a GPU job sees only the ones it was given.
                     env = {**spec.env, "CUDA_VISIBLE_DEVICES": ",".join(devices)}
                     spec = attrs.evolve(spec, env=env)
-                with tempfile.TemporaryDirectory(prefix=f"{job_id}-", dir=self._work_root) as work:
-                    result = run_spec(
-                        spec,
-                        self._sandbox,
-                        Path(work),
-                        on_output=lambda _stream, data: events.output(job_id, data),
-                        cancel=cancel,
-                    )
+                result = run_spec(
+                    spec,
+                    self._sandbox,
+                    self._work_root,
+                    on_output=lambda _stream, data: events.output(job_id, data),
+                    cancel=cancel,
+                )
         except Exception as exc:
             log.exception("job %s failed in the backend", job_id)
             result = ExecResult(state="failed", exit_code=None, stderr_tail=f"gateway: {exc}")

@@ -38,10 +38,11 @@ def _run_on_worker(spec: ExecSpec) -> Iterator[tuple[str, Any]]:
 
     def work() -> None:
         try:
-            with tempfile.TemporaryDirectory(prefix="gantry-ray-") as tmp:
-                result = run_spec(
-                    spec, Sandbox(), Path(tmp), on_output=lambda _s, d: chunks.put(d), cancel=cancel
-                )
+            # run_spec makes (and removes) a private job directory under this root.
+            root = Path(tempfile.gettempdir()) / "gantry-ray-jobs"
+            result = run_spec(
+                spec, Sandbox(), root, on_output=lambda _s, d: chunks.put(d), cancel=cancel
+            )
             results.append(result)
         except Exception as exc:
             results.append(ExecResult(state="failed", exit_code=None, stderr_tail=f"worker: {exc}"))
@@ -52,7 +53,14 @@ def _run_on_worker(spec: ExecSpec) -> Iterator[tuple[str, Any]]:
     runner = threading.Thread(target=work, name="gantry-job", daemon=True)
     runner.start()
     try:
-        while (chunk := chunks.get()) is not None:
+        while True:
+            try:
+                # A timeout, not a blocking get: Ray's interrupt is seen between bytecodes only.
+                chunk = chunks.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if chunk is None:
+                break
             yield ("output", chunk)
     except BaseException:
         # ray.cancel interrupts this thread: let run_spec kill the job's process group.
