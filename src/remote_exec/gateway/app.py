@@ -80,9 +80,11 @@ def create_app(config: GatewayConfig, backend: Backend) -> Starlette:
         token = authorize(request, Scope.SUBMIT)
         body = await _read_limited(request, config.limits.max_body_bytes)
         try:
-            key, spec = parse_submission(json.loads(body), config)
-        except json.JSONDecodeError as exc:
-            raise _HTTPError(400, f"body is not JSON: {exc}") from exc
+            document = json.loads(body)
+        except (ValueError, RecursionError) as exc:  # bad UTF-8 and deep nesting too
+            raise _HTTPError(400, "body is not JSON") from exc
+        try:
+            key, spec = parse_submission(document, config)
         except SpecError as exc:
             raise _HTTPError(400, str(exc)) from exc
         if (reason := backend.check(spec)) is not None:
