@@ -5,5 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-# Before anything computes a default store path (platformdirs reads XDG_CACHE_HOME).
-os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="gantry-test-cache-")
+# Before anything computes a default path (platformdirs reads the XDG variables): the store
+# (cache), the job queue (data) and the gateway's journal (state) all go to a temporary home.
+for variable in ("XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+    os.environ[variable] = tempfile.mkdtemp(prefix=f"gantry-test-{variable.lower()}-")

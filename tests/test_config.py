@@ -91,4 +91,7 @@ def test_queue_path_is_data_not_cache(tmp_path: Path):
     from lsp_server.config import queue_path
 
     assert "queues" in str(queue_path(tmp_path, Settings()))
-    assert queue_path(tmp_path, load_settings(tmp_path, {"execution": {"queue": "q.db"}})[0]) == tmp_path / "q.db"
+    assert (
+        queue_path(tmp_path, load_settings(tmp_path, {"execution": {"queue": "q.db"}})[0])
+        == tmp_path / "q.db"
+    )

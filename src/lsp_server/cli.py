@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from lsp_server import __version__
 
@@ -47,6 +48,23 @@ def _parser() -> argparse.ArgumentParser:
 
     index = sub.add_parser("index", help="index a workspace into the context store")
     index.add_argument("path", nargs="?", default=".", metavar="PATH")
+
+    queue = sub.add_parser("queue", help="inspect and steer the durable job queue")
+    queue.add_argument("action", choices=["list", "show", "retry", "cancel", "purge"])
+    queue.add_argument("id", nargs="?", type=int, metavar="ID")
+    queue.add_argument("--dead", action="store_true", help="with purge: delete dead jobs")
+    queue.add_argument("--limit", type=int, default=50, help="with list: how many jobs")
+    queue.add_argument("--workspace", default=".", metavar="PATH")
+
+    doctor = sub.add_parser("doctor", help="check endpoints, gateway, sandbox, ruff and store")
+    doctor.add_argument("--workspace", default=".", metavar="PATH")
+
+    gateway = sub.add_parser("gateway", help="run the execution gateway (on the GPU machine)")
+    gateway.add_argument("--host", default="127.0.0.1")
+    gateway.add_argument("--port", type=int, default=8710)
+    gateway.add_argument("--token-file", required=True, type=Path, metavar="FILE")
+    gateway.add_argument("--backend", choices=["local", "ray"], default="local")
+    gateway.add_argument("--max-concurrency", type=int, default=2, metavar="N")
     return parser
 
 
@@ -64,6 +82,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lsp_server.index_cli import run_index
 
         return run_index(args)
+    if args.command == "queue":
+        from lsp_server.queue_cli import run_queue
+
+        return run_queue(args)
+    if args.command == "doctor":
+        from lsp_server.doctor import run_doctor
+
+        return run_doctor(args)
+    if args.command == "gateway":
+        from remote_exec.gateway.serve import run_gateway
+
+        return run_gateway(
+            args.host, args.port, args.token_file, args.backend, args.max_concurrency
+        )
     raise AssertionError(args.command)
 
 

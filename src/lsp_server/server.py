@@ -23,6 +23,7 @@ from lsp_server.capabilities import ClientCaps
 from lsp_server.config import Settings
 from lsp_server.features.diagnostics import Reviewer
 from lsp_server.features.indexing import IndexerService
+from lsp_server.features.remote import RemoteService
 from lsp_server.features.status import StatusReporter
 from lsp_server.protocol import GantryProtocol
 from lsp_server.review.findings import Finding, Snapshot
@@ -54,6 +55,7 @@ class GantryServer(LanguageServer):
         self.status = StatusReporter(self)
         self.reviewer = Reviewer(self)
         self.indexer_service = IndexerService(self)
+        self.remote = RemoteService(self)
 
     def snapshot(self, uri: str) -> Snapshot | None:
         """The document as it is now, or None when the client never opened it."""

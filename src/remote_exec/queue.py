@@ -111,6 +111,7 @@ class JobQueue:
         crash); it exists for measurements, the default is what the outbox promises.
         """
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._synchronous = synchronous
         self._local = threading.local()

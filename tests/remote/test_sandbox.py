@@ -139,6 +139,8 @@ def descendants() -> int:
 
 
 def test_fork_bomb_is_contained(sandbox: Sandbox, job: Path) -> None:
+    # Other tests may leave processes of their own below us (Ray's daemons die slowly).
+    before = descendants()
     # A bounded one first, to see the process limit bind...
     counter = (
         "import os, time\n"
@@ -154,13 +156,13 @@ def test_fork_bomb_is_contained(sandbox: Sandbox, job: Path) -> None:
     out = sandbox.run(py(counter), job, limits=Limits(processes=32, timeout_s=20))
     assert out.stdout_tail.startswith("limited at"), (out.stdout_tail, out.stderr_tail)
     assert int(out.stdout_tail.split()[-1]) < 32
-    assert wait_until(lambda: descendants() == 0)
+    assert wait_until(lambda: descendants() <= before)
     # ...then the real thing, kept raging until the timeout by a parent that stays.
     peak, stop = [0], threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], descendants())
+            peak[0] = max(peak[0], descendants() - before)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -173,7 +175,7 @@ def test_fork_bomb_is_contained(sandbox: Sandbox, job: Path) -> None:
     assert out.timed_out
     assert "fork: retry: Resource temporarily unavailable" in out.stderr_tail
     assert peak[0] <= 32 + 4  # the limit, plus bwrap's two processes and slack
-    assert wait_until(lambda: descendants() == 0)
+    assert wait_until(lambda: descendants() <= before)
 
 
 def test_large_allocation_fails(sandbox: Sandbox, job: Path) -> None:

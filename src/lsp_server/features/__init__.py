@@ -15,7 +15,8 @@ def register_all(server: GantryServer) -> None:
         diagnostics,
         indexing,
         lifecycle,
+        remote,
     )
 
-    for module in (lifecycle, diagnostics, code_actions, commands, indexing):
+    for module in (lifecycle, diagnostics, code_actions, commands, indexing, remote):
         module.register(server)

@@ -130,6 +130,7 @@ def register(server: GantryServer) -> None:
         ls.ready.set()
         ls.indexer_service.start()
         ls.status.update()
+        await ls.remote.start()
         await ls.indexer_service.watch_files()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -141,6 +142,7 @@ def register(server: GantryServer) -> None:
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: GantryServer, params: None) -> None:
+        await ls.remote.stop()
         if not await ls.indexer_service.stop():
             log.warning("indexing did not stop in time; the store is left to the process exit")
         elif ls.store is not None:

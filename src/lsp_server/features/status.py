@@ -17,6 +17,7 @@ from lsprotocol import types
 
 if TYPE_CHECKING:
     from lsp_server.server import GantryServer
+    from remote_exec.dispatcher import DispatcherStatus
 
 log = logging.getLogger("gantry.status")
 STATUS_NOTIFICATION = "gantry/status"
@@ -30,10 +31,11 @@ class StatusReporter:
         self.indexing = False
         self.problems: dict[str, str] = {}
         """Degradations by component ("ruff", "store", ...), shown until cleared."""
+        self.remote: DispatcherStatus | None = None
         self._last: dict | None = None
 
     def snapshot(self) -> dict:
-        pending = not self.server.ready.is_set()
+        pending, remote = not self.server.ready.is_set(), self.remote
         if pending or self.reviewing or self.indexing:
             state = "busy"
             parts = []
@@ -44,11 +46,15 @@ class StatusReporter:
             if self.indexing:
                 parts.append("indexing the workspace")
             message = ", ".join(parts).capitalize()
+        elif remote is not None and remote.state != "ready":
+            state = remote.state  # queued | degraded | offline
+            message = "; ".join([f"Remote: {remote.message}", *self.problems.values()])
         elif self.problems:
             state, message = "degraded", "; ".join(self.problems.values())
         else:
             state, message = "ready", "Ready"
         findings = sum(len(findings) for _, findings in self.server.published.values())
+        queue = remote.queue if remote is not None else {}
         return {
             "state": state,
             "message": message,
@@ -57,8 +63,12 @@ class StatusReporter:
                 "reviewing": self.reviewing,
                 "indexing": int(self.indexing),
                 "findings": findings,
-                "queued": 0,
+                "queued": queue.get("pending", 0) + queue.get("leased", 0),
+                "parked": queue.get("parked", 0),
+                "dead": queue.get("dead", 0),
+                "runningLocally": remote.running_locally if remote is not None else 0,
             },
+            "remotes": dict(remote.remotes) if remote is not None else {},
         }
 
     def update(self) -> None:

@@ -1,0 +1,134 @@
+"""`gantry doctor`: one line per check, ok or fail, with a hint for each failure."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from lsp_server.config import Settings, load_settings, store_path
+
+Check = tuple[str, Callable[[], str]]
+"""(name, run): run returns a detail line when fine, raises DoctorFailure otherwise."""
+
+
+class DoctorFailure(Exception):
+    def __init__(self, detail: str, hint: str) -> None:
+        super().__init__(detail)
+        self.hint = hint
+
+
+def _ruff(settings: Settings) -> str:
+    import subprocess
+
+    from lsp_server.review.ruff_engine import RuffUnavailable, find_ruff
+
+    try:
+        path = find_ruff(settings)
+    except RuffUnavailable as exc:
+        raise DoctorFailure(str(exc), "pip install ruff, or set ruff.path") from exc
+    version = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+    return f"{version.stdout.strip()} ({path})"
+
+
+def _store(root: Path, settings: Settings) -> str:
+    from lsp_server.store.db import diagnose
+
+    path = store_path(root, settings)
+    if not path.exists():
+        return f"{path} (not created yet: it is built on first use)"
+    problem = diagnose(path)
+    if problem is not None:
+        raise DoctorFailure(
+            f"{path}: {problem}", "the server moves it aside and rebuilds it, keeping verdicts"
+        )
+    return str(path)
+
+
+def _sandbox(settings: Settings) -> str:
+    from remote_exec.sandbox import Sandbox
+
+    if settings.execution.unsandboxed:
+        raise DoctorFailure(
+            "execution.unsandboxed is set: local jobs run WITHOUT isolation",
+            "remove execution.unsandboxed once bubblewrap works",
+        )
+    problem = Sandbox().check()
+    if problem is not None:
+        raise DoctorFailure(problem, "apt-get install bubblewrap (and allow user namespaces)")
+    return "bubblewrap works (no network, read-only system, private job directory)"
+
+
+def _endpoint(endpoint) -> str:
+    from remote_exec.health import tcp_probe
+
+    if not tcp_probe(endpoint.base_url, timeout_s=endpoint.connect_timeout_s)():
+        raise DoctorFailure(
+            f"{endpoint.base_url} does not accept connections",
+            "is the model server running, and is the URL right?",
+        )
+    return f"{endpoint.base_url} accepts connections ({endpoint.model}, {endpoint.privacy})"
+
+
+def _gateway(root: Path, settings: Settings) -> str:
+    from lsp_server.remote_setup import SecretMissing, gateway_target
+    from remote_exec.execution import ExecutionClient, GatewayRejected
+
+    try:
+        target = gateway_target(settings.execution.gateway)
+    except SecretMissing as exc:
+        raise DoctorFailure(str(exc), "set token_env or token_file to a readable token") from exc
+    if not target.token:
+        raise DoctorFailure(
+            "no token", f"export {settings.execution.gateway.token_env} or set token_file"
+        )
+    client = ExecutionClient(target.url, target.token, connect_timeout_s=target.connect_timeout_s)
+    try:
+        health = client.health()
+    except GatewayRejected as exc:
+        raise DoctorFailure(
+            f"{target.url}: {exc}", "the token is not accepted by the gateway"
+        ) from exc
+    except Exception as exc:
+        raise DoctorFailure(f"{target.url}: {exc}", "is `gantry gateway` running there?") from exc
+    return f"{target.url} accepts the token (backend {health.get('backend')}, {health.get('running')} running)"
+
+
+def checks(root: Path, settings: Settings) -> Iterator[Check]:
+    yield "ruff", lambda: _ruff(settings)
+    yield "store", lambda: _store(root, settings)
+    yield "sandbox", lambda: _sandbox(settings)
+    for endpoint in settings.inference.endpoints:
+        yield f"endpoint {endpoint.name}", lambda e=endpoint: _endpoint(e)
+    if settings.execution.gateway is not None:
+        yield f"gateway {settings.execution.gateway.name}", lambda: _gateway(root, settings)
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    root = Path(args.workspace).resolve()
+    settings, problems = load_settings(root)
+    failed = 0
+    width = 22
+    if problems:
+        failed += 1
+        print(f"{'fail':<5} {'settings':<{width}} {len(problems)} invalid: {'; '.join(problems)}")
+        print(f"{'':<5} {'':<{width}} hint: fix them in pyproject.toml / gantry.toml")
+    else:
+        print(f"{'ok':<5} {'settings':<{width}} valid")
+    for name, run in checks(root, settings):
+        try:
+            detail = run()
+        except DoctorFailure as exc:
+            failed += 1
+            print(f"{'fail':<5} {name:<{width}} {exc}")
+            print(f"{'':<5} {'':<{width}} hint: {exc.hint}")
+        except Exception as exc:
+            failed += 1
+            print(f"{'fail':<5} {name:<{width}} unexpected error: {exc}")
+        else:
+            print(f"{'ok':<5} {name:<{width}} {detail}")
+    if not settings.inference.endpoints and settings.execution.gateway is None:
+        print(
+            f"{'info':<5} {'remote':<{width}} no endpoints or gateway configured: everything runs locally"
+        )
+    return 1 if failed else 0

@@ -1,0 +1,414 @@
+"""The one facade the server (and the CLI) uses: submit a job, await it, cancel it, read status.
+
+Routing, per DESIGN.md: inference walks the endpoint chain (a circuit breaker per endpoint) and
+otherwise waits queued; exec jobs go to the gateway, CPU ones fall back to the local sandbox
+when the gateway is down or busy, GPU ones wait for it. Nothing is dropped: every job lives in
+the durable queue until it is done, dead (kept for inspection), parked or cancelled.
+
+Threads, not asyncio: queue I/O must never run on an event loop, and the same dispatcher
+serves the language server, `gantry queue` and tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+from remote_exec import execution, inference
+from remote_exec.bundle import BundleError
+from remote_exec.health import RemoteHealth, tcp_probe
+from remote_exec.jobs import ExecResult, ExecSpec, Job, JobKind, JobState, Priority, Resources
+from remote_exec.local_runner import run_spec
+from remote_exec.queue import CPU_ONLY, JobQueue
+from remote_exec.sandbox import Sandbox, SandboxUnavailable
+
+log = logging.getLogger("remote_exec.dispatcher")
+_converter = cattrs.Converter()
+TERMINAL = frozenset({JobState.DONE, JobState.DEAD, JobState.CANCELLED, JobState.PARKED})
+
+
+@attrs.frozen
+class GatewayTarget:
+    url: str
+    name: str = "gateway"
+    token: str | None = None
+    connect_timeout_s: float = 3.0
+    read_timeout_s: float = 30.0
+
+
+@attrs.frozen
+class DispatcherConfig:
+    queue_path: Path
+    work_root: Path
+    """Where local jobs get their private directories."""
+    endpoints: tuple[inference.Endpoint, ...] = ()
+    privacy: str = "self-hosted-only"
+    gateway: GatewayTarget | None = None
+    local_fallback: bool = True
+    unsandboxed: bool = False
+    max_concurrency: int = 2
+    """Workers: how many jobs run at once, which bounds the drain when a remote returns."""
+    lease_s: float = 30.0
+    retry_down_s: float = 5.0
+    """How soon a job that found its remote down looks again (no attempt is consumed)."""
+    probe_interval_s: float = 5.0
+
+
+@attrs.frozen
+class DispatcherStatus:
+    state: str
+    """ready | queued | degraded | offline"""
+    message: str
+    remotes: dict[str, str]
+    """name -> up | down | probing"""
+    queue: dict[str, int]
+    running_locally: int
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        config: DispatcherConfig,
+        *,
+        on_status: Callable[[DispatcherStatus], None] = lambda status: None,
+        announce: Callable[[str], None] = log.warning,
+    ) -> None:
+        self.config = config
+        self.queue = JobQueue(config.queue_path)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._on_status = on_status
+        self._last_status: DispatcherStatus | None = None
+        self._status_lock = threading.Lock()
+        self._health = RemoteHealth(
+            down_errors=(inference.EndpointDown, execution.GatewayDown),
+            on_change=self._publish_status,
+            reset_timeout_s=config.probe_interval_s * 3,
+        )
+        for endpoint in config.endpoints:
+            self._health.add(endpoint.name, tcp_probe(endpoint.base_url))
+        self._gateway: execution.ExecutionClient | None = None
+        if config.gateway is not None:
+            gw = config.gateway
+            self._gateway = execution.ExecutionClient(
+                gw.url,
+                gw.token,
+                connect_timeout_s=gw.connect_timeout_s,
+                read_timeout_s=gw.read_timeout_s,
+            )
+            self._health.add(gw.name, self._probe_gateway)
+        self.sandbox = Sandbox(unsandboxed=config.unsandboxed, announce=announce)
+        self._running_locally = 0
+        self._counter_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Condition()
+        self._threads: list[threading.Thread] = []
+
+    # -- the facade ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for index in range(self.config.max_concurrency):
+            self._spawn(self._work, f"gantry-worker-{index}")
+        self._spawn(self._watch, "gantry-health")
+        self._publish_status()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop taking jobs; a job still running keeps its lease and is reclaimed later."""
+        self._stop.set()
+        self._notify()
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def submit(
+        self,
+        key: str,
+        kind: JobKind,
+        payload: dict[str, Any],
+        *,
+        resources: Resources = CPU_ONLY,
+        priority: Priority = Priority.BACKGROUND,
+        max_attempts: int = 5,
+    ) -> Job:
+        """Enqueue (idempotent on key) and wake a worker. Returns as soon as it is durable."""
+        job, created = self.queue.enqueue(
+            key, kind, payload, resources=resources, priority=priority, max_attempts=max_attempts
+        )
+        if created:
+            self._notify()
+            self._publish_status()
+        return job
+
+    def wait(self, job_id: int, timeout_s: float | None = None) -> Job:
+        """Block until the job is done, dead, parked or cancelled (or the timeout passes)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            job = self.queue.get(job_id)
+            if job is None or job.state in TERMINAL:
+                return job
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return job
+            with self._wake:  # woken by our own workers; polls for other processes' workers
+                self._wake.wait(0.2 if left is None else min(0.2, left))
+
+    def cancel(self, job_id: int) -> bool:
+        cancelled = self.queue.cancel(job_id)
+        self._publish_status()
+        return cancelled
+
+    def cancel_superseded(self, key_prefix: str) -> int:
+        """Cancel every job whose key starts with the prefix (work for an older version)."""
+        count = self.queue.cancel_prefix(key_prefix)
+        self._publish_status()
+        return count
+
+    def retry(self, job_id: int) -> bool:
+        retried = self.queue.retry(job_id)
+        self._notify()
+        self._publish_status()
+        return retried
+
+    def status(self) -> DispatcherStatus:
+        counts = self.queue.counts()
+        remotes = self._health.states()
+        waiting = counts.get(JobState.PENDING, 0) + counts.get(JobState.LEASED, 0)
+        down = [name for name, state in remotes.items() if state != "up"]
+        parts = []
+        if down and len(down) == len(remotes):
+            state = "offline"
+            parts.append("remote down" if len(remotes) == 1 else "all remotes down")
+        elif down:
+            state = "degraded"
+            parts.append(f"{', '.join(down)} down")
+        elif waiting:
+            state = "queued"
+        else:
+            state = "ready"
+        if waiting:
+            parts.append(f"{waiting} queued")
+        if self._running_locally:
+            parts.append("running locally")
+        for name, label in ((JobState.PARKED, "waiting for you"), (JobState.DEAD, "failed")):
+            if counts.get(name):
+                parts.append(f"{counts[name]} {label}")
+        return DispatcherStatus(
+            state=state,
+            message=", ".join(parts) or "ready",
+            remotes=remotes,
+            queue=dict(counts),
+            running_locally=self._running_locally,
+        )
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _notify(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self.queue.claim(self.owner, lease_s=self.config.lease_s)
+            except Exception:
+                log.exception("claiming a job failed")
+                job = None
+            if job is None:
+                self._sleep_until_due()
+                continue
+            self._publish_status()
+            try:
+                with self._lease(job) as lost:
+                    self._run(job, lost)
+            except Exception as exc:  # a bug must cost one attempt, not the worker
+                log.exception("job %s failed unexpectedly", job.id)
+                self.queue.fail(job.id, self.owner, f"internal error: {exc}")
+            self._notify()
+            self._publish_status()
+
+    def _sleep_until_due(self) -> None:
+        due = self.queue.next_due()
+        delay = 1.0 if due is None else min(1.0, max(0.0, due - time.time()))
+        with self._wake:
+            self._wake.wait(delay)
+
+    @contextlib.contextmanager
+    def _lease(self, job: Job) -> Iterator[threading.Event]:
+        """Renew the lease while the job runs; the event is set if the lease is lost (the job
+        was cancelled or reclaimed), so the run can stop early."""
+        lost, done = threading.Event(), threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.config.lease_s / 3):
+                if not self.queue.heartbeat(job.id, self.owner, self.config.lease_s):
+                    lost.set()
+                    return
+
+        thread = threading.Thread(target=renew, name=f"gantry-lease-{job.id}", daemon=True)
+        thread.start()
+        try:
+            yield lost
+        finally:
+            done.set()
+            thread.join()
+
+    def _run(self, job: Job, lost: threading.Event) -> None:
+        if job.kind == JobKind.INFERENCE:
+            self._run_inference(job)
+        elif job.kind == JobKind.EXEC:
+            self._run_exec(job, lost)
+        else:
+            self.queue.fail(job.id, self.owner, f"unknown job kind {job.kind!r}", permanent=True)
+
+    def _run_inference(self, job: Job) -> None:
+        try:
+            request = inference.InferenceRequest.from_body(job.payload)
+        except Exception as exc:
+            self.queue.fail(job.id, self.owner, f"not an inference request: {exc}", permanent=True)
+            return
+        try:
+            result = inference.call_chain(
+                self.config.endpoints,
+                request,
+                self.config.privacy,
+                skip=self._health.is_open,
+                on_outcome=self._health.record,
+            )
+        except inference.RetryLater as exc:
+            self.queue.release(job.id, self.owner, not_before=exc.not_before, reason=exc.reason)
+        except inference.EndpointDown as exc:
+            self._wait_for_remote(job, exc.reason)
+        except (inference.Parked, inference.Unusable) as exc:
+            # a spend limit, a missing key, a wrong URL: waiting will not help, a person will
+            self.queue.park(job.id, self.owner, exc.reason)
+        except (inference.BadAnswer, inference.Rejected) as exc:
+            self.queue.fail(
+                job.id, self.owner, exc.reason, permanent=isinstance(exc, inference.Rejected)
+            )
+        else:
+            self.queue.complete(job.id, self.owner, result.to_dict())
+
+    def _run_exec(self, job: Job, lost: threading.Event) -> None:
+        try:
+            spec = _converter.structure(job.payload, ExecSpec)
+        except Exception as exc:
+            self.queue.fail(job.id, self.owner, f"not an exec spec: {exc}", permanent=True)
+            return
+        retry_at: float | None = None
+        if self._gateway is not None and not self._health.is_open(self.config.gateway.name):
+            try:
+                result = self._run_remote(job, spec, lost)
+            except execution.GatewayRejected as exc:
+                self.queue.fail(
+                    job.id, self.owner, f"the gateway refused the job: {exc}", permanent=True
+                )
+                return
+            except execution.GatewayBusy as exc:
+                retry_at = time.time() + exc.retry_after_s
+            except Exception as exc:  # down, lost, or the breaker just opened: fall back
+                log.info("gateway unavailable for job %s: %s", job.id, exc)
+            else:
+                self.queue.complete(job.id, self.owner, _converter.unstructure(result))
+                return
+        if spec.resources.gpus == 0 and self.config.local_fallback:
+            self._run_locally(job, spec, lost)
+        elif retry_at is not None:
+            self.queue.release(
+                job.id, self.owner, not_before=retry_at, reason="the gateway is busy"
+            )
+        else:
+            what = (
+                "GPU jobs wait for the gateway" if spec.resources.gpus else "no gateway reachable"
+            )
+            self._wait_for_remote(job, what)
+
+    def _run_remote(self, job: Job, spec: ExecSpec, lost: threading.Event) -> ExecResult:
+        """Submit (idempotent on the job key: a resubmission after a crash or a gateway restart
+        never runs a finished job twice) and follow the job to its end."""
+        gateway, name = self._gateway, self.config.gateway.name
+        remote = self._health.call(name, gateway.submit, job.key, spec)
+        deadline = time.monotonic() + spec.timeout_s + self.config.gateway.read_timeout_s
+        while not remote.done:
+            if lost.is_set():  # cancelled or reclaimed here: stop it there too
+                gateway.cancel(remote.id)
+                raise execution.JobLost("the job was cancelled here")
+            if time.monotonic() > deadline:
+                gateway.cancel(remote.id)
+                raise execution.GatewayDown(f"job {remote.id} overran its deadline on the gateway")
+            try:
+                remote = self._health.call(
+                    name, gateway.wait, remote.id, deadline_s=1.0, poll_s=0.1
+                )
+            except execution.JobLost:  # the gateway restarted mid-job: the key runs it afresh
+                remote = self._health.call(name, gateway.submit, job.key, spec)
+        return gateway.result(remote)
+
+    def _run_locally(self, job: Job, spec: ExecSpec, lost: threading.Event) -> None:
+        with self._counter_lock:
+            self._running_locally += 1
+        self._publish_status()
+        try:
+            result = run_spec(spec, self.sandbox, self.config.work_root, cancel=lost)
+        except SandboxUnavailable as exc:  # a person must install bubblewrap (or opt out)
+            self.queue.park(job.id, self.owner, str(exc))
+            return
+        except BundleError as exc:
+            self.queue.fail(job.id, self.owner, f"invalid bundle: {exc}", permanent=True)
+            return
+        finally:
+            with self._counter_lock:
+                self._running_locally -= 1
+        if not lost.is_set():
+            self.queue.complete(job.id, self.owner, _converter.unstructure(result))
+
+    def _wait_for_remote(self, job: Job, reason: str) -> None:
+        """Back to the queue without using an attempt: the remote is down, not the job."""
+        not_before = time.time() + self.config.retry_down_s
+        self.queue.release(job.id, self.owner, not_before=not_before, reason=reason)
+
+    # -- health and status --------------------------------------------------------------------
+
+    def _probe_gateway(self) -> bool:
+        try:
+            self._gateway.health()
+        except Exception:
+            return False
+        return True
+
+    def _watch(self) -> None:
+        """Probe down remotes; on recovery, wake the workers so the backlog drains."""
+        while not self._stop.wait(self.config.probe_interval_s):
+            try:
+                if self._health.probe_open():
+                    self._notify()
+                self.queue.reclaim_expired()
+                self._publish_status()
+            except Exception:
+                log.exception("health check failed")
+
+    def _publish_status(self) -> None:
+        try:
+            status = self.status()
+        except Exception:
+            log.exception("reading the queue status failed")
+            return
+        with self._status_lock:
+            if status == self._last_status:
+                return
+            self._last_status = status
+        self._on_status(status)
