@@ -391,15 +391,17 @@ class Dispatcher:
         return True
 
     def _watch(self) -> None:
-        """Probe down remotes; on recovery, wake the workers so the backlog drains."""
-        while not self._stop.wait(self.config.probe_interval_s):
+        """Probe the remotes; on a recovery, wake the workers so the backlog drains."""
+        while True:
             try:
-                if self._health.probe_open():
+                if self._health.probe():
                     self._notify()
                 self.queue.reclaim_expired()
                 self._publish_status()
             except Exception:
                 log.exception("health check failed")
+            if self._stop.wait(self.config.probe_interval_s):
+                return
 
     def _publish_status(self) -> None:
         try:

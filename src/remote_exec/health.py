@@ -102,17 +102,20 @@ class RemoteHealth:
         names = {pybreaker.STATE_CLOSED: "up", pybreaker.STATE_OPEN: "down"}
         return {n: names.get(b.current_state, "probing") for n, b in self._breakers.items()}
 
-    def probe_open(self) -> list[str]:
-        """Probe every open breaker; close those whose remote answers. Returns the recovered."""
+    def probe(self) -> list[str]:
+        """Probe every remote: open the breaker of one that stopped answering (so the status is
+        true before any job fails on it) and close that of one that answers again. Returns the
+        remotes that recovered."""
         recovered = []
         for name, breaker in list(self._breakers.items()):
-            if breaker.current_state != pybreaker.STATE_OPEN:
-                continue
             started = time.monotonic()
-            if self._probes[name]():
+            answers = self._probes[name]()
+            if answers and breaker.current_state != pybreaker.STATE_CLOSED:
                 breaker.close()
                 recovered.append(name)
                 log.info(
                     "remote %s answers again (%.0f ms)", name, 1000 * (time.monotonic() - started)
                 )
+            elif not answers and breaker.current_state == pybreaker.STATE_CLOSED:
+                breaker.open()
         return recovered
