@@ -1,6 +1,6 @@
 """A scripted Anthropic Messages-API server on loopback: the project's only stand-in for a model.
 
-Real HTTP on 127.0.0.1 (an ephemeral port), answering in the real wire format: the same JSON the
+Real HTTP on 127.0.0.1 (an ephemeral port, or ``port=``), answering in the real wire format: the same JSON the
 Messages API returns, the same error envelope, the same server-sent-event sequence when a request
 asks for ``"stream": true``. Tests script what the next requests get::
 
@@ -173,14 +173,16 @@ def raw(
 class FakeMessagesAPI:
     """The server; a context manager (or call ``start()`` / ``close()``)."""
 
-    def __init__(self, *, count_tokens: int | None = None) -> None:
+    def __init__(self, *, count_tokens: int | None = None, port: int = 0) -> None:
+        """``port``: 0 for an ephemeral one, or a chosen port (e.g. one a client was already
+        given, to bring a remote "back up" where it was down)."""
         self.count_tokens = count_tokens
         self.requests: list[Received] = []
         self._answers: collections.deque[Answer] = collections.deque()
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._ids = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

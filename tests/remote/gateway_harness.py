@@ -56,10 +56,11 @@ def python_spec(script: str, **kwargs: object) -> ExecSpec:
 
 
 @contextmanager
-def serve_in_thread(config: GatewayConfig, backend: Backend) -> Iterator[str]:
-    """The gateway on an ephemeral loopback port; yields its base URL."""
+def serve_in_thread(config: GatewayConfig, backend: Backend, port: int = 0) -> Iterator[str]:
+    """The gateway on a loopback port (ephemeral unless given); yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(create_app(config, backend), log_config=None, access_log=False)
