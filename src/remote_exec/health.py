@@ -81,8 +81,23 @@ class RemoteHealth:
             self._probes[name] = probe
 
     def call(self, name: str, fn: Callable, *args, **kwargs):
-        """fn(*args) through the remote's breaker; raises pybreaker.CircuitBreakerError if open."""
-        return self._breakers[name].call(fn, *args, **kwargs)
+        """fn(*args), its outcome counted by the remote's breaker; raises
+        pybreaker.CircuitBreakerError, without calling fn, while the circuit is open (the
+        probes close it when the remote answers again).
+
+        Not pybreaker's own ``call``: that holds the breaker's lock for the whole of fn, so one
+        hung request to a remote stalled every other call to it (and the probe opening its
+        breaker) for its full timeout: N jobs on a hung gateway fell back after N timeouts.
+        """
+        if self.is_open(name):
+            raise pybreaker.CircuitBreakerError(f"{name}: circuit open")
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            self.record(name, exc)
+            raise
+        self.record(name, None)
+        return result
 
     def record(self, name: str, error: BaseException | None) -> None:
         """Tell the remote's breaker how a call made elsewhere went (None: it answered)."""

@@ -140,29 +140,62 @@ def gateway(
         yield url
 
 
+class HungRemote:
+    """A port that accepts connections and never answers on them; counts the connections
+    open at once (a client that gives up closes its end)."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self.accepted = self.open = self.peak = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn = self._server.accept()[0]
+            except (TimeoutError, OSError):
+                continue
+            with self._lock:
+                self.accepted += 1
+                self.open += 1
+                self.peak = max(self.peak, self.open)
+            thread = threading.Thread(target=self._hold, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _hold(self, conn: socket.socket) -> None:
+        conn.settimeout(0.1)
+        with conn:
+            while not self._stop.is_set():
+                try:
+                    if not conn.recv(65536):
+                        break  # the client gave up
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+        with self._lock:
+            self.open -= 1
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+        self._server.close()
+
+
 @contextlib.contextmanager
-def hung_remote() -> Iterator[tuple[str, list[socket.socket]]]:
-    """A port that accepts connections and never answers on them."""
-    server = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.1)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError, OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
+def hung_remote() -> Iterator[HungRemote]:
+    remote = HungRemote()
     try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}", held
+        yield remote
     finally:
-        stop.set()
-        thread.join(5)
-        for conn in held:
-            conn.close()
-        server.close()
+        remote.close()
 
 
 # -- inference --------------------------------------------------------------------------------
@@ -335,14 +368,21 @@ def test_gpu_job_on_a_gateway_without_gpus_fails_for_good(dispatcher, tmp_path) 
         assert run.d.status().remotes == {"gateway": "up"}
 
 
-def test_hung_gateway_is_abandoned_and_the_cpu_job_falls_back(dispatcher) -> None:
-    with hung_remote() as (url, held):
-        run = dispatcher(gateway=gateway_target(url), probe_interval_s=5.0)
+def test_hung_gateway_is_abandoned_and_cpu_jobs_fall_back_together(dispatcher) -> None:
+    """Four jobs meet a gateway that accepts and never answers: each gives up at its read
+    timeout and runs locally. The four requests are in flight at once: one hung request must not
+    hold up the others (pybreaker's own call() held its lock for the whole request, so they
+    queued behind each other and the last fell back after four timeouts)."""
+    with hung_remote() as remote:
+        run = dispatcher(gateway=gateway_target(remote.url), probe_interval_s=30.0, max_concurrency=4)
         started = time.monotonic()
-        job = run.done(run.d.submit("cpu", JobKind.EXEC, exec_payload(python_spec("print(1)"))))
-        assert job.result["where"] == "local"
-        assert held  # the remote was really tried (and accepted the connection)
-        # given up at its read timeout rather than never (a generous bound, not a speed test)
+        jobs = [
+            run.d.submit(f"cpu{i}", JobKind.EXEC, exec_payload(python_spec("print(1)")))
+            for i in range(4)
+        ]
+        assert all(run.done(job).result["where"] == "local" for job in jobs)
+        assert remote.peak >= 4, (remote.accepted, remote.peak)  # 4 submits (+ the probe)
+        # given up at the read timeout rather than never (a generous bound, not a speed test)
         assert time.monotonic() - started < READ_TIMEOUT_S * 10
 
 
