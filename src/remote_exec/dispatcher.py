@@ -113,6 +113,9 @@ class Dispatcher:
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
+        self._leases: dict[int, threading.Event] = {}
+        """Jobs this dispatcher's workers hold -> set when the lease is lost."""
+        self._leases_lock = threading.Lock()
 
     # -- the facade ---------------------------------------------------------------------------
 
@@ -120,6 +123,7 @@ class Dispatcher:
         for index in range(self.config.max_concurrency):
             self._spawn(self._work, f"gantry-worker-{index}")
         self._spawn(self._watch, "gantry-health")
+        self._spawn(self._renew, "gantry-leases")
         self._publish_status()
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -251,21 +255,35 @@ class Dispatcher:
     def _lease(self, job: Job) -> Iterator[threading.Event]:
         """Renew the lease while the job runs; the event is set if the lease is lost (the job
         was cancelled or reclaimed), so the run can stop early."""
-        lost, done = threading.Event(), threading.Event()
-
-        def renew() -> None:
-            while not done.wait(self.config.lease_s / 3):
-                if not self.queue.heartbeat(job.id, self.owner, self.config.lease_s):
-                    lost.set()
-                    return
-
-        thread = threading.Thread(target=renew, name=f"gantry-lease-{job.id}", daemon=True)
-        thread.start()
+        lost = threading.Event()
+        with self._leases_lock:
+            self._leases[job.id] = lost
         try:
             yield lost
         finally:
-            done.set()
-            thread.join()
+            with self._leases_lock:
+                del self._leases[job.id]
+
+    def _renew(self) -> None:
+        """One thread renews every lease held here, each at least every lease_s / 3. (A thread
+        per job would open a queue connection per job, as the queue keeps one per thread, and
+        never close it: a descriptor leak per job.) After stop() it keeps renewing the jobs
+        still running, so that no other process reclaims a job that is still being run here."""
+        interval = self.config.lease_s / 3
+        next_round = time.monotonic() + interval
+        while not (self._stop.is_set() and not self._leases):
+            if (wait := next_round - time.monotonic()) > 0:
+                time.sleep(min(wait, 0.1))  # short naps: stop() need not wait out a round
+                continue
+            next_round += interval
+            with self._leases_lock:
+                held = list(self._leases.items())
+            for job_id, lost in held:
+                try:
+                    if not self.queue.heartbeat(job_id, self.owner, self.config.lease_s):
+                        lost.set()
+                except Exception:  # the queue file is busy or gone: try again next round
+                    log.exception("renewing the lease of job %s failed", job_id)
 
     def _run(self, job: Job, lost: threading.Event) -> None:
         if job.kind == JobKind.INFERENCE:

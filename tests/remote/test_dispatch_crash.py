@@ -52,3 +52,31 @@ def test_sigkill_dispatcher_at_random_moments(tmp_path: Path) -> None:
     assert report.violations() == [], report
     # Most jobs finish; a few may die of repeated kills, and each of those was explained above.
     assert report.done >= 0.8 * report.acked, report
+
+
+def test_long_jobs_do_not_leak_queue_connections(tmp_path: Path) -> None:
+    """Leases are renewed by one thread: the queue keeps a connection per calling thread and
+    never closes it, so a renewing thread per job leaked a connection (and its descriptors) for
+    every job that outlived a third of its lease."""
+    from dispatch_child import job_spec
+
+    from remote_exec.dispatcher import Dispatcher, DispatcherConfig
+    from remote_exec.jobs import JobKind, JobState
+
+    dispatcher = Dispatcher(
+        DispatcherConfig(
+            queue_path=tmp_path / "q.db", work_root=tmp_path / "work", lease_s=0.3, unsandboxed=True
+        ),
+        announce=lambda message: None,
+    )
+    dispatcher.start()
+    try:
+        jobs = [
+            dispatcher.submit(f"k{i}", JobKind.EXEC, job_spec(f"k{i}", 0.25)) for i in range(12)
+        ]
+        assert all(dispatcher.wait(job.id, 60).state == JobState.DONE for job in jobs)
+    finally:
+        dispatcher.stop()
+    # workers, the health watcher, the renewer and this thread: not one per job
+    assert len(dispatcher.queue._all) <= 6
+    dispatcher.queue.close()
