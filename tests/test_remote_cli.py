@@ -1,0 +1,170 @@
+"""`gantry queue`, `gantry doctor` and `gantry gateway`, as a person runs them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from remote_exec.jobs import JobKind, JobState
+from remote_exec.queue import JobQueue
+
+TOKEN = "cli-test-token-0123456789abcdef"
+
+
+def gantry(
+    cwd: Path, *args: str, env: dict | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lsp_server", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "pyproject.toml").write_text('[tool.gantry.execution]\nqueue = "q.db"\n')
+    return ws
+
+
+def test_queue_commands(workspace: Path):
+    assert "No queue yet" in gantry(workspace, "queue", "list").stdout
+    queue = JobQueue(workspace / "q.db")
+    waiting, _ = queue.enqueue("review:a.py@3", JobKind.INFERENCE, {"messages": []})
+    broken, _ = queue.enqueue("exec:tests", JobKind.EXEC, {})
+    claimed = queue.claim("tester")
+    queue.fail(claimed.id, "tester", "boom", permanent=True)
+
+    listing = gantry(workspace, "queue", "list")
+    assert listing.returncode == 0
+    assert "1 dead" in listing.stdout and "1 pending" in listing.stdout
+    assert "review:a.py@3" in listing.stdout and "(boom)" in listing.stdout
+
+    shown = gantry(workspace, "queue", "show", str(claimed.id))
+    assert '"state": "dead"' in shown.stdout and '"error": "boom"' in shown.stdout
+
+    assert gantry(workspace, "queue", "purge").returncode == 2  # dead jobs go only when asked
+    assert gantry(workspace, "queue", "show").returncode == 2
+    assert gantry(workspace, "queue", "show", "999").returncode == 1
+
+    assert gantry(workspace, "queue", "retry", str(claimed.id)).returncode == 0
+    assert queue.get(claimed.id).state == JobState.PENDING
+    other = waiting.id if claimed.id != waiting.id else broken.id
+    assert gantry(workspace, "queue", "cancel", str(other)).returncode == 0
+    assert queue.get(other).state == JobState.CANCELLED
+    assert gantry(workspace, "queue", "cancel", str(other)).returncode == 1
+
+    claimed = queue.claim("tester")
+    queue.fail(claimed.id, "tester", "boom again", permanent=True)
+    purged = gantry(workspace, "queue", "purge", "--dead")
+    assert "Purged 1 dead job" in purged.stdout
+    assert queue.get(claimed.id) is None
+    queue.close()
+
+
+def verdicts(report: str) -> dict[str, str]:
+    """check name -> ok | fail, from doctor's fixed columns."""
+    return {
+        line[6:28].strip(): line[:5].strip()
+        for line in report.splitlines()
+        if line.startswith(("ok ", "fail"))
+    }
+
+
+@pytest.fixture
+def gateway(tmp_path: Path):
+    """`gantry gateway` for real, on a loopback port."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lsp_server",
+            "gateway",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--token-file",
+            str(token_file),
+            "--max-concurrency",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    proc.kill()
+    proc.wait()
+
+
+def test_doctor_reports_each_check(workspace: Path, gateway: str):
+    dead_port = free_port()
+    (workspace / "pyproject.toml").write_text(f"""
+[[tool.gantry.inference.endpoints]]
+name = "gpu"
+base_url = "http://127.0.0.1:{dead_port}"
+model = "m"
+
+[tool.gantry.execution.gateway]
+url = "{gateway}"
+token_env = "TEST_GANTRY_TOKEN"
+""")
+    result = gantry(workspace, "doctor", env={"TEST_GANTRY_TOKEN": TOKEN})
+    lines = verdicts(result.stdout)
+    assert lines["ruff"] == "ok" and lines["sandbox"] == "ok" and lines["store"] == "ok"
+    assert lines["settings"] == "ok"
+    assert lines["gateway gateway"] == "ok"
+    assert lines["endpoint gpu"] == "fail"
+    assert "hint: is the model server running" in result.stdout
+    assert result.returncode == 1
+
+    wrong = gantry(workspace, "doctor", env={"TEST_GANTRY_TOKEN": "wrong-token-0123456789abcdef"})
+    assert "hint: the token is not accepted" in wrong.stdout
+    assert TOKEN not in wrong.stdout and "wrong-token" not in wrong.stdout
+
+
+def test_doctor_all_local_is_fine(workspace: Path):
+    result = gantry(workspace, "doctor")
+    assert result.returncode == 0, result.stdout
+    assert "no endpoints or gateway configured" in result.stdout
+
+
+def test_gateway_refuses_a_world_readable_token_file(tmp_path: Path):
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o644)
+    result = gantry(
+        tmp_path, "gateway", "--port", str(free_port()), "--token-file", str(token_file), timeout=30
+    )
+    assert result.returncode == 2
+    assert "token" in result.stderr.lower()
