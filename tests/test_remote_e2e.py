@@ -8,10 +8,11 @@ import socket
 import sys
 from pathlib import Path
 
+import cattrs
+from lsp_harness import SERVER, idle, initialize, write_workspace
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from lsp_harness import SERVER, idle, initialize, write_workspace
 from remote_exec.jobs import ExecSpec, JobKind, JobState
 from remote_exec.queue import JobQueue
 
@@ -41,8 +42,6 @@ def exec_payload(text: str) -> dict:
         argv=[sys.executable, "job.py"],
         artifacts=["out.txt"],
     )
-    import cattrs
-
     return cattrs.Converter().unstructure(spec)
 
 
