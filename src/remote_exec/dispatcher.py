@@ -360,12 +360,18 @@ class Dispatcher:
         never runs a finished job twice) and follow the job to its end."""
         gateway, name = self._gateway, self.config.gateway.name
         remote = self._health.call(name, gateway.submit, job.key, spec)
-        deadline = time.monotonic() + spec.timeout_s + self.config.gateway.read_timeout_s
+        # The deadline runs from the job's start there: waiting in the gateway's queue (for a
+        # GPU, for a slot) is not overrunning. Counting it cancelled jobs that had not started,
+        # and the resubmission under the same key then returned that cancelled record, so the
+        # job ended "done" without ever running.
+        deadline: float | None = None
         while not remote.done:
+            if deadline is None and remote.state != "queued":
+                deadline = time.monotonic() + spec.timeout_s + self.config.gateway.read_timeout_s
             if lost.is_set():  # cancelled or reclaimed here: stop it there too
                 gateway.cancel(remote.id)
                 raise execution.JobLost("the job was cancelled here")
-            if time.monotonic() > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 gateway.cancel(remote.id)
                 raise execution.GatewayDown(f"job {remote.id} overran its deadline on the gateway")
             try:
@@ -374,6 +380,7 @@ class Dispatcher:
                 )
             except execution.JobLost:  # the gateway restarted mid-job: the key runs it afresh
                 remote = self._health.call(name, gateway.submit, job.key, spec)
+                deadline = None
         return gateway.result(remote)
 
     def _run_locally(self, job: Job, spec: ExecSpec, lost: threading.Event) -> None:

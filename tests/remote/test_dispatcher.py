@@ -57,9 +57,7 @@ def endpoint(name: str, url: str, **fields: object) -> inference.Endpoint:
 
 
 def gateway_target(url: str) -> GatewayTarget:
-    return GatewayTarget(
-        url=url, token=TOKEN, connect_timeout_s=0.5, read_timeout_s=READ_TIMEOUT_S
-    )
+    return GatewayTarget(url=url, token=TOKEN, connect_timeout_s=0.5, read_timeout_s=READ_TIMEOUT_S)
 
 
 def refused_url() -> str:
@@ -363,7 +361,9 @@ def test_gpu_job_on_a_gateway_without_gpus_fails_for_good(dispatcher, tmp_path) 
     with gateway(tmp_path / "gw", gpus=[]) as url:
         run = dispatcher(gateway=gateway_target(url))
         spec = python_spec("print('gpu')", resources=GPU)
-        job = run.d.wait(run.d.submit("gpu", JobKind.EXEC, exec_payload(spec), resources=GPU).id, 20)
+        job = run.d.wait(
+            run.d.submit("gpu", JobKind.EXEC, exec_payload(spec), resources=GPU).id, 20
+        )
         assert job.state == JobState.DEAD and "0 GPU(s)" in job.error
         assert run.d.status().remotes == {"gateway": "up"}
 
@@ -374,7 +374,9 @@ def test_hung_gateway_is_abandoned_and_cpu_jobs_fall_back_together(dispatcher) -
     hold up the others (pybreaker's own call() held its lock for the whole request, so they
     queued behind each other and the last fell back after four timeouts)."""
     with hung_remote() as remote:
-        run = dispatcher(gateway=gateway_target(remote.url), probe_interval_s=30.0, max_concurrency=4)
+        run = dispatcher(
+            gateway=gateway_target(remote.url), probe_interval_s=30.0, max_concurrency=4
+        )
         started = time.monotonic()
         jobs = [
             run.d.submit(f"cpu{i}", JobKind.EXEC, exec_payload(python_spec("print(1)")))
@@ -467,3 +469,18 @@ def test_backlog_drains_with_bounded_concurrency_when_the_gateway_returns(
         running += step
         peak = max(peak, running)
     assert 1 <= peak <= 2, spans
+
+
+def test_a_job_queued_on_the_gateway_is_not_cancelled_for_waiting(dispatcher, tmp_path) -> None:
+    """A GPU job waits on the gateway for its one GPU longer than its own timeout: the wait is
+    not the job overrunning. (The dispatcher used to count the queueing against the job's
+    deadline, cancel it there, and resubmitting the same key then returned the cancelled
+    record: the job ended DONE as "cancelled" without ever running.)"""
+    with gateway(tmp_path / "gw", gpus=["fake-gpu-0"]) as url:
+        with ExecutionClient(url, TOKEN) as client:
+            hog = client.submit("hog", python_spec("import time; time.sleep(3)", resources=GPU))
+            run = dispatcher(gateway=gateway_target(url))
+            spec = python_spec("print('gpu')", resources=GPU, timeout_s=1.0)
+            job = run.done(run.d.submit("gpu", JobKind.EXEC, exec_payload(spec), resources=GPU))
+            assert client.get(hog.id).state == "succeeded"
+        assert job.result["state"] == "succeeded" and job.result["stdout_tail"] == "gpu\n"
