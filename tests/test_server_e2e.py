@@ -299,3 +299,32 @@ async def test_a_client_without_resolve_gets_eager_plain_edits(workspace: Path):
         await client.shutdown_session()
     finally:
         await client.stop()
+
+
+async def test_review_workspace_and_file_from_disk(client: LanguageClient, workspace: Path):
+    (workspace / "pkg").mkdir()
+    (workspace / "pkg" / "util.py").write_text("import sys\n")
+    (workspace / "ignored.py").write_text("import json\n")
+    (workspace / ".gitignore").write_text("ignored.py\n")
+    opened = open_document(client, workspace / "app.py")
+    await diagnostics_for(client, opened, 1)
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="gantry.reviewWorkspace", arguments=[])
+    )
+    assert result["files"] == 2  # app.py and pkg/util.py; ignored.py is ignored
+    await idle(client)
+    util = (workspace / "pkg" / "util.py").as_uri()
+    assert [d.code for d in client.diagnostics[util]] == ["F401"]
+    assert (workspace / "ignored.py").as_uri() not in client.diagnostics
+
+    (workspace / "pkg" / "util.py").write_text("import sys\nimport os\n")
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="gantry.reviewFile", arguments=[{"uri": util}])
+    )
+    assert result["findings"] == 2
+    with pytest.raises(Exception, match="not a file Gantry reviews"):
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="gantry.reviewFile", arguments=[{"uri": (workspace / "x.txt").as_uri()}]
+            )
+        )

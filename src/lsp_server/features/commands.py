@@ -4,11 +4,16 @@ gets a JSON-RPC error, never a crash."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import cattrs
 from pygls.exceptions import JsonRpcInvalidParams
+from pygls.uris import to_fs_path
+
+from lsp_server.analysis.languages import language_for_path
+from lsp_server.analysis.workspace_files import iter_source_files
 
 if TYPE_CHECKING:
     from lsp_server.server import GantryServer
@@ -22,6 +27,11 @@ class DismissArgs:
     fingerprint: str
     verdict: Literal["dismissed", "false_positive"] = "dismissed"
     reason: str | None = None
+
+
+@attrs.frozen
+class ReviewFileArgs:
+    uri: str
 
 
 def parse_args(cls: type, args: Any):
@@ -58,3 +68,26 @@ def register(server: GantryServer) -> None:
             if any(f.fingerprint == params.fingerprint for f in kept):
                 ls.reviewer.publish(snap, kept)
         return {"fingerprint": params.fingerprint, "verdict": params.verdict}
+
+    @server.command("gantry.reviewFile")
+    async def review_file(ls, *args: Any) -> dict:
+        params: ReviewFileArgs = parse_args(ReviewFileArgs, list(args))
+        path = to_fs_path(params.uri)
+        if params.uri in ls.workspace.text_documents:
+            ls.reviewer.request(params.uri)
+            return {"files": 1}
+        if not path or language_for_path(path) is None or not Path(path).is_file():
+            raise JsonRpcInvalidParams(f"not a file Gantry reviews: {params.uri}")
+        return {"files": 1, "findings": await ls.reviewer.review_on_disk([Path(path)])}
+
+    @server.command("gantry.reviewWorkspace")
+    async def review_workspace(ls, *args: Any) -> dict:
+        if ls.root is None:
+            raise JsonRpcInvalidParams("no workspace folder is open")
+        exclude = ls.settings.index.exclude
+        paths = await asyncio.to_thread(
+            lambda: [
+                p for p in iter_source_files(ls.root, exclude) if language_for_path(p) == "python"
+            ]
+        )
+        return {"files": len(paths), "findings": await ls.reviewer.review_on_disk(paths)}

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from lsp_server.analysis.languages import language_for_path
+from lsp_server.analysis.workspace_files import read_source
 from lsp_server.features.convert import diagnostic
 from lsp_server.review import local
 from lsp_server.review.findings import Finding, Snapshot
@@ -29,10 +32,45 @@ class Reviewer:
         self._running: dict[str, asyncio.Task] = {}
         self._again: set[str] = set()
         self._skip_noted: set[str] = set()
+        self._on_disk = 0
 
     @property
     def pending(self) -> int:
-        return len(self._running)
+        return len(self._running) + self._on_disk
+
+    async def review_on_disk(self, paths: list[Path]) -> int:
+        """Review files as they are on disk (a workspace review), two at a time; open documents
+        are reviewed from the editor's text instead. Returns the number of findings published."""
+        server, published = self.server, 0
+        limit = asyncio.Semaphore(2)
+
+        async def one(path: Path) -> None:
+            nonlocal published
+            try:
+                uri = path.as_uri()
+                if uri in server.workspace.text_documents:
+                    self.request(uri)
+                    return
+                async with limit:
+                    max_size = server.settings.max_file_size
+                    text, _ = await asyncio.to_thread(read_source, path, max_size)
+                    if text is None:
+                        return
+                    language = language_for_path(path)
+                    snapshot = Snapshot(uri, str(path), None, text, language, server.settings)
+                    result = await asyncio.to_thread(local.review, snapshot)
+                if uri not in server.workspace.text_documents:  # opened meanwhile: that wins
+                    self.publish(snapshot, result.findings)
+                    published += len(result.findings)
+            finally:
+                self._on_disk -= 1
+                self._report()
+
+        await server.ready.wait()
+        self._on_disk += len(paths)
+        self._report()
+        await asyncio.gather(*(one(path) for path in paths))
+        return published
 
     def request(self, uri: str) -> None:
         if uri in self._running:
