@@ -113,8 +113,8 @@ class Dispatcher:
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
-        self._leases: dict[int, threading.Event] = {}
-        """Jobs this dispatcher's workers hold -> set when the lease is lost."""
+        self._leases: dict[threading.Event, tuple[int, str]] = {}
+        """Leases held here: the event set when it is lost -> (job id, lease owner)."""
         self._leases_lock = threading.Lock()
 
     # -- the facade ---------------------------------------------------------------------------
@@ -226,9 +226,13 @@ class Dispatcher:
             self._wake.notify_all()
 
     def _work(self) -> None:
+        # An owner per worker: the queue fences every outcome on the owner's name, so two
+        # workers sharing one could both hold a job (one reclaims the other's expired lease and
+        # claims it again) and neither would learn it. The job's lease_owner is used from here.
+        owner = f"{self.owner}/{threading.current_thread().name}"
         while not self._stop.is_set():
             try:
-                job = self.queue.claim(self.owner, lease_s=self.config.lease_s)
+                job = self.queue.claim(owner, lease_s=self.config.lease_s)
             except Exception:
                 log.exception("claiming a job failed")
                 job = None
@@ -241,7 +245,7 @@ class Dispatcher:
                     self._run(job, lost)
             except Exception as exc:  # a bug must cost one attempt, not the worker
                 log.exception("job %s failed unexpectedly", job.id)
-                self.queue.fail(job.id, self.owner, f"internal error: {exc}")
+                self.queue.fail(job.id, owner, f"internal error: {exc}")
             self._notify()
             self._publish_status()
 
@@ -257,12 +261,12 @@ class Dispatcher:
         was cancelled or reclaimed), so the run can stop early."""
         lost = threading.Event()
         with self._leases_lock:
-            self._leases[job.id] = lost
+            self._leases[lost] = (job.id, job.lease_owner)
         try:
             yield lost
         finally:
             with self._leases_lock:
-                del self._leases[job.id]
+                del self._leases[lost]
 
     def _renew(self) -> None:
         """One thread renews every lease held here, each at least every lease_s / 3. (A thread
@@ -278,9 +282,9 @@ class Dispatcher:
             next_round += interval
             with self._leases_lock:
                 held = list(self._leases.items())
-            for job_id, lost in held:
+            for lost, (job_id, owner) in held:
                 try:
-                    if not self.queue.heartbeat(job_id, self.owner, self.config.lease_s):
+                    if not self.queue.heartbeat(job_id, owner, self.config.lease_s):
                         lost.set()
                 except Exception:  # the queue file is busy or gone: try again next round
                     log.exception("renewing the lease of job %s failed", job_id)
@@ -291,13 +295,17 @@ class Dispatcher:
         elif job.kind == JobKind.EXEC:
             self._run_exec(job, lost)
         else:
-            self.queue.fail(job.id, self.owner, f"unknown job kind {job.kind!r}", permanent=True)
+            self.queue.fail(
+                job.id, job.lease_owner, f"unknown job kind {job.kind!r}", permanent=True
+            )
 
     def _run_inference(self, job: Job) -> None:
         try:
             request = inference.InferenceRequest.from_body(job.payload)
         except Exception as exc:
-            self.queue.fail(job.id, self.owner, f"not an inference request: {exc}", permanent=True)
+            self.queue.fail(
+                job.id, job.lease_owner, f"not an inference request: {exc}", permanent=True
+            )
             return
         try:
             result = inference.call_chain(
@@ -308,24 +316,26 @@ class Dispatcher:
                 on_outcome=self._health.record,
             )
         except inference.RetryLater as exc:
-            self.queue.release(job.id, self.owner, not_before=exc.not_before, reason=exc.reason)
+            self.queue.release(
+                job.id, job.lease_owner, not_before=exc.not_before, reason=exc.reason
+            )
         except inference.EndpointDown as exc:
             self._wait_for_remote(job, exc.reason)
         except (inference.Parked, inference.Unusable) as exc:
             # a spend limit, a missing key, a wrong URL: waiting will not help, a person will
-            self.queue.park(job.id, self.owner, exc.reason)
+            self.queue.park(job.id, job.lease_owner, exc.reason)
         except (inference.BadAnswer, inference.Rejected) as exc:
             self.queue.fail(
-                job.id, self.owner, exc.reason, permanent=isinstance(exc, inference.Rejected)
+                job.id, job.lease_owner, exc.reason, permanent=isinstance(exc, inference.Rejected)
             )
         else:
-            self.queue.complete(job.id, self.owner, result.to_dict())
+            self.queue.complete(job.id, job.lease_owner, result.to_dict())
 
     def _run_exec(self, job: Job, lost: threading.Event) -> None:
         try:
             spec = _converter.structure(job.payload, ExecSpec)
         except Exception as exc:
-            self.queue.fail(job.id, self.owner, f"not an exec spec: {exc}", permanent=True)
+            self.queue.fail(job.id, job.lease_owner, f"not an exec spec: {exc}", permanent=True)
             return
         retry_at: float | None = None
         if self._gateway is not None and not self._health.is_open(self.config.gateway.name):
@@ -333,7 +343,7 @@ class Dispatcher:
                 result = self._run_remote(job, spec, lost)
             except execution.GatewayRejected as exc:
                 self.queue.fail(
-                    job.id, self.owner, f"the gateway refused the job: {exc}", permanent=True
+                    job.id, job.lease_owner, f"the gateway refused the job: {exc}", permanent=True
                 )
                 return
             except execution.GatewayBusy as exc:
@@ -341,13 +351,13 @@ class Dispatcher:
             except Exception as exc:  # down, lost, or the breaker just opened: fall back
                 log.info("gateway unavailable for job %s: %s", job.id, exc)
             else:
-                self.queue.complete(job.id, self.owner, _converter.unstructure(result))
+                self.queue.complete(job.id, job.lease_owner, _converter.unstructure(result))
                 return
         if spec.resources.gpus == 0 and self.config.local_fallback:
             self._run_locally(job, spec, lost)
         elif retry_at is not None:
             self.queue.release(
-                job.id, self.owner, not_before=retry_at, reason="the gateway is busy"
+                job.id, job.lease_owner, not_before=retry_at, reason="the gateway is busy"
             )
         else:
             what = (
@@ -390,21 +400,21 @@ class Dispatcher:
         try:
             result = run_spec(spec, self.sandbox, self.config.work_root, cancel=lost)
         except SandboxUnavailable as exc:  # a person must install bubblewrap (or opt out)
-            self.queue.park(job.id, self.owner, str(exc))
+            self.queue.park(job.id, job.lease_owner, str(exc))
             return
         except BundleError as exc:
-            self.queue.fail(job.id, self.owner, f"invalid bundle: {exc}", permanent=True)
+            self.queue.fail(job.id, job.lease_owner, f"invalid bundle: {exc}", permanent=True)
             return
         finally:
             with self._counter_lock:
                 self._running_locally -= 1
         if not lost.is_set():
-            self.queue.complete(job.id, self.owner, _converter.unstructure(result))
+            self.queue.complete(job.id, job.lease_owner, _converter.unstructure(result))
 
     def _wait_for_remote(self, job: Job, reason: str) -> None:
         """Back to the queue without using an attempt: the remote is down, not the job."""
         not_before = time.time() + self.config.retry_down_s
-        self.queue.release(job.id, self.owner, not_before=not_before, reason=reason)
+        self.queue.release(job.id, job.lease_owner, not_before=not_before, reason=reason)
 
     # -- health and status --------------------------------------------------------------------
 

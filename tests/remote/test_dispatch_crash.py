@@ -80,3 +80,58 @@ def test_long_jobs_do_not_leak_queue_connections(tmp_path: Path) -> None:
     # workers, the health watcher, the renewer and this thread: not one per job
     assert len(dispatcher.queue._all) <= 6
     dispatcher.queue.close()
+
+
+def test_a_stalled_worker_learns_it_lost_its_job(tmp_path: Path, monkeypatch) -> None:
+    """A worker that stalls past its lease (the machine slept, the disk blocked) loses the job
+    to a sibling worker of the same dispatcher; the stalled run must learn it and stop rather
+    than run on to a second result. Workers had one shared owner name, so the sibling's claim
+    looked like the stalled worker's own lease and both runs finished."""
+    import time
+
+    from dispatch_child import job_spec
+
+    from remote_exec import dispatcher as dispatcher_module
+    from remote_exec.dispatcher import Dispatcher, DispatcherConfig
+    from remote_exec.jobs import JobKind, JobState
+
+    runs: list[str] = []
+    run_spec = dispatcher_module.run_spec
+
+    def counting(spec, *args, **kwargs):
+        result = run_spec(spec, *args, **kwargs)
+        runs.append(result.state)
+        return result
+
+    monkeypatch.setattr(dispatcher_module, "run_spec", counting)
+    dispatcher = Dispatcher(
+        DispatcherConfig(
+            queue_path=tmp_path / "q.db",
+            work_root=tmp_path / "work",
+            lease_s=1.0,
+            probe_interval_s=0.1,
+            unsandboxed=True,
+        ),
+        announce=lambda message: None,
+    )
+    heartbeat, stalled = dispatcher.queue.heartbeat, []
+
+    def stalling_heartbeat(job_id: int, owner: str, lease_s: float = 30.0) -> bool:
+        if not stalled:  # the first renewal comes 1.6 s late: the lease (1 s) has expired
+            stalled.append(owner)
+            time.sleep(1.6)
+        return heartbeat(job_id, owner, lease_s)
+
+    dispatcher.queue.heartbeat = stalling_heartbeat
+    dispatcher.start()
+    try:
+        job = dispatcher.submit("A", JobKind.EXEC, job_spec("A", 2.5))
+        assert dispatcher.wait(job.id, 60).state == JobState.DONE
+        deadline = time.monotonic() + 30
+        while len(runs) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        dispatcher.stop()
+        dispatcher.queue.close()
+    assert stalled, "the lease was never renewed"
+    assert sorted(runs) == ["cancelled", "succeeded"], runs
