@@ -27,15 +27,3 @@ end, { bang = true, nargs = '?', desc = 'Gantry: dismiss the finding under the c
 cmd('GantryRetry', function(o)
   require('gantry.commands').retry(tonumber(o.args))
 end, { nargs = '?', desc = 'Gantry: retry a queued job by id, or every dead and parked one' })
-
-vim.api.nvim_create_autocmd('LspDetach', {
-  group = vim.api.nvim_create_augroup('gantry', { clear = true }),
-  callback = function(args)
-    local client = vim.lsp.get_client_by_id(args.data.client_id)
-    if client and client.name == 'gantry' and vim.tbl_isempty(client.attached_buffers) then
-      pcall(function()
-        require('gantry.status').forget(client.id)
-      end)
-    end
-  end,
-})

@@ -93,7 +93,8 @@ local cmd = vim.env.GANTRY_NVIM_SERVER_CMD and vim.json.decode(vim.env.GANTRY_NV
 out(('server: %s; workspace: %s'):format(table.concat(cmd, ' '), ws))
 
 local gantry = require('gantry')
-gantry.setup({ cmd = cmd })
+-- An empty `index = {}` must reach the server as an object (lsp/gantry.lua's before_init).
+gantry.setup({ cmd = cmd, settings = { gantry = { severity = { E711 = 'hint' }, index = {} } } })
 vim.o.statusline = "%{%v:lua.require'gantry'.statusline()%}"
 
 local function client()
@@ -140,6 +141,11 @@ test('diagnostics appear for a file with issues', function()
   check(type(lsp.data) == 'table' and type(lsp.data.fingerprint) == 'string', 'no data.fingerprint: %s', vim.inspect(lsp))
   check(lsp.codeDescription and lsp.codeDescription.href:find('ruff'), 'no codeDescription: %s', vim.inspect(lsp))
   check(c.F401 and c.F821, 'codes')
+  for _, diag in ipairs(vim.diagnostic.get(0)) do
+    if diag.code == 'E711' then
+      check(diag.severity == vim.diagnostic.severity.HINT, 'settings.gantry.severity not applied: %s', diag.severity)
+    end
+  end
 end)
 
 test('statusline component shows the status', function()
@@ -154,6 +160,13 @@ test('statusline component shows the status', function()
   check(q == 'offline, 3 queued, remote gpu-box down', 'offline: %q', q)
   check(describe({ state = 'queued', counts = { queued = 2 }, remotes = {} }) == '2 queued', 'queued')
   out('     statusline: ' .. text)
+  -- a gantry/status notification as the server sends it when the gateway is down
+  local id, saved = client().id, gantry.status()
+  local handler = vim.lsp.config.gantry.handlers['gantry/status']
+  handler(nil, { state = 'offline', message = 'Remote: gateway down', counts = { queued = 3, reviewing = 0 }, remotes = { ['gpu-box'] = 'down' } }, { client_id = id, method = 'gantry/status' })
+  local down = vim.api.nvim_eval_statusline(vim.o.statusline, {}).str
+  check(down == 'Gantry: offline, 3 queued, remote gpu-box down', 'statusline %q', down)
+  handler(nil, saved, { client_id = id, method = 'gantry/status' })
 end)
 
 test('a quick fix applies and its diagnostic disappears', function()
@@ -233,6 +246,25 @@ test(':GantryDismiss dismisses the finding under the cursor and it stays gone', 
   check(client().id ~= old.id, 'same client')
 end)
 
+test(':GantryDismiss! marks the finding under the cursor as a false positive', function()
+  local e711
+  for _, d in ipairs(vim.diagnostic.get(0)) do
+    if d.code == 'E711' then
+      e711 = d
+    end
+  end
+  check(e711, 'no E711')
+  vim.api.nvim_win_set_cursor(0, { e711.lnum + 1, 0 })
+  local since = #notes
+  vim.cmd('GantryDismiss! checked by hand')
+  wait_for('E711 to disappear', function()
+    return not buf_codes().E711
+  end)
+  wait_for('the verdict to be confirmed', function()
+    return noted('marked as a false positive E711', since)
+  end)
+end)
+
 test(':GantryDismiss without a finding under the cursor says so', function()
   vim.api.nvim_win_set_cursor(0, { 3, 0 })
   local since = #notes
@@ -252,6 +284,17 @@ test(':checkhealth gantry reports no errors', function()
   check(text:find('store'), 'no store check in:\n%s', text)
   check(text:find('settings'), 'no settings check in:\n%s', text)
   vim.cmd('bwipeout!')
+  vim.cmd.edit(vim.fn.fnameescape(file))
+  wait_for('the client to attach again', client)
+end)
+
+test(':checkhealth gantry reports a missing server as an error', function()
+  vim.lsp.config('gantry', { cmd = { 'gantry-not-installed-here', 'serve' } })
+  vim.cmd('checkhealth gantry')
+  local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
+  vim.lsp.config('gantry', { cmd = cmd })
+  vim.cmd('bwipeout!')
+  check(text:find('ERROR gantry%-not%-installed%-here not found'), 'no error in:\n%s', text)
   vim.cmd.edit(vim.fn.fnameescape(file))
   wait_for('the client to attach again', client)
 end)

@@ -11,6 +11,10 @@ M.name = 'gantry'
 ---settings, on_attach, ...).
 ---@param opts? gantry.Opts
 function M.setup(opts)
+  if not vim.g.loaded_gantry then
+    -- on the runtimepath after start-up (a plugin manager's `config`): define the commands now
+    vim.cmd.runtime('plugin/gantry.lua')
+  end
   opts = vim.deepcopy(opts or {})
   local enable = opts.enable ~= false
   opts.enable = nil
