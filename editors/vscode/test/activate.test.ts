@@ -1,0 +1,257 @@
+// activate() against a fake `vscode` module and a fake language client: which command starts the
+// server, how `gantry/status` drives the status bar, and the one message when no server exists.
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+
+import { FakeEmitter, hookModules, makeLanguageClientModule, makeVscode } from './fakes';
+import { EXTENSION_ROOT, PYTHON, binDir, tempDir, waitFor } from './helpers';
+
+const packageJSON = require(path.join(EXTENSION_ROOT, 'package.json'));
+const SERVER_COMMANDS = [
+  'gantry.dismissFinding',
+  'gantry.reviewFile',
+  'gantry.reviewWorkspace',
+  'gantry.queueStatus',
+  'gantry.retryQueued',
+  'gantry.generateTests',
+];
+
+interface Setup {
+  settings?: Record<string, unknown>;
+  path?: string;
+  python?: string;
+}
+
+function load(setup: Setup = {}) {
+  const folder = tempDir();
+  const fake = makeVscode(setup.settings ?? {}, folder);
+  const lc = makeLanguageClientModule();
+  if (setup.python) {
+    const changed = new FakeEmitter<unknown>();
+    const python = setup.python;
+    (fake.vscode.extensions as any).getExtension = (id: string) =>
+      id === 'ms-python.python'
+        ? {
+            isActive: true,
+            exports: {
+              environments: {
+                getActiveEnvironmentPath: () => ({ id: python, path: python }),
+                resolveEnvironment: async () => ({ executable: { uri: { fsPath: python } } }),
+                onDidChangeActiveEnvironmentPath: changed.event,
+              },
+            },
+          }
+        : undefined;
+  }
+  const unhook = hookModules({ vscode: fake.vscode, 'vscode-languageclient/node': lc.module });
+  const modulePath = require.resolve('../src/extension');
+  delete require.cache[modulePath];
+  const extension = require(modulePath);
+  const context = { subscriptions: [] as { dispose(): unknown }[], extension: { packageJSON } };
+  process.env.PATH = setup.path ?? tempDir('gantry-empty-path-');
+  return { fake, lc, extension, context, folder, unhook, commands: fake.commands };
+}
+
+describe('activate()', () => {
+  const savedPath = process.env.PATH;
+  let loaded: ReturnType<typeof load> | undefined;
+  const start = async (setup: Setup = {}) => {
+    loaded = load(setup);
+    await loaded.extension.activate(loaded.context);
+    return loaded;
+  };
+  beforeEach(() => (loaded = undefined));
+  afterEach(async () => {
+    if (loaded) {
+      await loaded.extension.deactivate();
+      loaded.context.subscriptions.forEach((d) => d.dispose());
+      loaded.unhook();
+    }
+    process.env.PATH = savedPath;
+  });
+
+  it('starts `gantry serve` from PATH when nothing is configured', async () => {
+    const bin = binDir('gantry');
+    const { lc, fake } = await start({ path: bin });
+    assert.equal(lc.clients.length, 1);
+    const client = lc.clients[0];
+    assert.equal(client.id, 'gantry');
+    assert.deepEqual(client.serverOptions.command, path.join(bin, 'gantry'));
+    assert.deepEqual(client.serverOptions.args, ['serve']);
+    assert.ok(client.started);
+    assert.deepEqual(client.clientOptions.documentSelector, [{ scheme: 'file', language: 'python' }]);
+    assert.equal(client.clientOptions.revealOutputChannelOn, 4, 'the output channel never pops up');
+    assert.deepEqual(fake.recorded.errors, []);
+  });
+
+  it('prefers the gantry.server.command setting', async () => {
+    const bin = binDir('my-gantry');
+    const { lc } = await start({
+      path: binDir('gantry'),
+      settings: { 'gantry.server.command': [path.join(bin, 'my-gantry'), 'serve', '--flag'] },
+    });
+    assert.equal(lc.clients[0].serverOptions.command, path.join(bin, 'my-gantry'));
+    assert.deepEqual(lc.clients[0].serverOptions.args, ['serve', '--flag']);
+  });
+
+  it("uses the Python extension's interpreter when Gantry is installed in it", async () => {
+    const { lc } = await start({ path: binDir('gantry'), python: PYTHON });
+    assert.equal(lc.clients[0].serverOptions.command, PYTHON);
+    assert.deepEqual(lc.clients[0].serverOptions.args, ['-m', 'lsp_server', 'serve']);
+  });
+
+  it("falls back to PATH when the interpreter lacks Gantry", async () => {
+    const bin = binDir('gantry');
+    const noGantry = path.join(binDir('python3', 1), 'python3'); // exits 1: no Gantry
+    const { lc } = await start({ path: bin, python: noGantry });
+    assert.equal(lc.clients[0].serverOptions.command, path.join(bin, 'gantry'));
+  });
+
+  it('says once, clearly, how to install a missing server', async () => {
+    const { lc, fake } = await start();
+    assert.equal(lc.clients.length, 0, 'no client is started without a server');
+    assert.equal(fake.recorded.errors.length, 1);
+    const { message, items } = fake.recorded.errors[0];
+    assert.match(message, /pip install gantry-lsp/);
+    assert.match(message, /gantry\.server\.command/);
+    assert.deepEqual(items, ['Open Settings', 'Show Output']);
+    assert.match(fake.statusItems[0].text, /server not found/);
+    assert.ok(fake.statusItems[0].backgroundColor, 'the item shows an error');
+  });
+
+  it('a missing configured command names the setting', async () => {
+    const { fake } = await start({ path: binDir('gantry'), settings: { 'gantry.server.command': ['/nonexistent/gantry', 'serve'] } });
+    assert.equal(fake.recorded.errors.length, 1);
+    assert.match(fake.recorded.errors[0].message, /\/nonexistent\/gantry.*gantry\.server\.command/);
+  });
+
+  it('the status item follows gantry/status, and remote trouble never pops up', async () => {
+    const { lc, fake } = await start({ path: binDir('gantry') });
+    const item = fake.statusItems[0];
+    assert.ok(item.visible);
+    assert.equal(item.command, 'gantry.client.showQueue');
+    const client = lc.clients[0];
+    const counts = { documents: 1, reviewing: 0, indexing: 0, findings: 3, queued: 0, parked: 0, dead: 0, runningLocally: 0 };
+    client.notify('gantry/status', { state: 'ready', message: 'Ready', counts, remotes: {} });
+    assert.equal(item.text, '$(check) Gantry');
+    assert.match(item.tooltip, /Findings: 3 in 1 open file/);
+    client.notify('gantry/status', { state: 'busy', message: 'Reviewing 1 file', counts: { ...counts, reviewing: 1 }, remotes: {} });
+    assert.equal(item.text, '$(sync~spin) Gantry: reviewing');
+    client.notify('gantry/status', { state: 'queued', message: 'Remote: 4 queued', counts: { ...counts, queued: 4 }, remotes: { gpu: 'up' } });
+    assert.equal(item.text, '$(clock) Gantry: 4 queued');
+    client.notify('gantry/status', {
+      state: 'degraded',
+      message: 'Remote: gateway down',
+      counts: { ...counts, queued: 2, runningLocally: 1 },
+      remotes: { gateway: 'down', 'gpu-box': 'up' },
+    });
+    assert.equal(item.text, '$(warning) Gantry: remote down, running locally');
+    assert.match(item.tooltip, /gateway down, gpu-box up/);
+    assert.match(item.tooltip, /Queue: 2 queued, 0 parked, 0 dead, 1 running locally/);
+    assert.equal(item.backgroundColor.id, 'statusBarItem.warningBackground');
+    client.notify('gantry/status', { state: 'offline', message: 'Remote: all down', counts: { ...counts, queued: 7 }, remotes: { gpu: 'down' } });
+    assert.equal(item.text, '$(warning) Gantry: remote down, 7 queued');
+    assert.deepEqual([fake.recorded.errors, fake.recorded.warnings, fake.recorded.infos], [[], [], []]);
+    client.stateChanged.fire({ oldState: 2, newState: 1 });
+    assert.equal(item.text, '$(error) Gantry: stopped');
+  });
+
+  it('clicking the status item shows the queue and retries a dead job', async () => {
+    const { lc, fake, commands } = await start({ path: binDir('gantry') });
+    const client = lc.clients[0];
+    lc.respond((method, params) => {
+      if (params.command === 'gantry.queueStatus') {
+        return {
+          state: 'degraded',
+          message: 'gateway down',
+          remotes: { gateway: 'down' },
+          counts: { pending: 1, dead: 1 },
+          jobs: [
+            { id: 1, key: 'k1', kind: 'exec', state: 'pending', attempts: 0, maxAttempts: 5, error: null, notBefore: null, updatedAt: 0 },
+            { id: 2, key: 'k2', kind: 'inference', state: 'dead', attempts: 5, maxAttempts: 5, error: 'HTTP 500', notBefore: null, updatedAt: 0 },
+          ],
+        };
+      }
+      return { retried: 1 };
+    });
+    fake.answerQuickPick((items) => items.find((i: any) => i.jobId === 2));
+    fake.answerMessage((_m, items) => (items.includes('Retry') ? 'Retry' : undefined));
+    await commands.get(fake.statusItems[0].command)!();
+    assert.equal(fake.recorded.quickPicks.length, 1);
+    assert.match(fake.recorded.quickPicks[0].options.title, /gateway down/);
+    assert.equal(fake.recorded.quickPicks[0].items.length, 2);
+    assert.deepEqual(
+      client.requests.map((r) => r.params),
+      [
+        { command: 'gantry.queueStatus', arguments: [] },
+        { command: 'gantry.retryQueued', arguments: [{ id: 2 }] },
+      ],
+    );
+    assert.ok(client.requests.every((r) => r.method === 'workspace/executeCommand'));
+  });
+
+  it('Generate Tests says plainly that the server does not offer it, and uses it once it does', async () => {
+    const { lc, fake, commands } = await start({ path: binDir('gantry') });
+    await commands.get('gantry.client.generateTests')!();
+    assert.equal(fake.recorded.infos.length, 1);
+    assert.match(fake.recorded.infos[0], /not offered by this server yet/);
+    assert.equal(lc.clients[0].requests.length, 0);
+
+    lc.setCapabilities({ executeCommandProvider: { commands: [...SERVER_COMMANDS] } });
+    await commands.get('gantry.client.restartServer')!();
+    const client = lc.clients[lc.clients.length - 1];
+    (fake.vscode.window as any).activeTextEditor = {
+      document: { uri: fake.vscode.Uri.file('/ws/app.py') },
+      selection: { active: { line: 3, character: 4 } },
+    };
+    await commands.get('gantry.client.generateTests')!();
+    assert.deepEqual(client.requests[0].params, {
+      command: 'gantry.generateTests',
+      arguments: [{ uri: 'file:///ws/app.py', position: { line: 3, character: 4 } }],
+    });
+  });
+
+  it('sends the server only the settings the user set, without the client-only ones', async () => {
+    const { lc } = await start({
+      path: binDir('gantry'),
+      settings: {
+        'gantry.trace.server': 'verbose',
+        'gantry.maxFileSizeKb': 512,
+        'gantry.ruff.extendSelect': ['B'],
+        'gantry.execution.gateway': { url: 'http://gpu:8710', tokenEnv: 'TOKEN' },
+      },
+    });
+    const middleware = lc.clients[0].clientOptions.middleware.workspace.configuration;
+    const next = async (params: any) => params.items.map(() => ({ everything: true }));
+    const result = await middleware({ items: [{ section: 'gantry' }, { section: 'python' }] }, undefined, next);
+    assert.deepEqual(result, [
+      { maxFileSizeKb: 512, ruff: { extendSelect: ['B'] }, execution: { gateway: { url: 'http://gpu:8710', tokenEnv: 'TOKEN' } } },
+      { everything: true },
+    ]);
+  });
+
+  it('restarts once, debounced, when start-up settings change', async () => {
+    const { lc, fake } = await start({ path: binDir('gantry') });
+    const affects = (changed: string) => ({ affectsConfiguration: (s: string) => changed === s || changed.startsWith(s + '.') });
+    fake.configChanged.fire(affects('gantry.ruff.select')); // live setting: no restart
+    fake.configChanged.fire(affects('gantry.server.command'));
+    fake.configChanged.fire(affects('gantry.execution.gateway'));
+    await waitFor(() => lc.clients.length === 2 && lc.clients[1].started, 3000, 'a restart');
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(lc.clients.length, 2, 'one restart for a burst of changes');
+    assert.ok(lc.clients[0].stopped);
+  });
+
+  it('registers every palette command, and none of the ids the client registers for the server', async () => {
+    const { commands } = await start({ path: binDir('gantry') });
+    const contributed = packageJSON.contributes.commands.map((c: any) => c.command).sort();
+    assert.deepEqual([...commands.keys()].sort(), contributed);
+    for (const id of SERVER_COMMANDS) {
+      assert.ok(!commands.has(id), `${id} belongs to the language client`);
+    }
+    for (const command of packageJSON.contributes.commands) {
+      assert.equal(command.category, 'Gantry');
+    }
+  });
+});

@@ -1,0 +1,260 @@
+// The pure modules: settings -> server command, status -> status bar, settings -> server, queue.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+
+import { isExecutable, pythonHasGantry } from '../src/probe';
+import { queueItems, queueTitle } from '../src/queue';
+import { makeWhich, resolveServerCommand } from '../src/serverCommand';
+import { contributedKeys, explicitValue, needsRestart, serverOffers, serverSettings } from '../src/settings';
+import { statusView } from '../src/status';
+import { EXTENSION_ROOT, PYTHON, binDir } from './helpers';
+
+const which = (found: Record<string, string>) => (name: string) => found[name];
+
+describe('resolveServerCommand', () => {
+  it('uses the configured command first', () => {
+    const r = resolveServerCommand({
+      configured: ['gantry', 'serve', '--tcp', '127.0.0.1:2087'],
+      python: { path: '/venv/bin/python', hasGantry: true },
+      which: which({ gantry: '/usr/local/bin/gantry' }),
+    });
+    assert.deepEqual(r, {
+      ok: true,
+      command: '/usr/local/bin/gantry',
+      args: ['serve', '--tcp', '127.0.0.1:2087'],
+      source: 'setting',
+      description: '/usr/local/bin/gantry serve --tcp 127.0.0.1:2087 (from the gantry.server.command setting)',
+    });
+  });
+
+  it('expands ${workspaceFolder} and ~ in the configured command', () => {
+    const r = resolveServerCommand({
+      configured: ['${workspaceFolder}/.venv/bin/python', '-m', 'lsp_server', 'serve', '~/x'],
+      which: (name) => name,
+      workspaceFolder: '/ws',
+      home: '/home/me',
+    });
+    assert.ok(r.ok);
+    assert.equal(r.command, '/ws/.venv/bin/python');
+    assert.deepEqual(r.args, ['-m', 'lsp_server', 'serve', '/home/me/x']);
+  });
+
+  it("then the Python extension's interpreter, when Gantry is installed in it", () => {
+    const r = resolveServerCommand({
+      configured: [],
+      python: { path: '/venv/bin/python', hasGantry: true },
+      which: which({ gantry: '/usr/local/bin/gantry' }),
+    });
+    assert.ok(r.ok);
+    assert.deepEqual([r.command, r.args, r.source], ['/venv/bin/python', ['-m', 'lsp_server', 'serve'], 'python']);
+  });
+
+  it('then gantry on PATH', () => {
+    const r = resolveServerCommand({
+      configured: undefined,
+      python: { path: '/venv/bin/python', hasGantry: false },
+      which: which({ gantry: '/usr/local/bin/gantry' }),
+    });
+    assert.ok(r.ok);
+    assert.deepEqual([r.command, r.args, r.source], ['/usr/local/bin/gantry', ['serve'], 'path']);
+  });
+
+  it('else one message with how to install it or where to point the extension', () => {
+    const r = resolveServerCommand({ configured: [], python: { path: '/venv/bin/python', hasGantry: false }, which: which({}) });
+    assert.equal(r.ok, false);
+    assert.ok(!r.ok);
+    assert.match(r.message, /not found/);
+    assert.match(r.message, /\/venv\/bin\/python/);
+    assert.match(r.message, /pip install gantry-lsp/);
+    assert.match(r.message, /gantry\.server\.command/);
+  });
+
+  it('rejects a malformed setting with a message, and a configured command that does not exist', () => {
+    for (const configured of ['gantry serve', [1, 2], ['']]) {
+      const r = resolveServerCommand({ configured, which: which({ gantry: '/bin/gantry' }) });
+      assert.ok(!r.ok);
+      assert.match(r.message, /must be a list of strings/);
+    }
+    const r = resolveServerCommand({ configured: ['/nope/gantry'], which: which({}) });
+    assert.ok(!r.ok);
+    assert.match(r.message, /`\/nope\/gantry` from `gantry.server.command` was not found/);
+  });
+});
+
+describe('makeWhich', () => {
+  it('finds executables on PATH and checks explicit paths', () => {
+    const dir = binDir('gantry');
+    const w = makeWhich({ PATH: `/nonexistent:${dir}` }, 'linux', isExecutable);
+    assert.equal(w('gantry'), path.join(dir, 'gantry'));
+    assert.equal(w('missing'), undefined);
+    assert.equal(w(path.join(dir, 'gantry')), path.join(dir, 'gantry'));
+    assert.equal(w(path.join(dir, 'other')), undefined);
+    fs.chmodSync(path.join(dir, 'gantry'), 0o644);
+    assert.equal(w('gantry'), undefined, 'not executable');
+  });
+
+  it('tries PATHEXT on Windows', () => {
+    const w = makeWhich({ PATH: 'C:\\bin', PATHEXT: '.EXE;.CMD' }, 'win32', (f) => f.endsWith('gantry.CMD'));
+    assert.equal(w('gantry'), path.join('C:\\bin', 'gantry.CMD'));
+  });
+});
+
+describe('pythonHasGantry', () => {
+  it('is true for the repository interpreter and false for one without Gantry', async () => {
+    assert.equal(await pythonHasGantry(PYTHON), true, `${PYTHON} should have lsp_server`);
+    assert.equal(await pythonHasGantry(path.join(binDir('python', 1), 'python')), false);
+    assert.equal(await pythonHasGantry('/nonexistent/python'), false);
+  });
+});
+
+describe('statusView', () => {
+  const counts = { documents: 2, reviewing: 0, indexing: 0, findings: 5, queued: 0, parked: 0, dead: 0, runningLocally: 0 };
+  const view = (state: string, extra: object = {}, remotes: Record<string, string> = {}) =>
+    statusView('running', { state, message: 'm', counts: { ...counts, ...extra }, remotes });
+
+  it('names each state', () => {
+    assert.equal(view('ready').text, '$(check) Gantry');
+    assert.equal(view('busy', { reviewing: 2 }).text, '$(sync~spin) Gantry: reviewing');
+    assert.equal(view('busy', { indexing: 1 }).text, '$(sync~spin) Gantry: indexing');
+    assert.equal(view('queued', { queued: 3 }).text, '$(clock) Gantry: 3 queued');
+    assert.equal(view('degraded', { runningLocally: 1, queued: 1 }, { gw: 'down' }).text, '$(warning) Gantry: remote down, running locally');
+    assert.equal(view('offline', { queued: 4 }, { gw: 'down' }).text, '$(warning) Gantry: remote down, 4 queued');
+    assert.equal(view('degraded').text, '$(warning) Gantry: degraded');
+    assert.equal(view('degraded').level, 'warning');
+    assert.equal(view('ready').level, 'normal');
+  });
+
+  it('has a tooltip with remote health and queue depth', () => {
+    const tooltip = view('queued', { queued: 3, parked: 1, dead: 2 }, { 'gpu-box': 'up', gateway: 'probing' }).tooltip;
+    assert.equal(
+      tooltip,
+      [
+        'Gantry: m',
+        'Remotes: gpu-box up, gateway probing',
+        'Queue: 3 queued, 1 parked, 2 dead',
+        'Findings: 5 in 2 open files',
+        'Click to show the queue.',
+      ].join('\n'),
+    );
+    assert.match(view('ready').tooltip, /Remotes: none configured/);
+  });
+
+  it('covers the client phases', () => {
+    assert.equal(statusView('starting').text, '$(sync~spin) Gantry');
+    assert.equal(statusView('running').text, '$(sync~spin) Gantry', 'running, no status yet');
+    assert.deepEqual([statusView('stopped').text, statusView('stopped').level], ['$(error) Gantry: stopped', 'error']);
+    const missing = statusView('missing', undefined, 'Gantry: not found. pip install gantry-lsp');
+    assert.equal(missing.text, '$(error) Gantry: server not found');
+    assert.match(missing.tooltip, /pip install gantry-lsp/);
+  });
+});
+
+describe('settings', () => {
+  const packageJSON = JSON.parse(fs.readFileSync(path.join(EXTENSION_ROOT, 'package.json'), 'utf8'));
+  const keys = contributedKeys(packageJSON);
+
+  it('contributes a setting for everything the server reads', () => {
+    for (const key of [
+      'gantry.store', 'gantry.maxFileSizeKb', 'gantry.logLevel', 'gantry.ruff.enabled', 'gantry.ruff.path',
+      'gantry.ruff.select', 'gantry.ruff.extendSelect', 'gantry.ruff.ignore', 'gantry.severity',
+      'gantry.index.enabled', 'gantry.index.exclude', 'gantry.inference.endpoints', 'gantry.inference.privacy',
+      'gantry.execution.gateway', 'gantry.execution.localFallback', 'gantry.execution.unsandboxed',
+      'gantry.execution.queue', 'gantry.execution.maxConcurrency', 'gantry.server.command', 'gantry.trace.server',
+    ]) {
+      assert.ok(keys.includes(key), key);
+    }
+    const props = packageJSON.contributes.configuration.properties;
+    for (const key of keys) {
+      assert.ok(props[key].description || props[key].markdownDescription, `${key} has a description`);
+      assert.ok('default' in props[key], `${key} has a default`);
+      assert.ok(props[key].type, `${key} has a type`);
+    }
+  });
+
+  it('never holds a secret: keys and tokens are named by environment variable or file', () => {
+    const props = packageJSON.contributes.configuration.properties;
+    const endpoint = props['gantry.inference.endpoints'].items;
+    assert.equal(endpoint.additionalProperties, false);
+    assert.deepEqual(
+      Object.keys(endpoint.properties).filter((k) => /key|token|secret|password/i.test(k)),
+      ['apiKeyEnv', 'apiKeyFile'],
+    );
+    const gateway = props['gantry.execution.gateway'];
+    assert.equal(gateway.additionalProperties, false);
+    assert.deepEqual(Object.keys(gateway.properties).filter((k) => /token/i.test(k)), ['tokenEnv', 'tokenFile']);
+    for (const key of ['gantry.inference.endpoints', 'gantry.execution.gateway']) {
+      assert.match(props[key].markdownDescription, /Secrets are never settings/);
+    }
+  });
+
+  it('sends only explicit values, nested, without client-only settings', () => {
+    const values: Record<string, unknown> = {
+      'gantry.server.command': ['x'],
+      'gantry.trace.server': 'verbose',
+      'gantry.ruff.select': ['E'],
+      'gantry.ruff.enabled': false,
+      'gantry.severity': { E: 'info' },
+      'gantry.store': null,
+    };
+    assert.deepEqual(serverSettings(keys, (k) => values[k]), {
+      ruff: { select: ['E'], enabled: false },
+      severity: { E: 'info' },
+      store: null,
+    });
+    assert.deepEqual(serverSettings(keys, () => undefined), {});
+  });
+
+  it('takes the most specific explicit value', () => {
+    assert.equal(explicitValue({ globalValue: 1, workspaceValue: 2, workspaceFolderValue: 3 }), 3);
+    assert.equal(explicitValue({ globalValue: 1, workspaceValue: 2 }), 2);
+    assert.equal(explicitValue({ globalValue: 1 }), 1);
+    assert.equal(explicitValue({}), undefined);
+    assert.equal(explicitValue(undefined), undefined);
+  });
+
+  it('restarts for start-up settings only', () => {
+    const affects = (changed: string) => (s: string) => changed === s || changed.startsWith(s + '.');
+    assert.ok(needsRestart(affects('gantry.server.command')));
+    assert.ok(needsRestart(affects('gantry.execution.gateway')));
+    assert.ok(needsRestart(affects('gantry.inference.endpoints')));
+    assert.ok(needsRestart(affects('gantry.store')));
+    assert.ok(!needsRestart(affects('gantry.ruff.select')));
+    assert.ok(!needsRestart(affects('gantry.severity')));
+    assert.ok(!needsRestart(affects('gantry.trace.server')), 'the client applies trace itself');
+    assert.ok(!needsRestart(affects('editor.fontSize')));
+  });
+
+  it('knows whether the server offers a command', () => {
+    assert.ok(serverOffers({ executeCommandProvider: { commands: ['gantry.generateTests'] } }, 'gantry.generateTests'));
+    assert.ok(!serverOffers({ executeCommandProvider: { commands: ['gantry.reviewFile'] } }, 'gantry.generateTests'));
+    assert.ok(!serverOffers(undefined, 'gantry.generateTests'));
+  });
+});
+
+describe('queueItems', () => {
+  it('lists jobs, marks dead and parked ones retryable, and offers retrying all', () => {
+    const status = {
+      state: 'queued',
+      message: '2 waiting',
+      jobs: [
+        { id: 1, kind: 'inference', state: 'pending', attempts: 1, maxAttempts: 5, error: null, notBefore: null },
+        { id: 2, kind: 'exec', state: 'dead', attempts: 5, maxAttempts: 5, error: 'gateway 500' },
+        { id: 3, kind: 'inference', state: 'parked', attempts: 1, maxAttempts: 5, error: 'spend limit' },
+      ],
+    };
+    const items = queueItems(status);
+    assert.equal(queueTitle(status), 'Gantry queue: 2 waiting');
+    assert.deepEqual(items.map((i) => [i.action, i.jobId]), [
+      ['retryAll', undefined],
+      ['none', 1],
+      ['retryOne', 2],
+      ['retryOne', 3],
+    ]);
+    assert.equal(items[2].label, '$(error) #2 exec');
+    assert.equal(items[2].description, 'dead · attempt 5/5');
+    assert.match(items[2].detail!, /gateway 500 · Choose to retry it\./);
+    assert.deepEqual(queueItems({ state: 'ready', jobs: [] }).map((i) => i.label), ['$(check) The queue is empty']);
+  });
+});
