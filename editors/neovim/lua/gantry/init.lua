@@ -22,6 +22,15 @@ function M.setup(opts)
     vim.lsp.config(M.name, opts)
   end
   vim.lsp.enable(M.name, enable)
+  if enable and vim.v.vim_did_enter == 0 then
+    -- during start-up (a plugin manager loading us on FileType) vim.lsp.enable does not look
+    -- at buffers already open: attach to them too
+    for _, buf in ipairs(vim.api.nvim_list_bufs()) do
+      if vim.api.nvim_buf_is_loaded(buf) and vim.bo[buf].filetype ~= '' then
+        pcall(vim.api.nvim_exec_autocmds, 'FileType', { group = 'nvim.lsp.enable', buffer = buf, modeline = false })
+      end
+    end
+  end
 end
 
 ---The Gantry client attached to a buffer; with `any`, else the first running Gantry client.
