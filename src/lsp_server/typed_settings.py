@@ -84,6 +84,8 @@ def normalise_keys(data: Any, cls: type) -> Any:
 def structure(cls: type, data: Any, path: str, problems: list[str]) -> Any:
     """Build `cls` from `data` field by field, appending a sentence per rejected value."""
     where_all = path or "gantry"
+    if data == []:
+        data = {}  # Lua (Neovim) cannot tell an empty table from an empty list
     if not isinstance(data, dict):
         problems.append(f"{where_all}: expected a table, got {data!r}; using defaults")
         return cls()

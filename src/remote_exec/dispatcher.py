@@ -353,6 +353,8 @@ class Dispatcher:
             else:
                 self.queue.complete(job.id, job.lease_owner, _converter.unstructure(result))
                 return
+        if lost.is_set():
+            return  # cancelled or reclaimed while remote: not ours to run any more
         if spec.resources.gpus == 0 and self.config.local_fallback:
             self._run_locally(job, spec, lost)
         elif retry_at is not None:
