@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench modules
 
+from table import markdown
+
 MODULES = (
     ("queue enqueue", "remote_queue"),
     ("sandbox", "remote_sandbox"),
@@ -66,30 +68,6 @@ def run() -> tuple[list[dict], dict[str, float]]:
             rows.append(_row(section, f"bench/{name}.py", "run()", "error", repr(exc)[:200]))
         walls[name] = time.perf_counter() - started
     return rows, walls
-
-
-def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def markdown(rows: list[dict]) -> str:
-    lines = [
-        "| section | tool | metric | value | target | met? | note |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        met = "" if row.get("met") is None else ("met" if row["met"] else "missed")
-        cells = (
-            row["section"],
-            row["tool"],
-            row["metric"],
-            row["value"],
-            row.get("target", ""),
-            met,
-            row.get("note", ""),
-        )
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(lines)
 
 
 def machine() -> str:

@@ -15,10 +15,16 @@ costs little more than a child's start-up.
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import argparse
 import sys
 import tempfile
 from pathlib import Path
+
+from table import markdown
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "remote"))
 
@@ -78,15 +84,6 @@ def run(
     if violations := report.violations():
         print("VIOLATIONS:", *violations, sep="\n  ", file=sys.stderr)
     return rows(report, kill_points)
-
-
-def markdown(table: list[dict]) -> str:
-    lines = ["| section | tool | metric | value | target | met? |", "|---|---|---|---|---|---|"]
-    for row in table:
-        met = "" if row["met"] is None else ("met" if row["met"] else "missed")
-        cells = (row["section"], row["tool"], row["metric"], row["value"], row["target"], met)
-        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

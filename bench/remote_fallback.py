@@ -22,6 +22,10 @@ never asserted.
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import argparse
 import contextlib
 import socket
@@ -34,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+from table import markdown
 
 import remote_exec.dispatcher as dispatcher_module
 from remote_exec.dispatcher import Dispatcher, DispatcherConfig, GatewayTarget
@@ -111,7 +116,9 @@ def _dispatcher(tmp: Path, url: str, read_timeout_s: float) -> Iterator[Dispatch
         queue_path=tmp / "queue.sqlite",
         work_root=tmp / "work",
         gateway=GatewayTarget(
-            url=url, token="bench-token-0123456789", connect_timeout_s=1.0,
+            url=url,
+            token="bench-token-0123456789",
+            connect_timeout_s=1.0,
             read_timeout_s=read_timeout_s,
         ),
         max_concurrency=1,
@@ -179,8 +186,10 @@ def run(runs: int = 20, hung_runs: int = 5, read_timeout_s: float = 1.0) -> list
                 _fallback_times(d, starts, 2, "warm", close_circuit=True)  # first imports
                 fresh = _fallback_times(d, starts, runs, "fresh", close_circuit=True)
                 known = _fallback_times(d, starts, runs, "known", close_circuit=False)
-            for label, times in (("circuit closed: tries, is refused", fresh),
-                                 ("circuit open: no connection tried", known)):
+            for label, times in (
+                ("circuit closed: tries, is refused", fresh),
+                ("circuit open: no connection tried", known),
+            ):
                 median = statistics.median(times) * 1000
                 rows.append(
                     _row(
@@ -223,15 +232,7 @@ def main() -> None:
     parser.add_argument("--read-timeout", type=float, default=1.0)
     args = parser.parse_args()
     rows = run(args.runs, args.hung_runs, args.read_timeout)
-    print("| section | tool | metric | value | target | met? |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        met = "" if r["met"] is None else ("met" if r["met"] else "missed")
-        print(
-            f"| {r['section']} | {r['tool']} | {r['metric']} | {r['value']} | {r['target']} | {met} |"
-        )
-        if r.get("note"):
-            print(f"\n{r['note']}")
+    print(markdown(rows))
 
 
 if __name__ == "__main__":

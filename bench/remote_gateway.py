@@ -8,6 +8,10 @@ Medians of --runs runs; the client polls every 10 ms. Targets are shown, never a
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import argparse
 import secrets
 import socket
@@ -22,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
+from table import markdown
 
 from remote_exec.execution import ExecutionClient
 from remote_exec.gateway.app import create_app
@@ -118,15 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     rows = run(parser.parse_args().runs)
-    print("| section | tool | metric | value | target | met? |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        met = "" if r["met"] is None else ("met" if r["met"] else "missed")
-        print(
-            f"| {r['section']} | {r['tool']} | {r['metric']} | {r['value']} | {r['target']} | {met} |"
-        )
-        if r.get("note"):
-            print(f"\n{r['note']}")
+    print(markdown(rows))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,10 @@ Also measured, without a target: Gantry's claim + complete round trip.
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import argparse
 import statistics
 import tempfile
@@ -23,6 +27,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from table import markdown
 
 from remote_exec.jobs import JobKind
 from remote_exec.queue import JobQueue
@@ -120,15 +126,6 @@ def run(jobs: int = 3000, directory: Path | None = None) -> list[dict]:
             rows += _gantry(Path(tmp), jobs, synchronous)
             rows += _persistqueue(Path(tmp), jobs, synchronous)
         return rows
-
-
-def markdown(rows: list[dict]) -> str:
-    lines = ["| section | tool | metric | value | target | met? |", "|---|---|---|---|---|---|"]
-    for row in rows:
-        met = "" if row["met"] is None else ("met" if row["met"] else "missed")
-        cells = (row["section"], row["tool"], row["metric"], row["value"], row["target"], met)
-        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ difference of medians. Targets are shown, never asserted.
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import argparse
 import statistics
 import subprocess
@@ -17,6 +21,8 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+
+from table import markdown
 
 from remote_exec.sandbox import Sandbox
 
@@ -76,15 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     rows = run(parser.parse_args().runs)
-    print("| section | tool | metric | value | target | met? |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        met = "" if r["met"] is None else ("met" if r["met"] else "missed")
-        print(
-            f"| {r['section']} | {r['tool']} | {r['metric']} | {r['value']} | {r['target']} | {met} |"
-        )
-        if r.get("note"):
-            print(f"\n{r['note']}")
+    print(markdown(rows))
 
 
 if __name__ == "__main__":
