@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const vsce = path.join(root, 'node_modules', '@vscode', 'vsce', 'vsce');
-const run = (...args) => execFileSync(process.execPath, [vsce, ...args], { cwd: root, encoding: 'utf8' });
+const run = (...args) => execFileSync(process.execPath, [vsce, ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
 
 const expected = ['CHANGELOG.md', 'LICENSE', 'README.md', 'dist/extension.js', 'package.json'];
 const listed = run('ls', '--no-dependencies')

@@ -27,8 +27,9 @@ function load(setup: Setup = {}) {
   const folder = tempDir();
   const fake = makeVscode(setup.settings ?? {}, folder);
   const lc = makeLanguageClientModule();
+  const interpreterChanged = new FakeEmitter<unknown>();
   if (setup.python) {
-    const changed = new FakeEmitter<unknown>();
+    const changed = interpreterChanged;
     const python = setup.python;
     (fake.vscode.extensions as any).getExtension = (id: string) =>
       id === 'ms-python.python'
@@ -50,7 +51,7 @@ function load(setup: Setup = {}) {
   const extension = require(modulePath);
   const context = { subscriptions: [] as { dispose(): unknown }[], extension: { packageJSON } };
   process.env.PATH = setup.path ?? tempDir('gantry-empty-path-');
-  return { fake, lc, extension, context, folder, unhook, commands: fake.commands };
+  return { fake, lc, extension, context, folder, unhook, commands: fake.commands, interpreterChanged };
 }
 
 describe('activate()', () => {
@@ -99,6 +100,14 @@ describe('activate()', () => {
     const { lc } = await start({ path: binDir('gantry'), python: PYTHON });
     assert.equal(lc.clients[0].serverOptions.command, PYTHON);
     assert.deepEqual(lc.clients[0].serverOptions.args, ['-m', 'lsp_server', 'serve']);
+  });
+
+  it('restarts when the Python extension selects another interpreter', async () => {
+    const { lc, interpreterChanged } = await start({ path: binDir('gantry'), python: PYTHON });
+    await waitFor(() => interpreterChanged.listeners.length === 1, 2000, 'the extension to listen');
+    interpreterChanged.fire({ id: 'other', path: PYTHON });
+    await waitFor(() => lc.clients.length === 2 && lc.clients[1].started, 3000, 'a restart');
+    assert.equal(lc.clients[1].serverOptions.command, PYTHON);
   });
 
   it("falls back to PATH when the interpreter lacks Gantry", async () => {
