@@ -95,3 +95,10 @@ def test_queue_path_is_data_not_cache(tmp_path: Path):
         queue_path(tmp_path, load_settings(tmp_path, {"execution": {"queue": "q.db"}})[0])
         == tmp_path / "q.db"
     )
+
+
+def test_client_only_keys_are_not_ours(tmp_path: Path):
+    settings, problems = load_settings(
+        tmp_path, {"server": {"command": ["gantry", "serve"]}, "trace": {"server": "off"}}
+    )
+    assert settings == Settings() and problems == []

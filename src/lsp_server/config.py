@@ -18,6 +18,8 @@ import attrs
 from lsp_server.typed_settings import normalise_keys, structure
 
 Level = Literal["error", "warning", "info", "hint"]
+CLIENT_ONLY = frozenset({"server", "trace"})
+"""Keys of the editor's `gantry` section that belong to the editor extension, not to us."""
 LEVELS: tuple[str, ...] = typing.get_args(Level)
 
 
@@ -137,6 +139,7 @@ def load_settings(root: Path | None, *editor_layers: Any) -> tuple[Settings, lis
     merged = normalise_keys(read_project_settings(root, problems), Settings)
     for layer in editor_layers:
         if isinstance(layer, dict):
+            layer = {k: v for k, v in layer.items() if k not in CLIENT_ONLY}
             merged = _deep_merge(merged, normalise_keys(layer, Settings))
         elif layer is not None:
             problems.append(f"editor settings: expected an object, got {layer!r}; ignored")

@@ -91,6 +91,10 @@ def configure_logging(level: str = "warning") -> None:
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger().setLevel(level.upper())
     logging.getLogger("pygls").setLevel("DEBUG" if level == "debug" else "WARNING")
+    # A cancel for a request that already finished is routine, not a warning.
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(
+        lambda record: not record.getMessage().startswith("Cancel notification for unknown")
+    )
 
 
 def serve(tcp: tuple[str, int] | None = None) -> int:
