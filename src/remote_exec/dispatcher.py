@@ -113,6 +113,9 @@ class Dispatcher:
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
+        self._subscriptions: dict[int, list[Callable[[Job], None]]] = {}
+        self._subscriptions_lock = threading.Lock()
+        self._notifier: threading.Thread | None = None
         self._leases: dict[threading.Event, tuple[int, str]] = {}
         """Leases held here: the event set when it is lost -> (job id, lease owner)."""
         self._leases_lock = threading.Lock()
@@ -165,6 +168,36 @@ class Dispatcher:
                 return job
             with self._wake:  # woken by our own workers; polls for other processes' workers
                 self._wake.wait(0.2 if left is None else min(0.2, left))
+
+    def subscribe(self, job_id: int, callback: Callable[[Job], None]) -> None:
+        """Call `callback(job)` once, from a dispatcher thread, when the job ends (done, dead,
+        parked or cancelled), whichever process's worker ends it."""
+        with self._subscriptions_lock:
+            self._subscriptions.setdefault(job_id, []).append(callback)
+            if self._notifier is None:
+                self._notifier = threading.Thread(
+                    target=self._notify_subscribers, name="gantry-subscriptions", daemon=True
+                )
+                self._notifier.start()
+        self._notify()
+
+    def _notify_subscribers(self) -> None:
+        while not self._stop.is_set():
+            with self._subscriptions_lock:
+                watched = list(self._subscriptions)
+            for job_id in watched:
+                job = self.queue.get(job_id)
+                if job is not None and job.state not in TERMINAL:
+                    continue
+                with self._subscriptions_lock:
+                    callbacks = self._subscriptions.pop(job_id, [])
+                for callback in callbacks:
+                    try:
+                        callback(job)
+                    except Exception:
+                        log.exception("a subscriber of job %s failed", job_id)
+            with self._wake:  # woken by our own workers; polls for other processes' workers
+                self._wake.wait(0.2)
 
     def cancel(self, job_id: int) -> bool:
         cancelled = self.queue.cancel(job_id)

@@ -212,6 +212,20 @@ def test_inference_job_completes_with_the_endpoints_answer(dispatcher, fake_api)
     assert run.d.submit("review:a.py@1", JobKind.INFERENCE, PROMPT.to_body()).id == job.id
 
 
+def test_subscribers_hear_of_the_end_of_a_job_once(dispatcher, fake_api) -> None:
+    fake_api.script(text("first"), text("second"))
+    run = dispatcher(endpoints=(endpoint("gpu-box", fake_api.url),))
+    heard: list[Job] = []
+    job = run.d.submit("review:b.py@1", JobKind.INFERENCE, PROMPT.to_body())
+    run.d.subscribe(job.id, heard.append)
+    run.d.subscribe(job.id, heard.append)
+    until(lambda: len(heard) == 2, what="both callbacks")
+    assert [j.state for j in heard] == [JobState.DONE, JobState.DONE]
+    done = run.done(job)
+    run.d.subscribe(done.id, heard.append)  # already ended: told at once
+    until(lambda: len(heard) == 3, what="the late subscriber")
+
+
 def test_inference_falls_through_a_refused_endpoint(dispatcher, fake_api) -> None:
     chain = (endpoint("gpu-box", refused_url()), endpoint("backup", fake_api.url))
     run = dispatcher(endpoints=chain)
