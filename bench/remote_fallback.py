@@ -40,7 +40,7 @@ from pathlib import Path
 import attrs
 from table import markdown
 
-import remote_exec.dispatcher as dispatcher_module
+import remote_exec.routing as routing_module
 from remote_exec.dispatcher import Dispatcher, DispatcherConfig, GatewayTarget
 from remote_exec.jobs import ExecSpec, JobKind
 from remote_exec.local_runner import run_spec
@@ -72,11 +72,11 @@ def _instrumented() -> Iterator[list[float]]:
         starts.append(time.monotonic())
         return run_spec(*args, **kwargs)
 
-    dispatcher_module.run_spec = timed_run_spec
+    routing_module.run_spec = timed_run_spec
     try:
         yield starts
     finally:
-        dispatcher_module.run_spec = run_spec
+        routing_module.run_spec = run_spec
 
 
 @contextlib.contextmanager

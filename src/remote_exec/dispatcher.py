@@ -1,9 +1,7 @@
-"""The one facade the server (and the CLI) uses: submit a job, await it, cancel it, read status.
-
-Routing, per DESIGN.md: inference walks the endpoint chain (a circuit breaker per endpoint) and
-otherwise waits queued; exec jobs go to the gateway, CPU ones fall back to the local sandbox
-when the gateway is down or busy, GPU ones wait for it. Nothing is dropped: every job lives in
-the durable queue until it is done, dead (kept for inspection), parked or cancelled.
+"""The one facade the server (and the CLI) uses: submit a job, await it or subscribe to its end,
+cancel it, read status. Workers claim jobs from the durable queue, keep their leases alive and
+hand each to the Router (routing.py), which decides where it runs. Nothing is dropped: every job
+lives in the queue until it is done, dead (kept for inspection), parked or cancelled.
 
 Threads, not asyncio: queue I/O must never run on an event loop, and the same dispatcher
 serves the language server, `gantry queue` and tests.
@@ -23,18 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import cattrs
 
 from remote_exec import execution, inference
-from remote_exec.bundle import BundleError
 from remote_exec.health import RemoteHealth, tcp_probe
-from remote_exec.jobs import ExecResult, ExecSpec, Job, JobKind, JobState, Priority, Resources
-from remote_exec.local_runner import run_spec
+from remote_exec.jobs import Job, JobKind, JobState, Priority, Resources
 from remote_exec.queue import CPU_ONLY, JobQueue
-from remote_exec.sandbox import Sandbox, SandboxUnavailable
+from remote_exec.routing import Router
+from remote_exec.sandbox import Sandbox
 
 log = logging.getLogger("remote_exec.dispatcher")
-_converter = cattrs.Converter()
 TERMINAL = frozenset({JobState.DONE, JobState.DEAD, JobState.CANCELLED, JobState.PARKED})
 
 
@@ -108,8 +103,9 @@ class Dispatcher:
             )
             self._health.add(gw.name, self._probe_gateway)
         self.sandbox = Sandbox(unsandboxed=config.unsandboxed, announce=announce)
-        self._running_locally = 0
-        self._counter_lock = threading.Lock()
+        self._router = Router(
+            config, self.queue, self._health, self._gateway, self.sandbox, self._publish_status
+        )
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -234,7 +230,7 @@ class Dispatcher:
             state = "ready"
         if waiting:
             parts.append(f"{waiting} queued")
-        if self._running_locally:
+        if self._router.running_locally:
             parts.append("running locally")
         for name, label in ((JobState.PARKED, "waiting for you"), (JobState.DEAD, "failed")):
             if counts.get(name):
@@ -244,7 +240,7 @@ class Dispatcher:
             message=", ".join(parts) or "ready",
             remotes=remotes,
             queue=dict(counts),
-            running_locally=self._running_locally,
+            running_locally=self._router.running_locally,
         )
 
     # -- workers ------------------------------------------------------------------------------
@@ -275,7 +271,7 @@ class Dispatcher:
             self._publish_status()
             try:
                 with self._lease(job) as lost:
-                    self._run(job, lost)
+                    self._router.run(job, lost)
             except Exception as exc:  # a bug must cost one attempt, not the worker
                 log.exception("job %s failed unexpectedly", job.id)
                 self.queue.fail(job.id, owner, f"internal error: {exc}")
@@ -321,137 +317,6 @@ class Dispatcher:
                         lost.set()
                 except Exception:  # the queue file is busy or gone: try again next round
                     log.exception("renewing the lease of job %s failed", job_id)
-
-    def _run(self, job: Job, lost: threading.Event) -> None:
-        if job.kind == JobKind.INFERENCE:
-            self._run_inference(job)
-        elif job.kind == JobKind.EXEC:
-            self._run_exec(job, lost)
-        else:
-            self.queue.fail(
-                job.id, job.lease_owner, f"unknown job kind {job.kind!r}", permanent=True
-            )
-
-    def _run_inference(self, job: Job) -> None:
-        try:
-            request = inference.InferenceRequest.from_body(job.payload)
-        except Exception as exc:
-            self.queue.fail(
-                job.id, job.lease_owner, f"not an inference request: {exc}", permanent=True
-            )
-            return
-        try:
-            result = inference.call_chain(
-                self.config.endpoints,
-                request,
-                self.config.privacy,
-                skip=self._health.is_open,
-                on_outcome=self._health.record,
-            )
-        except inference.RetryLater as exc:
-            self.queue.release(
-                job.id, job.lease_owner, not_before=exc.not_before, reason=exc.reason
-            )
-        except inference.EndpointDown as exc:
-            self._wait_for_remote(job, exc.reason)
-        except (inference.Parked, inference.Unusable) as exc:
-            # a spend limit, a missing key, a wrong URL: waiting will not help, a person will
-            self.queue.park(job.id, job.lease_owner, exc.reason)
-        except (inference.BadAnswer, inference.Rejected) as exc:
-            self.queue.fail(
-                job.id, job.lease_owner, exc.reason, permanent=isinstance(exc, inference.Rejected)
-            )
-        else:
-            self.queue.complete(job.id, job.lease_owner, result.to_dict())
-
-    def _run_exec(self, job: Job, lost: threading.Event) -> None:
-        try:
-            spec = _converter.structure(job.payload, ExecSpec)
-        except Exception as exc:
-            self.queue.fail(job.id, job.lease_owner, f"not an exec spec: {exc}", permanent=True)
-            return
-        retry_at: float | None = None
-        if self._gateway is not None and not self._health.is_open(self.config.gateway.name):
-            try:
-                result = self._run_remote(job, spec, lost)
-            except execution.GatewayRejected as exc:
-                self.queue.fail(
-                    job.id, job.lease_owner, f"the gateway refused the job: {exc}", permanent=True
-                )
-                return
-            except execution.GatewayBusy as exc:
-                retry_at = time.time() + exc.retry_after_s
-            except Exception as exc:  # down, lost, or the breaker just opened: fall back
-                log.info("gateway unavailable for job %s: %s", job.id, exc)
-            else:
-                self.queue.complete(job.id, job.lease_owner, _converter.unstructure(result))
-                return
-        if lost.is_set():
-            return  # cancelled or reclaimed while remote: not ours to run any more
-        if spec.resources.gpus == 0 and self.config.local_fallback:
-            self._run_locally(job, spec, lost)
-        elif retry_at is not None:
-            self.queue.release(
-                job.id, job.lease_owner, not_before=retry_at, reason="the gateway is busy"
-            )
-        else:
-            what = (
-                "GPU jobs wait for the gateway" if spec.resources.gpus else "no gateway reachable"
-            )
-            self._wait_for_remote(job, what)
-
-    def _run_remote(self, job: Job, spec: ExecSpec, lost: threading.Event) -> ExecResult:
-        """Submit (idempotent on the job key: a resubmission after a crash or a gateway restart
-        never runs a finished job twice) and follow the job to its end."""
-        gateway, name = self._gateway, self.config.gateway.name
-        remote = self._health.call(name, gateway.submit, job.key, spec)
-        # The deadline runs from the job's start there: waiting in the gateway's queue (for a
-        # GPU, for a slot) is not overrunning. Counting it cancelled jobs that had not started,
-        # and the resubmission under the same key then returned that cancelled record, so the
-        # job ended "done" without ever running.
-        deadline: float | None = None
-        while not remote.done:
-            if deadline is None and remote.state != "queued":
-                deadline = time.monotonic() + spec.timeout_s + self.config.gateway.read_timeout_s
-            if lost.is_set():  # cancelled or reclaimed here: stop it there too
-                gateway.cancel(remote.id)
-                raise execution.JobLost("the job was cancelled here")
-            if deadline is not None and time.monotonic() > deadline:
-                gateway.cancel(remote.id)
-                raise execution.GatewayDown(f"job {remote.id} overran its deadline on the gateway")
-            try:
-                remote = self._health.call(
-                    name, gateway.wait, remote.id, deadline_s=1.0, poll_s=0.1
-                )
-            except execution.JobLost:  # the gateway restarted mid-job: the key runs it afresh
-                remote = self._health.call(name, gateway.submit, job.key, spec)
-                deadline = None
-        return gateway.result(remote)
-
-    def _run_locally(self, job: Job, spec: ExecSpec, lost: threading.Event) -> None:
-        with self._counter_lock:
-            self._running_locally += 1
-        self._publish_status()
-        try:
-            result = run_spec(spec, self.sandbox, self.config.work_root, cancel=lost)
-        except SandboxUnavailable as exc:  # a person must install bubblewrap (or opt out)
-            self.queue.park(job.id, job.lease_owner, str(exc))
-            return
-        except BundleError as exc:
-            self.queue.fail(job.id, job.lease_owner, f"invalid bundle: {exc}", permanent=True)
-            return
-        finally:
-            with self._counter_lock:
-                self._running_locally -= 1
-        if not lost.is_set():
-            self.queue.complete(job.id, job.lease_owner, _converter.unstructure(result))
-
-    def _wait_for_remote(self, job: Job, reason: str) -> None:
-        """Back to the queue without using an attempt: the remote is down, not the job."""
-        not_before = time.time() + self.config.retry_down_s
-        self.queue.release(job.id, job.lease_owner, not_before=not_before, reason=reason)
-
-    # -- health and status --------------------------------------------------------------------
 
     def _probe_gateway(self) -> bool:
         try:

@@ -37,7 +37,7 @@ from typing import Any
 
 import attrs
 
-from remote_exec import dispatcher as dispatcher_module
+from remote_exec import routing as routing_module
 from remote_exec.dispatcher import Dispatcher, DispatcherConfig, GatewayTarget
 from remote_exec.jobs import ExecSpec, JobKind, JobState
 
@@ -130,7 +130,7 @@ def _instrument(dispatcher: Dispatcher, cfg: dict[str, Any]) -> None:
 
     gateway.submit = submit  # type: ignore[method-assign]
 
-    run_spec = dispatcher_module.run_spec
+    run_spec = routing_module.run_spec
 
     def local_run(spec: ExecSpec, *args: Any, **kwargs: Any):
         key = spec.argv[-2]
@@ -138,7 +138,7 @@ def _instrument(dispatcher: Dispatcher, cfg: dict[str, Any]) -> None:
         _marker(f"local {key}")
         return run_spec(spec, *args, **kwargs)
 
-    dispatcher_module.run_spec = local_run
+    routing_module.run_spec = local_run
 
 
 def main(cfg: dict[str, Any]) -> int:

@@ -91,19 +91,19 @@ def test_a_stalled_worker_learns_it_lost_its_job(tmp_path: Path, monkeypatch) ->
 
     from dispatch_child import job_spec
 
-    from remote_exec import dispatcher as dispatcher_module
+    from remote_exec import routing as routing_module
     from remote_exec.dispatcher import Dispatcher, DispatcherConfig
     from remote_exec.jobs import JobKind, JobState
 
     runs: list[str] = []
-    run_spec = dispatcher_module.run_spec
+    run_spec = routing_module.run_spec
 
     def counting(spec, *args, **kwargs):
         result = run_spec(spec, *args, **kwargs)
         runs.append(result.state)
         return result
 
-    monkeypatch.setattr(dispatcher_module, "run_spec", counting)
+    monkeypatch.setattr(routing_module, "run_spec", counting)
     dispatcher = Dispatcher(
         DispatcherConfig(
             queue_path=tmp_path / "q.db",
