@@ -26,7 +26,7 @@ from remote_exec import execution, inference
 from remote_exec.health import RemoteHealth, tcp_probe
 from remote_exec.jobs import Job, JobKind, JobState, Priority, Resources
 from remote_exec.queue import CPU_ONLY, JobQueue
-from remote_exec.routing import Router
+from remote_exec.routing import WAITING_FOR_REMOTE, Router
 from remote_exec.sandbox import Sandbox
 
 log = logging.getLogger("remote_exec.dispatcher")
@@ -329,7 +329,8 @@ class Dispatcher:
         """Probe the remotes; on a recovery, wake the workers so the backlog drains."""
         while True:
             try:
-                if self._health.probe():
+                if self._health.probe():  # a remote is back: its backlog may go now
+                    self.queue.wake(WAITING_FOR_REMOTE)
                     self._notify()
                 self.queue.reclaim_expired()
                 self._publish_status()

@@ -347,6 +347,19 @@ class JobQueue:
 
     # -- managing --------------------------------------------------------------------------
 
+    def wake(self, reason_prefix: str) -> int:
+        """Make due now the pending jobs that were released with a reason starting with the
+        prefix (e.g. they wait for a remote that has just come back). Others keep their time:
+        a retry-after is a promise to the remote."""
+        now = self._clock()
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET not_before = ?, updated_at = ?"
+                " WHERE state = 'pending' AND not_before > ? AND substr(error, 1, length(?)) = ?",
+                (now, now, now, reason_prefix, reason_prefix),
+            )
+        return cursor.rowcount
+
     def retry(self, job_id: int) -> bool:
         """DEAD, PARKED or CANCELLED -> PENDING now, with a fresh set of attempts.
 

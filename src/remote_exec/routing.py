@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from remote_exec.dispatcher import DispatcherConfig
 
 log = logging.getLogger("remote_exec.routing")
+WAITING_FOR_REMOTE = "waiting for a remote: "
+"""The reason prefix of jobs that wait only for a remote to come back."""
 _converter = cattrs.Converter()
 
 
@@ -179,8 +181,11 @@ class Router:
             self.queue.complete(job.id, job.lease_owner, _converter.unstructure(result))
 
     def _wait_for_remote(self, job: Job, reason: str) -> None:
-        """Back to the queue without using an attempt: the remote is down, not the job."""
+        """Back to the queue without using an attempt: the remote is down, not the job. It looks
+        again after retry_down_s, or as soon as a remote recovers (Dispatcher wakes it)."""
         not_before = time.time() + self.config.retry_down_s
-        self.queue.release(job.id, job.lease_owner, not_before=not_before, reason=reason)
+        self.queue.release(
+            job.id, job.lease_owner, not_before=not_before, reason=WAITING_FOR_REMOTE + reason
+        )
 
     # -- health and status --------------------------------------------------------------------

@@ -285,12 +285,17 @@ def test_bad_answer_uses_an_attempt_and_a_dead_job_stays(dispatcher, fake_api) -
 
 def test_all_endpoints_down_waits_then_drains_when_one_comes_up(dispatcher) -> None:
     port = free_port()
-    run = dispatcher(endpoints=(endpoint("gpu-box", f"http://127.0.0.1:{port}"),))
+    # retry_down_s longer than done()'s wait: only the wake-up on recovery can drain the job
+    run = dispatcher(
+        endpoints=(endpoint("gpu-box", f"http://127.0.0.1:{port}"),), retry_down_s=120.0
+    )
     until(lambda: run.d.status().state == "offline", what="offline")
     job = run.d.submit("k", JobKind.INFERENCE, PROMPT.to_body())
-    time.sleep(1.0)  # several probe intervals and retry_down_s: still waiting, nothing used up
+    until(lambda: run.job(job.id).error, what="the job to find its remote down")
+    time.sleep(1.0)  # several probe intervals: still waiting, nothing used up
     waiting = run.job(job.id)
-    assert waiting.state in (JobState.PENDING, JobState.LEASED) and waiting.attempts == 0
+    assert waiting.state == JobState.PENDING and waiting.attempts == 0
+    assert waiting.error.startswith("waiting for a remote: ")
     status = run.d.status()
     assert status.state == "offline" and "1 queued" in status.message
 

@@ -376,3 +376,17 @@ def test_two_processes_never_claim_the_same_job(tmp_path: Path) -> None:
     assert len(ids) == len(set(ids)) == 300
     with JobQueue(path) as q:
         assert q.counts()[JobState.DONE] == 300
+
+
+def test_wake_makes_only_matching_waiting_jobs_due(tmp_path) -> None:
+    now = [1000.0]
+    queue = JobQueue(tmp_path / "q.sqlite", clock=lambda: now[0])
+    queue.enqueue("down", "exec", {})
+    busy, _ = queue.enqueue("busy", "exec", {})
+    for job in (queue.claim("w"), queue.claim("w")):
+        reason = "waiting for a remote: gateway down" if job.key == "down" else "429 busy"
+        assert queue.release(job.id, "w", not_before=now[0] + 60, reason=reason)
+    assert queue.wake("waiting for a remote: ") == 1
+    assert queue.claim("w").key == "down"  # due now
+    assert queue.claim("w") is None  # the retry-after is kept
+    assert queue.get(busy.id).not_before == now[0] + 60
