@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench modules
 
-from table import markdown
+from table import markdown, row
 
 MODULES = (
     ("queue enqueue", "remote_queue"),
@@ -33,18 +33,6 @@ MODULES = (
     ("fallback", "remote_fallback"),
     ("crash", "remote_crash"),
 )
-
-
-def _row(section: str, tool: str, metric: str, value: object, note: str = "") -> dict:
-    return {
-        "section": section,
-        "tool": tool,
-        "metric": metric,
-        "value": value,
-        "target": "",
-        "met": None,
-        "note": note,
-    }
 
 
 def run() -> tuple[list[dict], dict[str, float]]:
@@ -59,13 +47,15 @@ def run() -> tuple[list[dict], dict[str, float]]:
             if exc.name != name:
                 raise
             metric = "lost jobs over >= 1,000 kill points" if name == "remote_crash" else "all"
-            rows.append(_row(section, f"bench/{name}.py", metric, "missing", "not in this tree"))
+            rows.append(
+                row(section, f"bench/{name}.py", metric, "missing", note="not in this tree")
+            )
             continue
         try:
             rows += module.run()
         except Exception as exc:  # one broken bench must not hide the others
             traceback.print_exc(file=sys.stderr)
-            rows.append(_row(section, f"bench/{name}.py", "run()", "error", repr(exc)[:200]))
+            rows.append(row(section, f"bench/{name}.py", "run()", "error", note=repr(exc)[:200]))
         walls[name] = time.perf_counter() - started
     return rows, walls
 

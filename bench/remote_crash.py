@@ -15,16 +15,13 @@ costs little more than a child's start-up.
 
 from __future__ import annotations
 
-import sys as _sys
-from pathlib import Path as _Path
-
-_sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import argparse
+import functools
 import sys
 import tempfile
 from pathlib import Path
 
-from table import markdown
+from table import markdown, row
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "remote"))
 
@@ -34,15 +31,7 @@ SECTION = "crash"
 TOOL = "gantry dispatcher (kill -9)"
 
 
-def _row(metric: str, value: object, target: str = "", met: bool | None = None) -> dict:
-    return {
-        "section": SECTION,
-        "tool": TOOL,
-        "metric": metric,
-        "value": value,
-        "target": target,
-        "met": met,
-    }
+_row = functools.partial(row, SECTION, TOOL)
 
 
 def rows(report: CrashReport, kill_points: int) -> list[dict]:

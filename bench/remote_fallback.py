@@ -22,12 +22,9 @@ never asserted.
 
 from __future__ import annotations
 
-import sys as _sys
-from pathlib import Path as _Path
-
-_sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import argparse
 import contextlib
+import functools
 import socket
 import statistics
 import sys
@@ -38,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
-from table import markdown
+from table import markdown, row
 
 import remote_exec.routing as routing_module
 from remote_exec.dispatcher import Dispatcher, DispatcherConfig, GatewayTarget
@@ -52,15 +49,7 @@ HUNG_SLACK = 0.10
 SPEC = ExecSpec(files={}, argv=[sys.executable, "-c", "pass"])
 
 
-def _row(tool: str, metric: str, value: object, target: str = "", met: bool | None = None) -> dict:
-    return {
-        "section": SECTION,
-        "tool": tool,
-        "metric": metric,
-        "value": value,
-        "target": target,
-        "met": met,
-    }
+_row = functools.partial(row, SECTION)
 
 
 @contextlib.contextmanager
@@ -175,8 +164,11 @@ def run(runs: int = 20, hung_runs: int = 5, read_timeout_s: float = 1.0) -> list
     sandbox = Sandbox()
     decision_target = f"<= {TARGET_DECISION_MS:g} ms"
     if (problem := sandbox.check()) is not None:
-        row = _row("dispatcher", "refused remote -> local run", "n/a", decision_target, False)
-        return [{**row, "note": problem}]
+        return [
+            _row(
+                "dispatcher", "refused remote -> local run", "n/a", decision_target, False, problem
+            )
+        ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="gantry-bench-fallback-") as tmp_name:
         tmp = Path(tmp_name)

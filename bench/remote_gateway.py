@@ -8,25 +8,21 @@ Medians of --runs runs; the client polls every 10 ms. Targets are shown, never a
 
 from __future__ import annotations
 
-import sys as _sys
-from pathlib import Path as _Path
-
-_sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import argparse
+import functools
 import secrets
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
-from table import markdown
+from table import markdown, median_ms, row
 
 from remote_exec.execution import ExecutionClient
 from remote_exec.gateway.app import create_app
@@ -39,24 +35,7 @@ TARGET_OVERHEAD_MS = 300
 ARGV = [sys.executable, "-c", "pass"]
 
 
-def _median_ms(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
-def _row(tool: str, metric: str, value: object, target: str = "", met: bool | None = None) -> dict:
-    return {
-        "section": "gateway",
-        "tool": tool,
-        "metric": metric,
-        "value": value,
-        "target": target,
-        "met": met,
-    }
+_row = functools.partial(row, "gateway")
 
 
 @contextmanager
@@ -103,8 +82,8 @@ def run(runs: int = 20) -> list[dict]:
             assert job.state == "succeeded", job
 
         round_trip()  # warm-up: first connection, first sandbox
-        gateway = _median_ms(round_trip, runs)
-    bare = _median_ms(lambda: subprocess.run(ARGV, check=True), runs)
+        gateway = median_ms(round_trip, runs)
+    bare = median_ms(lambda: subprocess.run(ARGV, check=True), runs)
     overhead = gateway - bare
     return [
         _row("bare subprocess", "python -c pass (ms, median)", round(bare, 1)),

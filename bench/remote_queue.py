@@ -16,10 +16,6 @@ Also measured, without a target: Gantry's claim + complete round trip.
 
 from __future__ import annotations
 
-import sys as _sys
-from pathlib import Path as _Path
-
-_sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import argparse
 import statistics
 import tempfile

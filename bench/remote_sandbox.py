@@ -8,45 +8,21 @@ difference of medians. Targets are shown, never asserted.
 
 from __future__ import annotations
 
-import sys as _sys
-from pathlib import Path as _Path
-
-_sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from table import markdown
+from table import markdown, median_ms, row
 
 from remote_exec.sandbox import Sandbox
 
 TARGET_OVERHEAD_MS = 250
 
 
-def _median_ms(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
-def _row(tool: str, metric: str, value: object, target: str = "", met: bool | None = None) -> dict:
-    return {
-        "section": "sandbox",
-        "tool": tool,
-        "metric": metric,
-        "value": value,
-        "target": target,
-        "met": met,
-    }
+_row = partial(row, "sandbox")
 
 
 def run(runs: int = 20) -> list[dict]:
@@ -61,8 +37,8 @@ def run(runs: int = 20) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="gantry-bench-") as tmp:
         job = Path(tmp)
         for label, argv in (("true", ["true"]), ("python -c pass", [sys.executable, "-c", "pass"])):
-            bare = _median_ms(partial(subprocess.run, argv, check=True), runs)
-            boxed = _median_ms(partial(sandbox.run, argv, job), runs)
+            bare = median_ms(partial(subprocess.run, argv, check=True), runs)
+            boxed = median_ms(partial(sandbox.run, argv, job), runs)
             overhead = boxed - bare
             rows += [
                 _row("bare subprocess", f"{label} (ms, median)", round(bare, 1)),
