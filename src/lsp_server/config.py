@@ -53,6 +53,7 @@ class EndpointSettings:
     privacy: Literal["self-hosted", "cloud"] = "self-hosted"
     connect_timeout_s: float = attrs.field(default=3.0, validator=attrs.validators.gt(0))
     read_timeout_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+    max_tokens: int = attrs.field(default=4096, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import attrs
+
 from lsp_server.config import GatewaySettings, Settings, queue_path
 
 
@@ -47,19 +49,8 @@ def dispatcher_config(root: Path | None, settings: Settings):
     from remote_exec.dispatcher import DispatcherConfig
     from remote_exec.inference import Endpoint
 
-    endpoints = tuple(
-        Endpoint(
-            name=e.name,
-            base_url=e.base_url,
-            model=e.model,
-            api_key_env=e.api_key_env,
-            api_key_file=e.api_key_file,
-            privacy=e.privacy,
-            connect_timeout_s=e.connect_timeout_s,
-            read_timeout_s=e.read_timeout_s,
-        )
-        for e in settings.inference.endpoints
-    )
+    # EndpointSettings names the same fields: the settings are the endpoint, as typed by a user
+    endpoints = tuple(Endpoint(**attrs.asdict(e)) for e in settings.inference.endpoints)
     execution = settings.execution
     return DispatcherConfig(
         queue_path=queue_path(root, settings),

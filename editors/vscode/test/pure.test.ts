@@ -178,7 +178,7 @@ describe('settings', () => {
     const endpoint = props['gantry.inference.endpoints'].items;
     assert.equal(endpoint.additionalProperties, false);
     assert.deepEqual(
-      Object.keys(endpoint.properties).filter((k) => /key|token|secret|password/i.test(k)),
+      Object.keys(endpoint.properties).filter((k) => /key|^token|secret|password/i.test(k)),
       ['apiKeyEnv', 'apiKeyFile'],
     );
     const gateway = props['gantry.execution.gateway'];
