@@ -35,7 +35,7 @@ log = logging.getLogger("gantry")
 
 
 class GantryServer(LanguageServer):
-    def __init__(self) -> None:
+    def __init__(self, *, trust_workspace: bool = False) -> None:
         super().__init__(
             name="gantry",
             version=__version__,
@@ -44,6 +44,9 @@ class GantryServer(LanguageServer):
         )
         self.caps = ClientCaps()
         self.root: Path | None = None
+        self.trust_workspace = trust_workspace
+        """`gantry serve --trust-workspace`: the workspace's settings may name programs, URLs and
+        credentials without `gantry trust` (CI that owns its repository)."""
         self.settings = Settings()
         self.init_options: object = None
         self.store: Store | None = None
@@ -77,10 +80,10 @@ class GantryServer(LanguageServer):
         self.window_show_message(types.ShowMessageParams(type=kind, message=f"Gantry: {message}"))
 
 
-def create_server() -> GantryServer:
+def create_server(*, trust_workspace: bool = False) -> GantryServer:
     from lsp_server import features
 
-    server = GantryServer()
+    server = GantryServer(trust_workspace=trust_workspace)
     features.register_all(server)
     return server
 
@@ -97,10 +100,10 @@ def configure_logging(level: str = "warning") -> None:
     )
 
 
-def serve(tcp: tuple[str, int] | None = None) -> int:
+def serve(tcp: tuple[str, int] | None = None, *, trust_workspace: bool = False) -> int:
     faulthandler.enable()  # a crash in native code (SQLite, tree-sitter) leaves a trace on stderr
     configure_logging()
-    server = create_server()
+    server = create_server(trust_workspace=trust_workspace)
     if tcp is not None:
         server.start_tcp(*tcp)
         return 0
