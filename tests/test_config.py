@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lsp_server.config import Settings, load_settings, severity_for, store_path
+from lsp_server import config
+from lsp_server.config import Settings, severity_for, store_path
+
+
+def load_settings(*args, **kwargs) -> tuple[Settings, list[str]]:
+    loaded = config.load_settings(*args, **kwargs)
+    return loaded.settings, loaded.problems
 
 
 def test_layers_override_in_order(tmp_path: Path):

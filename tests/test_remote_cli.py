@@ -139,6 +139,7 @@ model = "m"
 url = "{gateway}"
 token_env = "TEST_GANTRY_TOKEN"
 """)
+    assert gantry(workspace, "trust").returncode == 0  # URLs and token sources need trust
     result = gantry(workspace, "doctor", env={"TEST_GANTRY_TOKEN": TOKEN})
     lines = verdicts(result.stdout)
     assert lines["ruff"] == "ok" and lines["sandbox"] == "ok" and lines["store"] == "ok"

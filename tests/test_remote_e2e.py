@@ -13,6 +13,7 @@ from lsp_harness import SERVER, idle, initialize, write_workspace
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from lsp_server.cli import main
 from remote_exec.jobs import ExecSpec, JobKind, JobState
 from remote_exec.queue import JobQueue
 
@@ -61,6 +62,7 @@ async def until(predicate, timeout: float = 30.0) -> None:
 
 async def test_remote_state_queue_commands_and_local_jobs(tmp_path: Path):
     ws = write_workspace(tmp_path / "ws", {"pyproject.toml": pyproject(closed_port())})
+    assert main(["trust", str(ws)]) == 0  # the endpoint is a destination: only trusted settings
     (ws / ".gantry").mkdir()
     queue = await asyncio.to_thread(JobQueue, ws / ".gantry" / "queue.db")
     client = await SERVER.start()

@@ -18,6 +18,12 @@ def _host_port(value: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+_TRUST_HELP = (
+    "trust the workspace's own settings as if `gantry trust` had been run (for CI that owns "
+    "its repository)"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gantry", description="Gantry: code review, fixes and tests in your language server."
@@ -27,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the language server (stdio by default)")
     serve.add_argument("--tcp", type=_host_port, metavar="HOST:PORT", help="listen on TCP instead")
+    serve.add_argument("--trust-workspace", action="store_true", help=_TRUST_HELP)
 
     check = sub.add_parser("check", help="review files headless, as CI does")
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH")
@@ -45,6 +52,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long to wait for analysis to finish (default: 300)",
     )
+
+    check.add_argument("--trust-workspace", action="store_true", help=_TRUST_HELP)
+
+    trust = sub.add_parser(
+        "trust",
+        help="trust a workspace's settings to name programs, URLs, credentials and paths",
+        description=(
+            "Settings in a repository (gantry.toml, [tool.gantry]) may not choose what runs, "
+            "where code and credentials go or which files are written, unless you trust them "
+            "here. Trust is bound to the settings as they are now: when they change, Gantry "
+            "ignores those keys again until you trust them again."
+        ),
+    )
+    trust.add_argument("path", nargs="?", default=".", metavar="PATH")
+    trust.add_argument("--revoke", action="store_true", help="stop trusting the workspace")
 
     index = sub.add_parser("index", help="index a workspace into the context store")
     index.add_argument("path", nargs="?", default=".", metavar="PATH")
@@ -73,11 +95,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from lsp_server.server import serve
 
-        return serve(tcp=args.tcp)
+        return serve(tcp=args.tcp, trust_workspace=args.trust_workspace)
     if args.command == "check":
         from lsp_server.headless.check import run_check
 
         return run_check(args)
+    if args.command == "trust":
+        from lsp_server.trust_cli import run_trust
+
+        return run_trust(args)
     if args.command == "index":
         from lsp_server.index_cli import run_index
 

@@ -1,7 +1,10 @@
-"""Typed settings: defaults < [tool.gantry] in pyproject.toml or gantry.toml < editor settings.
+"""Typed settings, in layers: defaults < the user's config file < [tool.gantry] in pyproject.toml
+or gantry.toml < editor settings (initializationOptions, then workspace/configuration).
 
-Invalid values never stop the server: each one falls back to its default and is reported as a
-plain sentence the server shows to the user.
+The workspace's layer is untrusted: keys that choose what runs, where data goes, which
+credentials are read or which files are written are withheld from it unless the user trusted
+the workspace (see `lsp_server.trust`). Invalid values never stop the server: each one falls
+back to its default and is reported as a plain sentence the server shows to the user.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from typing import Any, Literal
 
 import attrs
 
+from lsp_server.trust import USER_ONLY, WORKSPACE_PATH, TrustState, TrustStore, withhold
 from lsp_server.typed_settings import normalise_keys, structure
+from remote_exec.urls import check_remote_url
 
 Level = Literal["error", "warning", "info", "hint"]
 CLIENT_ONLY = frozenset({"server", "trace"})
@@ -26,7 +31,7 @@ LEVELS: tuple[str, ...] = typing.get_args(Level)
 @attrs.frozen
 class RuffSettings:
     enabled: bool = True
-    path: str | None = None
+    path: str | None = attrs.field(default=None, metadata=USER_ONLY)
     """The ruff binary; by default the one installed with Gantry, else `ruff` on PATH."""
     select: list[str] = attrs.Factory(list)
     """Replaces the project's rule selection when not empty."""
@@ -41,12 +46,16 @@ class IndexSettings:
     """gitignore-style patterns skipped on top of .gitignore."""
 
 
+def _remote_url(_instance: object, _attribute: attrs.Attribute, value: str) -> None:
+    check_remote_url(value)
+
+
 @attrs.frozen
 class EndpointSettings:
     """A Messages-API endpoint. Its key comes from an environment variable or a file."""
 
     name: str
-    base_url: str
+    base_url: str = attrs.field(validator=_remote_url)
     model: str
     api_key_env: str | None = None
     api_key_file: str | None = None
@@ -58,15 +67,17 @@ class EndpointSettings:
 
 @attrs.frozen
 class InferenceSettings:
-    endpoints: list[EndpointSettings] = attrs.Factory(list)
+    endpoints: list[EndpointSettings] = attrs.field(factory=list, metadata=USER_ONLY)
     """Tried in order."""
-    privacy: Literal["self-hosted-only", "any"] = "self-hosted-only"
+    privacy: Literal["self-hosted-only", "any"] = attrs.field(
+        default="self-hosted-only", metadata=USER_ONLY
+    )
     """Whether code may be sent to `cloud` endpoints at all."""
 
 
 @attrs.frozen
 class GatewaySettings:
-    url: str
+    url: str = attrs.field(validator=_remote_url)
     name: str = "gateway"
     token_env: str | None = "GANTRY_GATEWAY_TOKEN"
     token_file: str | None = None
@@ -76,19 +87,19 @@ class GatewaySettings:
 
 @attrs.frozen
 class ExecutionSettings:
-    gateway: GatewaySettings | None = None
+    gateway: GatewaySettings | None = attrs.field(default=None, metadata=USER_ONLY)
     local_fallback: bool = True
     """Run CPU jobs in the local sandbox while the gateway is down or busy."""
-    unsandboxed: bool = False
+    unsandboxed: bool = attrs.field(default=False, metadata=USER_ONLY)
     """Run local jobs without bubblewrap. Announced every time it is used."""
-    queue: str | None = None
+    queue: str | None = attrs.field(default=None, metadata=WORKSPACE_PATH)
     """The durable job queue file; by default one per workspace in the user data directory."""
     max_concurrency: int = attrs.field(default=2, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen
 class Settings:
-    store: str | None = None
+    store: str | None = attrs.field(default=None, metadata=WORKSPACE_PATH)
     """The context store file; by default one per workspace in the user cache directory."""
     max_file_size_kb: int = attrs.field(default=1024, validator=attrs.validators.gt(0))
     ruff: RuffSettings = RuffSettings()
@@ -114,37 +125,98 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
-def read_project_settings(root: Path | None, problems: list[str]) -> dict[str, Any]:
-    """The raw [tool.gantry] table of pyproject.toml, or gantry.toml, at the workspace root."""
-    if root is None:
+@attrs.frozen
+class LoadedSettings:
+    settings: Settings
+    problems: list[str]
+    """Invalid values, each a sentence; their defaults were used."""
+    withheld: list[str] = attrs.Factory(list)
+    """Dotted keys of the workspace's settings ignored because the workspace is not trusted."""
+    source: Path | None = None
+    """The workspace's settings file, when it has one."""
+    trust: TrustState = "untrusted"
+
+    def withheld_message(self) -> str | None:
+        """One sentence naming what was ignored and how to trust it; None if nothing was."""
+        if not self.withheld:
+            return None
+        changed = " changed since you trusted it, and" if self.trust == "changed" else ""
+        folder = self.source.parent if self.source else "."
+        return (
+            f"{self.source}{changed} sets {', '.join(self.withheld)}, which only a trusted "
+            f"workspace may set (they choose what runs, where code and credentials go, or "
+            f"which files are written); ignored. If you trust this repository, run "
+            f"`gantry trust {folder}`, or set them in {user_config_path()}."
+        )
+
+
+def user_config_path() -> Path:
+    """The user's own settings file: the same keys as [tool.gantry], all of them trusted."""
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("gantry")) / "config.toml"
+
+
+def _read_toml(file: Path, table: tuple[str, ...], problems: list[str]) -> dict[str, Any]:
+    try:
+        data: Any = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        problems.append(f"{file}: cannot be read ({exc}); its settings are ignored")
         return {}
+    for part in table:
+        data = data.get(part, {}) if isinstance(data, dict) else {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_project_settings(
+    root: Path | None, problems: list[str]
+) -> tuple[Path | None, dict[str, Any]]:
+    """The workspace's settings file and its raw table: gantry.toml, else [tool.gantry] of
+    pyproject.toml, at the workspace root."""
+    if root is None:
+        return None, {}
     for name, table in (("gantry.toml", ()), ("pyproject.toml", ("tool", "gantry"))):
         file = root / name
-        if not file.is_file():
-            continue
-        try:
-            data: Any = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            problems.append(f"{file}: cannot be read ({exc}); its settings are ignored")
-            continue
-        for part in table:
-            data = data.get(part, {}) if isinstance(data, dict) else {}
-        if data:
-            return data
-    return {}
+        if file.is_file() and (data := _read_toml(file, table, problems)):
+            return file, data
+    return None, {}
 
 
-def load_settings(root: Path | None, *editor_layers: Any) -> tuple[Settings, list[str]]:
-    """Settings for a workspace, and the problems found on the way (already defaulted)."""
+def load_settings(
+    root: Path | None,
+    *editor_layers: Any,
+    trust_workspace: bool = False,
+    trust_store: TrustStore | None = None,
+) -> LoadedSettings:
+    """Settings for a workspace, and what was wrong or withheld on the way.
+
+    Editor layers are the user's (each editor keeps workspace-level values of the restricted
+    keys out of them); `trust_workspace` trusts the workspace's file without `gantry trust`."""
     problems: list[str] = []
-    merged = normalise_keys(read_project_settings(root, problems), Settings)
+    user_file = user_config_path()
+    user = _read_toml(user_file, (), problems) if user_file.is_file() else {}
+    merged = normalise_keys(user, Settings)
+    source, project = read_project_settings(root, problems)
+    trust: TrustState = "untrusted"
+    withheld: list[str] = []
+    if source is not None and root is not None:
+        trust = (
+            "trusted"
+            if trust_workspace
+            else (trust_store or TrustStore.default()).state(source, project)
+        )
+        project = normalise_keys(project, Settings)
+        if trust != "trusted":
+            project, withheld = withhold(project, Settings, root)
+        merged = _deep_merge(merged, project)
     for layer in editor_layers:
         if isinstance(layer, dict):
             layer = {k: v for k, v in layer.items() if k not in CLIENT_ONLY}
             merged = _deep_merge(merged, normalise_keys(layer, Settings))
         elif layer is not None:
             problems.append(f"editor settings: expected an object, got {layer!r}; ignored")
-    return structure(Settings, merged, "", problems), problems
+    settings = structure(Settings, merged, "", problems)
+    return LoadedSettings(settings, problems, withheld, source, trust)
 
 
 def _workspace_file(root: Path | None, configured: str | None, base: str, folder: str) -> Path:

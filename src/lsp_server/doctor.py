@@ -106,7 +106,8 @@ def checks(root: Path, settings: Settings) -> Iterator[Check]:
 
 def run_doctor(args: argparse.Namespace) -> int:
     root = Path(args.workspace).resolve()
-    settings, problems = load_settings(root)
+    loaded = load_settings(root)
+    settings, problems = loaded.settings, loaded.problems
     failed = 0
     width = 22
     if problems:
@@ -115,6 +116,10 @@ def run_doctor(args: argparse.Namespace) -> int:
         print(f"{'':<5} {'':<{width}} hint: fix them in pyproject.toml / gantry.toml")
     else:
         print(f"{'ok':<5} {'settings':<{width}} valid")
+    if (withheld := loaded.withheld_message()) is not None:
+        print(f"{'info':<5} {'trust':<{width}} {withheld}")
+    elif loaded.source is not None:
+        print(f"{'ok':<5} {'trust':<{width}} {loaded.source}: {loaded.trust}")
     for name, run in checks(root, settings):
         try:
             detail = run()

@@ -19,9 +19,12 @@ def run_index(args: argparse.Namespace) -> int:
     if not root.is_dir():
         console.print(f"gantry index: {args.path} is not a directory")
         return 2
-    settings, problems = load_settings(root)
-    for problem in problems:
+    loaded = load_settings(root)
+    settings = loaded.settings
+    for problem in loaded.problems:
         console.print(f"[yellow]settings:[/] {problem}")
+    if (withheld := loaded.withheld_message()) is not None:
+        console.print(f"[yellow]settings:[/] {withheld}")
     store = Store.open(store_path(root, settings))
     try:
         if store.recovery_message:

@@ -24,9 +24,12 @@ def run_queue(args: argparse.Namespace) -> int:
     from remote_exec.queue import JobQueue
 
     root = Path(args.workspace).resolve()
-    settings, problems = load_settings(root)
-    for problem in problems:
+    loaded = load_settings(root)
+    settings = loaded.settings
+    for problem in loaded.problems:
         print(f"gantry: warning: invalid setting {problem}", file=sys.stderr)
+    if (withheld := loaded.withheld_message()) is not None:
+        print(f"gantry: warning: {withheld}", file=sys.stderr)
     path = queue_path(root, settings)
     if not path.exists():
         print(f"No queue yet for {root} ({path}).")

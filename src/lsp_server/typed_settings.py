@@ -23,7 +23,7 @@ def snake(key: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).replace("-", "_").lower()
 
 
-def _attrs_class(hint: Any) -> type | None:
+def attrs_class(hint: Any) -> type | None:
     """The attrs class of `Cls` or `Cls | None`."""
     if attrs.has(hint):
         return hint
@@ -72,7 +72,7 @@ def normalise_keys(data: Any, cls: type) -> Any:
         hint = hints.get(key)
         if value is None or hint is None:
             out[key] = value
-        elif (inner := _attrs_class(hint)) is not None:
+        elif (inner := attrs_class(hint)) is not None:
             out[key] = normalise_keys(value, inner)
         elif (item := _list_item_class(hint)) is not None and isinstance(value, list):
             out[key] = [normalise_keys(v, item) for v in value]
@@ -107,20 +107,23 @@ def structure(cls: type, data: Any, path: str, problems: list[str]) -> Any:
         hint = hints[key]
         if value is None and fits(None, hint):
             values[key] = None
-        elif (inner := _attrs_class(hint)) is not None:
+        elif (inner := attrs_class(hint)) is not None:
             with contextlib.suppress(ValueError):  # reported; the default stays
                 values[key] = structure(inner, value, where, problems)
         elif (item := _list_item_class(hint)) is not None and isinstance(value, list):
             values[key] = _structure_items(item, value, where, problems)
         else:
+            if not fits(value, hint):
+                problems.append(f"{where}: invalid value {value!r}; using the default")
+                continue
             try:
-                if not fits(value, hint):
-                    raise TypeError(value)
                 if (validator := fields[key].validator) is not None:
                     validator(None, fields[key], value)
                 values[key] = value
-            except (TypeError, ValueError):
-                problems.append(f"{where}: invalid value {value!r}; using the default")
+            except (TypeError, ValueError) as exc:
+                # The validator's own words: it knows what is wrong, and what not to repeat
+                # (a URL's password, for one).
+                problems.append(f"{where}: {exc}; using the default")
     missing = [
         f.name for f in fields.values() if f.default is attrs.NOTHING and f.name not in values
     ]

@@ -18,6 +18,7 @@ import attrs
 import httpx2
 
 from remote_exec.jobs import ExecResult, ExecSpec
+from remote_exec.urls import check_remote_url
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 
@@ -82,7 +83,7 @@ class ExecutionClient:
         connect_timeout_s: float = 3.0,
         read_timeout_s: float = 30.0,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_remote_url(base_url).rstrip("/")
         self._http = httpx2.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}"},

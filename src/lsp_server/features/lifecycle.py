@@ -1,12 +1,14 @@
 """initialize / initialized / configuration changes / shutdown: settings and the store.
 
-Settings come from the project files, then initializationOptions, then the editor's
+Settings come from the user's config file, the project files (restricted keys withheld unless
+the workspace is trusted), then initializationOptions, then the editor's
 `workspace/configuration` (section "gantry"). Every invalid value is reported and defaulted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 from pathlib import Path
@@ -61,13 +63,18 @@ async def _editor_configuration(server: GantryServer) -> object:
 
 async def reload_settings(server: GantryServer) -> None:
     editor = await _editor_configuration(server)
-    settings, problems = await asyncio.to_thread(
-        load_settings, server.root, _section(server.init_options), editor
+    loaded = await asyncio.to_thread(
+        functools.partial(load_settings, trust_workspace=server.trust_workspace),
+        server.root,
+        _section(server.init_options),
+        editor,
     )
-    server.settings = settings
-    logging.getLogger().setLevel(settings.log_level.upper())
-    for problem in problems:
+    server.settings = loaded.settings
+    logging.getLogger().setLevel(loaded.settings.log_level.upper())
+    for problem in loaded.problems:
         server.notify_user(f"invalid setting {problem}")
+    if (withheld := loaded.withheld_message()) is not None:
+        server.notify_user(withheld)
 
 
 def _dismissed(store: Store) -> frozenset[str]:

@@ -23,7 +23,7 @@ import attrs
 from lsp_server.analysis.languages import language_for_path
 from lsp_server.analysis.workspace_files import iter_source_files, read_source_bytes, skip_sentence
 from lsp_server.config import load_settings
-from lsp_server.headless.client import CheckSession, ServerError
+from lsp_server.headless.client import SERVE_COMMAND, CheckSession, ServerError
 from lsp_server.headless.findings import Finding, Report, finding_from_diagnostic, level_rank
 from lsp_server.headless.reporters import render
 from lsp_server.headless.reporters.summary import summary_line
@@ -99,11 +99,14 @@ def collect_documents(
     return documents, skipped
 
 
-async def analyse(workspace: Path, documents: list[Document], wait: float) -> Analysis:
+async def analyse(
+    workspace: Path, documents: list[Document], wait: float, *, trust_workspace: bool = False
+) -> Analysis:
     """Open every document in a fresh server and collect what it publishes within `wait` s."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    session = CheckSession(workspace)
+    trust = ("--trust-workspace",) if trust_workspace else ()
+    session = CheckSession(workspace, (*SERVE_COMMAND, *trust))
     try:
         if not await session.start(timeout=wait):
             return Analysis((), tuple(sorted(doc.relative for doc in documents)))
@@ -185,7 +188,12 @@ def run_check(args: argparse.Namespace) -> int:
         workspace = project_root(args.paths, root)
     except (OSError, ValueError):
         workspace = root  # missing paths are reported below
-    settings, _ = load_settings(workspace)  # problems are the server's to announce, once
+    # Problems are the server's to announce, once; what it withholds is said here too, since
+    # CI has nobody to read the server's messages.
+    loaded = load_settings(workspace, trust_workspace=args.trust_workspace)
+    settings = loaded.settings
+    if (withheld := loaded.withheld_message()) is not None:
+        print(f"gantry: warning: {withheld} In CI, --trust-workspace trusts it.", file=sys.stderr)
     if settings.log_level == "debug":
         logging.basicConfig(stream=sys.stderr, format="%(name)s: %(message)s")
         logging.getLogger("gantry.check").setLevel(logging.DEBUG)
@@ -205,7 +213,9 @@ def run_check(args: argparse.Namespace) -> int:
     analysis = Analysis((), ())
     if documents:
         try:
-            analysis = asyncio.run(analyse(workspace, documents, args.wait))
+            analysis = asyncio.run(
+                analyse(workspace, documents, args.wait, trust_workspace=args.trust_workspace)
+            )
         except ServerError as exc:
             _error(f"the Gantry server failed: {exc}")
             return EXIT_USAGE

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import attrs
 
+from remote_exec.urls import check_remote_url
+
 Privacy = Literal["self-hosted", "cloud"]
 PrivacyPolicy = Literal["self-hosted-only", "any"]
 
@@ -27,7 +29,7 @@ class Endpoint:
     """One Messages-API server. Secrets are named here (variable or file), never held."""
 
     name: str
-    base_url: str
+    base_url: str = attrs.field(validator=lambda _i, _a, url: check_remote_url(url))
     """Without /v1 (the SDK adds it), e.g. http://gpu-box:8000 or https://api.anthropic.com."""
     model: str
     api_key_env: str | None = None
