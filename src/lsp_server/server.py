@@ -48,6 +48,8 @@ class GantryServer(LanguageServer):
         """`gantry serve --trust-workspace`: the workspace's settings may name programs, URLs and
         credentials without `gantry trust` (CI that owns its repository)."""
         self.settings = Settings()
+        self.withheld_notice: str | None = None
+        """What the workspace's settings may not set, last said to the user (said once)."""
         self.init_options: object = None
         self.store: Store | None = None
         self.dismissed: frozenset[str] = frozenset()

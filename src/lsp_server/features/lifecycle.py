@@ -73,8 +73,10 @@ async def reload_settings(server: GantryServer) -> None:
     logging.getLogger().setLevel(loaded.settings.log_level.upper())
     for problem in loaded.problems:
         server.notify_user(f"invalid setting {problem}")
-    if (withheld := loaded.withheld_message()) is not None:
-        server.notify_user(withheld)
+    withheld = loaded.withheld_message()
+    if withheld is not None and withheld != server.withheld_notice:
+        server.notify_user(withheld)  # once, not on every reload
+    server.withheld_notice = withheld
 
 
 def _dismissed(store: Store) -> frozenset[str]:
