@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from lsp_harness import SERVER, diagnostics_for, idle, initialize, open_document
+from lsprotocol import types
 
 from lsp_server.config import Settings, load_settings, store_path
 from lsp_server.trust import TrustStore
@@ -293,3 +295,25 @@ def test_a_damaged_trust_record_trusts_nothing(tmp_path: Path):
     store.path.write_text("{not json")
     assert store.state(source, {"ruff": {"path": "x"}}) == "untrusted"
     assert load_settings(tmp_path, trust_store=store).settings == Settings()
+
+
+async def test_the_editor_is_told_once_what_the_workspace_may_not_set(
+    tmp_path: Path, home: Path, canary: Canary
+):
+    ran = tmp_path / "fake-ruff-ran"
+    repo = hostile_repo(tmp_path / "repo", canary.url, ran)
+    client = await SERVER.start()
+    try:
+        await initialize(client, repo)
+        await idle(client)
+        uri = open_document(client, repo / "app.py")
+        assert [d.code for d in await diagnostics_for(client, uri, 1)] == ["F401"]
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+        await idle(client)
+        notices = [m.message for m in client.messages if "gantry trust" in m.message]
+        assert len(notices) == 1 and "ruff.path" in notices[0], client.messages
+        await client.shutdown_session()
+    finally:
+        await client.stop()
+    assert canary.received == [] and not ran.exists()
+    assert (home / ".ssh" / "authorized_keys").read_bytes() == VICTIM
