@@ -105,11 +105,9 @@ def test_vscode_extension_in_code_server(tmp_path: Path) -> None:
     workspace.mkdir()
     (workspace / "pyproject.toml").write_text('[tool.ruff.lint]\nselect = ["E", "F"]\n')
     (workspace / "app.py").write_text(SAMPLE)
-    # First a command that does not exist (the clear message), then drive.js sets the real one.
-    settings = workspace / ".vscode" / "settings.json"
-    settings.parent.mkdir()
-    settings.write_text(json.dumps({"gantry.server.command": ["/nonexistent/gantry", "serve"]}))
     run = tmp_path / "run"
+    # The server command is machine-scoped: user settings, which run-code-server.sh writes.
+    settings = run / "ud" / "User" / "settings.json"
     port = _free_port()
     env = dict(os.environ)
     starter = subprocess.Popen(
@@ -133,6 +131,10 @@ def test_vscode_extension_in_code_server(tmp_path: Path) -> None:
         out, _ = starter.communicate(timeout=180)
         assert starter.returncode == 0, f"code-server did not start:\n{out}"
         url = out.strip().splitlines()[-1]
+        # First a command that does not exist (the clear message), then drive.js sets the real one.
+        user = json.loads(settings.read_text())
+        user["gantry.server.command"] = ["/nonexistent/gantry", "serve"]
+        settings.write_text(json.dumps(user))
         node = E2E_DEST / "node24" / "node_modules" / "node" / "bin" / "node"
         drive = subprocess.run(
             [str(node), str(EXTENSION / "e2e" / "drive.js")],

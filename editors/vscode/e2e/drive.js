@@ -3,7 +3,7 @@
 // the real server reach the Problems panel, and two palette commands answer.
 // The workspace starts with a server command that does not exist: the one clear message shows,
 // then the settings file is rewritten with the real command and the extension restarts by itself.
-// Env: CS_URL, SHOT (png path), SETTINGS_FILE (the workspace's .vscode/settings.json),
+// Env: CS_URL, SHOT (png path), SETTINGS_FILE (the user's settings.json: the command is machine-scoped),
 // SERVER_COMMAND (JSON list); NODE_PATH must reach playwright-core (DEST/tools/node_modules).
 // Fails on any request that leaves loopback.
 const fs = require('fs');
@@ -43,7 +43,9 @@ async function palette(page, title) {
     await page.locator('.notifications-toasts', { hasText: '/nonexistent/gantry' }).waitFor({ timeout: 20000 });
     await page.locator('.notifications-toasts', { hasText: 'pip install gantry-lsp' }).waitFor({ timeout: 20000 });
     step('missing server: status bar and one message');
-    fs.writeFileSync(process.env.SETTINGS_FILE, JSON.stringify({ 'gantry.server.command': JSON.parse(process.env.SERVER_COMMAND) }));
+    const settings = JSON.parse(fs.readFileSync(process.env.SETTINGS_FILE, 'utf8'));
+    settings['gantry.server.command'] = JSON.parse(process.env.SERVER_COMMAND);
+    fs.writeFileSync(process.env.SETTINGS_FILE, JSON.stringify(settings));
     // The item reads "Gantry" with a check icon when the server reports ready.
     await statusbar.locator('.statusbar-item:has(.codicon-check)', { hasText: 'Gantry' }).first().waitFor({ timeout: 90000 });
     step('settings changed -> restarted -> status bar: Gantry ready');

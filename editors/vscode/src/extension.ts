@@ -14,7 +14,7 @@ import {
 import { isExecutable, pythonHasGantry } from './probe';
 import { QueueItem, QueueStatus, queueItems, queueTitle } from './queue';
 import { Resolved, makeWhich, resolveServerCommand } from './serverCommand';
-import { contributedKeys, explicitValue, needsRestart, serverOffers, serverSettings } from './settings';
+import { contributedKeys, explicitValue, needsRestart, restrictedKeys, serverOffers, serverSettings } from './settings';
 import { ClientPhase, GantryStatus, statusView } from './status';
 
 export { STATUS_NOTIFICATION } from './status-notification';
@@ -39,6 +39,7 @@ class Gantry {
   phase: ClientPhase = 'starting';
   lastStatus: GantryStatus | undefined;
   missingMessage: string | undefined;
+  private toldDistrusted = false;
   private restartTimer: ReturnType<typeof setTimeout> | undefined;
   private starting: Promise<void> | undefined;
   readonly output: vscode.LogOutputChannel;
@@ -66,11 +67,12 @@ class Gantry {
 
   async resolveCommand(): Promise<Resolved> {
     const folder = vscode.workspace.workspaceFolders?.[0];
-    const config = vscode.workspace.getConfiguration('gantry', folder?.uri);
+    const trusted = vscode.workspace.isTrusted;
     const python = await this.pythonInterpreter(folder?.uri);
     return resolveServerCommand({
-      configured: config.get('server.command'),
-      python: python ? { path: python, hasGantry: await pythonHasGantry(python) } : undefined,
+      configured: configuredCommand(),
+      trusted,
+      python: python ? { path: python, hasGantry: trusted && (await pythonHasGantry(python)) } : undefined,
       which: makeWhich(process.env, process.platform, isExecutable),
       workspaceFolder: folder?.uri.fsPath,
       home: os.homedir(),
@@ -107,8 +109,8 @@ class Gantry {
       if (typeof event === 'function') {
         this.context.subscriptions.push(
           event(() => {
-            const configured = vscode.workspace.getConfiguration('gantry').get<string[]>('server.command');
-            if (!configured || configured.length === 0) {
+            const configured = configuredCommand();
+            if (!Array.isArray(configured) || configured.length === 0) {
               this.scheduleRestart('the Python interpreter changed');
             }
           }),
@@ -139,6 +141,13 @@ class Gantry {
       return;
     }
     this.output.info(`Starting the server: ${resolved.description}`);
+    if (resolved.distrusted) {
+      this.output.warn(resolved.distrusted);
+      if (!this.toldDistrusted) {
+        this.toldDistrusted = true;
+        void vscode.window.showInformationMessage(`Gantry: ${resolved.distrusted}`);
+      }
+    }
     const folder = vscode.workspace.workspaceFolders?.[0];
     const serverOptions: ServerOptions = {
       command: resolved.command,
@@ -146,6 +155,7 @@ class Gantry {
       options: { cwd: folder?.uri.fsPath, env: process.env },
     };
     const keys = contributedKeys(this.context.extension?.packageJSON);
+    const restricted = restrictedKeys(this.context.extension?.packageJSON);
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: 'file', language: 'python' }],
       outputChannel: this.output,
@@ -153,7 +163,8 @@ class Gantry {
       synchronize: { configurationSection: 'gantry' },
       middleware: {
         workspace: {
-          // Only what the user set, without the client-only settings: see settings.ts.
+          // Only what the user set, without the client-only settings, and restricted settings
+          // from user settings only: see settings.ts.
           configuration: async (params, token, next) => {
             const fallback = await next(params, token);
             return params.items.map((item, index) => {
@@ -162,9 +173,12 @@ class Gantry {
               }
               const scope = item.scopeUri ? vscode.Uri.parse(item.scopeUri) : folder?.uri;
               const config = vscode.workspace.getConfiguration(undefined, scope);
-              return serverSettings(keys, (key) => explicitValue(config.inspect(key)));
+              return serverSettings(keys, (key) => explicitValue(config.inspect(key), restricted.has(key)));
             });
           },
+          // The server pulls its settings (above); the copy vscode-languageclient would push is
+          // VS Code's whole view, unfiltered, so only the change itself is announced.
+          didChangeConfiguration: (_sections, next) => next(undefined),
         },
       },
     };
@@ -431,6 +445,11 @@ class Gantry {
   }
 }
 
+/** `gantry.server.command` from user settings: a workspace may not choose what runs. */
+function configuredCommand(): unknown {
+  return explicitValue(vscode.workspace.getConfiguration('gantry').inspect('server.command'), true);
+}
+
 let gantry: Gantry | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
@@ -452,6 +471,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         g.scheduleRestart('settings changed');
       }
     }),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => g.scheduleRestart('the workspace is trusted now')),
     { dispose: () => g.dispose() },
   );
   await g.start();

@@ -1,7 +1,9 @@
 // Which command starts the Gantry server. Pure: no `vscode` import, so Node's test runner tests it.
 //
 // Order: the `gantry.server.command` setting; else the Python extension's interpreter when Gantry
-// is installed in it (`<python> -m lsp_server serve`); else `gantry serve` from PATH.
+// is installed in it (`<python> -m lsp_server serve`); else `gantry serve` from PATH. In a workspace
+// VS Code does not trust, nothing the repository may have chosen runs: not that interpreter (it may
+// be the workspace's own .venv), not a configured command inside the workspace folder.
 import * as path from 'path';
 
 export const INSTALL_HINT = 'pip install gantry-lsp';
@@ -15,6 +17,8 @@ export interface ServerCommand {
   source: ServerSource;
   /** One line for the output channel: what runs and why. */
   description: string;
+  /** What an untrusted workspace's server would have been, and why it is not: told once. */
+  distrusted?: string;
 }
 
 export interface ServerMissing {
@@ -28,7 +32,12 @@ export type Resolved = ServerCommand | ServerMissing;
 export interface ResolveInputs {
   /** The raw `gantry.server.command` value (anything: it comes from the user's settings). */
   configured: unknown;
-  /** The Python extension's interpreter, and whether `lsp_server` can be imported by it. */
+  /** Whether VS Code trusts the workspace. */
+  trusted: boolean;
+  /**
+   * The Python extension's interpreter, and whether `lsp_server` can be imported by it (probed
+   * only in a trusted workspace: the probe runs it).
+   */
   python?: { path: string; hasGantry: boolean };
   /** Finds an executable by name on PATH (or checks a path); undefined when there is none. */
   which: (name: string) => string | undefined;
@@ -54,8 +63,17 @@ function expand(part: string, inputs: ResolveInputs): string {
   return out;
 }
 
+function inside(file: string, folder: string | undefined): boolean {
+  if (folder === undefined) {
+    return false;
+  }
+  const relative = path.relative(folder, file);
+  return relative !== '..' && !relative.startsWith('..' + path.sep) && !path.isAbsolute(relative);
+}
+
 export function resolveServerCommand(inputs: ResolveInputs): Resolved {
   const configured = inputs.configured;
+  const passedOver: string[] = [];
   if (configured !== undefined && configured !== null && !(Array.isArray(configured) && configured.length === 0)) {
     if (!Array.isArray(configured) || !configured.every((p) => typeof p === 'string' && p.length > 0)) {
       return {
@@ -65,7 +83,11 @@ export function resolveServerCommand(inputs: ResolveInputs): Resolved {
           `["gantry", "serve"]; it is ${JSON.stringify(configured)}.`,
       };
     }
-    const [command, ...args] = configured.map((p: string) => expand(p, inputs));
+    const [expanded, ...args] = configured.map((p: string) => expand(p, inputs));
+    // A relative path is relative to the workspace folder: the server's working directory.
+    const command = expanded.includes('/') || expanded.includes(path.sep)
+      ? path.resolve(inputs.workspaceFolder ?? '', expanded)
+      : expanded;
     const found = inputs.which(command);
     if (!found) {
       return {
@@ -75,15 +97,20 @@ export function resolveServerCommand(inputs: ResolveInputs): Resolved {
           MISSING_FIX,
       };
     }
-    return {
-      ok: true,
-      command: found,
-      args,
-      source: 'setting',
-      description: `${[found, ...args].join(' ')} (from the gantry.server.command setting)`,
-    };
+    if (inputs.trusted || !inside(found, inputs.workspaceFolder)) {
+      return {
+        ok: true,
+        command: found,
+        args,
+        source: 'setting',
+        description: `${[found, ...args].join(' ')} (from the gantry.server.command setting)`,
+      };
+    }
+    passedOver.push(`the gantry.server.command ${found}, which is inside the workspace`);
   }
-  if (inputs.python?.hasGantry) {
+  if (inputs.python && !inputs.trusted) {
+    passedOver.push(`the Python extension's interpreter (${inputs.python.path}), which may be the workspace's own`);
+  } else if (inputs.python?.hasGantry) {
     const args = ['-m', 'lsp_server', 'serve'];
     return {
       ok: true,
@@ -93,6 +120,9 @@ export function resolveServerCommand(inputs: ResolveInputs): Resolved {
       description: `${[inputs.python.path, ...args].join(' ')} (the Python extension's interpreter)`,
     };
   }
+  const distrusted = passedOver.length
+    ? `this workspace is not trusted, so Gantry does not start ${passedOver.join(', or ')}.`
+    : undefined;
   const gantry = inputs.which('gantry');
   if (gantry) {
     return {
@@ -101,12 +131,15 @@ export function resolveServerCommand(inputs: ResolveInputs): Resolved {
       args: ['serve'],
       source: 'path',
       description: `${gantry} serve (gantry found on PATH)`,
+      distrusted: distrusted && `${distrusted} It uses ${gantry} from PATH; trust the workspace to change that.`,
     };
   }
-  const where = inputs.python
-    ? `It is not installed in the selected Python interpreter (${inputs.python.path}) and \`gantry\` is not on PATH.`
-    : '`gantry` is not on PATH and no Python interpreter with Gantry was found.';
-  return { ok: false, message: `Gantry: the language server was not found. ${where} ${MISSING_FIX}` };
+  const where = distrusted
+    ? `: ${distrusted} \`gantry\` is not on PATH either.`
+    : inputs.python
+      ? `. It is not installed in the selected Python interpreter (${inputs.python.path}) and \`gantry\` is not on PATH.`
+      : '. `gantry` is not on PATH and no Python interpreter with Gantry was found.';
+  return { ok: false, message: `Gantry: the language server was not found${where} ${MISSING_FIX}` };
 }
 
 /** `which`: an explicit path must exist; a bare name is looked up on PATH (with PATHEXT on Windows). */
@@ -121,7 +154,9 @@ export function makeWhich(
     if (name.includes('/') || (windows && name.includes('\\'))) {
       return exts.map((e) => name + e).find(isExecutable);
     }
-    const dirs = (env.PATH ?? env.Path ?? '').split(windows ? ';' : ':').filter(Boolean);
+    // Relative entries ('.', '') would resolve against the server's working directory: the workspace.
+    const isAbsolute = windows ? path.win32.isAbsolute : path.posix.isAbsolute;
+    const dirs = (env.PATH ?? env.Path ?? '').split(windows ? ';' : ':').filter(isAbsolute);
     for (const dir of dirs) {
       for (const ext of exts) {
         const candidate = path.join(dir, name + ext);

@@ -23,9 +23,17 @@ export interface Inspected {
   globalValue?: unknown;
 }
 
-export function explicitValue(inspected: Inspected | undefined): unknown {
+/**
+ * The value the user set, from the most specific scope; with `userOnly`, from user settings alone.
+ * Restricted settings are read `userOnly`: they are machine-scoped, so VS Code ignores them in a
+ * workspace's .vscode/settings.json, and this keeps them out even where it would not.
+ */
+export function explicitValue(inspected: Inspected | undefined, userOnly = false): unknown {
   if (!inspected) {
     return undefined;
+  }
+  if (userOnly) {
+    return inspected.globalValue;
   }
   for (const value of [inspected.workspaceFolderValue, inspected.workspaceValue, inspected.globalValue]) {
     if (value !== undefined) {
@@ -72,6 +80,14 @@ export function contributedKeys(packageJSON: any): string[] {
   const configuration = packageJSON?.contributes?.configuration;
   const sections = Array.isArray(configuration) ? configuration : [configuration];
   return sections.flatMap((section: any) => Object.keys(section?.properties ?? {}));
+}
+
+/**
+ * The settings a repository may not choose (what runs, where code and credentials go, which files
+ * are written, how strong the isolation is): package.json's `restrictedConfigurations`.
+ */
+export function restrictedKeys(packageJSON: any): Set<string> {
+  return new Set(packageJSON?.capabilities?.untrustedWorkspaces?.restrictedConfigurations ?? []);
 }
 
 /** Whether a server's initialize result offers a command (commands light up when it does). */

@@ -1,6 +1,7 @@
 // activate() against a fake `vscode` module and a fake language client: which command starts the
 // server, how `gantry/status` drives the status bar, and the one message when no server exists.
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
@@ -19,13 +20,16 @@ const SERVER_COMMANDS = [
 
 interface Setup {
   settings?: Record<string, unknown>;
+  workspaceSettings?: Record<string, unknown>;
+  trusted?: boolean;
+  folder?: string;
   path?: string;
   python?: string;
 }
 
 function load(setup: Setup = {}) {
-  const folder = tempDir();
-  const fake = makeVscode(setup.settings ?? {}, folder);
+  const folder = setup.folder ?? tempDir();
+  const fake = makeVscode(setup.settings ?? {}, folder, { settings: setup.workspaceSettings, trusted: setup.trusted });
   const lc = makeLanguageClientModule();
   const interpreterChanged = new FakeEmitter<unknown>();
   if (setup.python) {
@@ -62,13 +66,17 @@ describe('activate()', () => {
     await loaded.extension.activate(loaded.context);
     return loaded;
   };
-  beforeEach(() => (loaded = undefined));
-  afterEach(async () => {
+  const finish = async () => {
     if (loaded) {
       await loaded.extension.deactivate();
       loaded.context.subscriptions.forEach((d) => d.dispose());
       loaded.unhook();
+      loaded = undefined;
     }
+  };
+  beforeEach(() => (loaded = undefined));
+  afterEach(async () => {
+    await finish();
     process.env.PATH = savedPath;
   });
 
@@ -238,6 +246,77 @@ describe('activate()', () => {
       { maxFileSizeKb: 512, ruff: { extendSelect: ['B'] }, execution: { gateway: { url: 'http://gpu:8710', tokenEnv: 'TOKEN' } } },
       { everything: true },
     ]);
+  });
+
+  it("never sends the workspace's restricted settings, trusted or not, nor VS Code's unfiltered copy", async () => {
+    for (const trusted of [true, false]) {
+      const { lc } = await start({
+        path: binDir('gantry'),
+        trusted,
+        settings: { 'gantry.execution.gateway': { url: 'http://gpu:8710' }, 'gantry.severity': { E: 'info' } },
+        workspaceSettings: {
+          'gantry.ruff.extendSelect': ['B'],
+          'gantry.severity': { E: 'error' },
+          'gantry.execution.gateway': { url: 'http://attacker.example', tokenEnv: 'AWS_SECRET_ACCESS_KEY' },
+          'gantry.inference.endpoints': [{ name: 'x', baseUrl: 'http://attacker.example', model: 'm', apiKeyFile: '~/.git-credentials' }],
+          'gantry.inference.privacy': 'any',
+          'gantry.ruff.path': './tools/ruff',
+          'gantry.store': '~/.ssh/authorized_keys',
+          'gantry.execution.queue': '~/.bashrc',
+          'gantry.execution.unsandboxed': true,
+        },
+      });
+      const client = lc.clients[lc.clients.length - 1];
+      const { configuration, didChangeConfiguration } = client.clientOptions.middleware.workspace;
+      const result = await configuration({ items: [{ section: 'gantry' }] }, undefined, async () => [null]);
+      assert.deepEqual(result, [
+        { ruff: { extendSelect: ['B'] }, severity: { E: 'error' }, execution: { gateway: { url: 'http://gpu:8710' } } },
+      ], `trusted: ${trusted}`);
+      const pushed: unknown[] = [];
+      await didChangeConfiguration(['gantry'], async (sections: unknown) => void pushed.push(sections));
+      assert.deepEqual(pushed, [undefined], 'the change is announced without settings: the server pulls them');
+      await finish();
+    }
+  });
+
+  it("in an untrusted workspace starts neither the workspace's interpreter nor a command it chose, and says so once", async () => {
+    const folder = tempDir('gantry-hostile-');
+    const canary = path.join(folder, 'ran');
+    const venv = path.join(folder, '.venv', 'bin');
+    fs.mkdirSync(venv, { recursive: true });
+    for (const name of ['python', 'gantry']) {
+      fs.writeFileSync(path.join(venv, name), `#!/bin/sh\necho "$0" >> '${canary}'\n`, { mode: 0o755 });
+    }
+    const bin = binDir('gantry');
+    const { lc, fake, commands } = await start({
+      folder,
+      trusted: false,
+      path: `.venv/bin:${bin}`,
+      python: path.join(venv, 'python'),
+      settings: { 'gantry.server.command': ['${workspaceFolder}/.venv/bin/gantry', 'serve'] },
+    });
+    assert.equal(lc.clients[0].serverOptions.command, path.join(bin, 'gantry'));
+    assert.ok(!fs.existsSync(canary), `the workspace ran: ${fs.existsSync(canary) && fs.readFileSync(canary, 'utf8')}`);
+    assert.equal(fake.recorded.infos.length, 1);
+    assert.match(fake.recorded.infos[0], /not trusted.*\.venv\/bin\/gantry.*inside the workspace.*\.venv\/bin\/python/);
+    await commands.get('gantry.client.restartServer')!();
+    assert.equal(lc.clients.length, 2);
+    assert.equal(fake.recorded.infos.length, 1, 'told once');
+
+    // A workspace-level command is not even considered (machine scope), trusted or not.
+    fake.vscode.workspace.isTrusted = true;
+    fake.trustGranted.fire();
+    await waitFor(() => lc.clients.length === 3 && lc.clients[2].started, 3000, 'a restart on trust');
+    assert.equal(lc.clients[2].serverOptions.command, path.join(venv, 'gantry'), 'trusted: the user-level setting applies');
+  });
+
+  it('a workspace-level gantry.server.command is ignored, trusted or not', async () => {
+    const bin = binDir('gantry');
+    for (const trusted of [true, false]) {
+      const { lc } = await start({ path: bin, trusted, workspaceSettings: { 'gantry.server.command': [path.join(binDir('evil'), 'evil'), 'serve'] } });
+      assert.equal(lc.clients[0].serverOptions.command, path.join(bin, 'gantry'), `trusted: ${trusted}`);
+      await finish();
+    }
   });
 
   it('restarts once, debounced, when start-up settings change', async () => {

@@ -21,10 +21,17 @@ export class FakeEmitter<T> {
   }
 }
 
-export function makeVscode(settings: Record<string, unknown>, workspaceFolder: string) {
+/** `settings`: user settings; `workspace.settings`: the workspace's .vscode/settings.json. */
+export function makeVscode(
+  settings: Record<string, unknown>,
+  workspaceFolder: string,
+  workspace: { settings?: Record<string, unknown>; trusted?: boolean } = {},
+) {
+  const workspaceSettings = workspace.settings ?? {};
   const recorded: Recorded = { errors: [], warnings: [], infos: [], quickPicks: [], executed: [] };
   const commands = new Map<string, (...args: any[]) => any>();
   const configChanged = new FakeEmitter<{ affectsConfiguration: (s: string) => boolean }>();
+  const trustGranted = new FakeEmitter<void>();
   let quickPickAnswer: (items: any[]) => any = () => undefined;
   let messageAnswer: (message: string, items: string[]) => string | undefined = () => undefined;
   const statusItems: any[] = [];
@@ -87,11 +94,16 @@ export function makeVscode(settings: Record<string, unknown>, workspaceFolder: s
       workspaceFolders: [{ uri: uri(workspaceFolder), name: 'ws', index: 0 }],
       getConfiguration: (section?: string) => {
         const full = (key: string) => (section ? `${section}.${key}` : key);
+        // Unlike VS Code, which drops workspace values of machine-scoped settings, this hands
+        // out whatever the workspace says: the extension must not rely on VS Code for that.
+        const merged: Record<string, unknown> = { ...settings, ...workspaceSettings };
         return {
-          get: (key: string, fallback?: unknown) => (full(key) in settings ? settings[full(key)] : fallback),
-          inspect: (key: string) => (full(key) in settings ? { globalValue: settings[full(key)] } : {}),
+          get: (key: string, fallback?: unknown) => (full(key) in merged ? merged[full(key)] : fallback),
+          inspect: (key: string) => ({ globalValue: settings[full(key)], workspaceValue: workspaceSettings[full(key)] }),
         };
       },
+      isTrusted: workspace.trusted ?? true,
+      onDidGrantWorkspaceTrust: trustGranted.event,
       onDidChangeConfiguration: configChanged.event,
     },
     extensions: { getExtension: (): any => undefined },
@@ -104,6 +116,7 @@ export function makeVscode(settings: Record<string, unknown>, workspaceFolder: s
     statusItems,
     outputLines,
     configChanged,
+    trustGranted,
     answerQuickPick: (f: (items: any[]) => any) => (quickPickAnswer = f),
     answerMessage: (f: (message: string, items: string[]) => string | undefined) => (messageAnswer = f),
   };

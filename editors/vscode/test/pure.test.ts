@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { isExecutable, pythonHasGantry } from '../src/probe';
 import { queueItems, queueTitle } from '../src/queue';
 import { makeWhich, resolveServerCommand } from '../src/serverCommand';
-import { contributedKeys, explicitValue, needsRestart, serverOffers, serverSettings } from '../src/settings';
+import { contributedKeys, explicitValue, needsRestart, restrictedKeys, serverOffers, serverSettings } from '../src/settings';
 import { statusView } from '../src/status';
 import { EXTENSION_ROOT, PYTHON, binDir } from './helpers';
 
@@ -16,6 +16,7 @@ const which = (found: Record<string, string>) => (name: string) => found[name];
 describe('resolveServerCommand', () => {
   it('uses the configured command first', () => {
     const r = resolveServerCommand({
+      trusted: true,
       configured: ['gantry', 'serve', '--tcp', '127.0.0.1:2087'],
       python: { path: '/venv/bin/python', hasGantry: true },
       which: which({ gantry: '/usr/local/bin/gantry' }),
@@ -31,6 +32,7 @@ describe('resolveServerCommand', () => {
 
   it('expands ${workspaceFolder} and ~ in the configured command', () => {
     const r = resolveServerCommand({
+      trusted: true,
       configured: ['${workspaceFolder}/.venv/bin/python', '-m', 'lsp_server', 'serve', '~/x'],
       which: (name) => name,
       workspaceFolder: '/ws',
@@ -43,6 +45,7 @@ describe('resolveServerCommand', () => {
 
   it("then the Python extension's interpreter, when Gantry is installed in it", () => {
     const r = resolveServerCommand({
+      trusted: true,
       configured: [],
       python: { path: '/venv/bin/python', hasGantry: true },
       which: which({ gantry: '/usr/local/bin/gantry' }),
@@ -53,6 +56,7 @@ describe('resolveServerCommand', () => {
 
   it('then gantry on PATH', () => {
     const r = resolveServerCommand({
+      trusted: true,
       configured: undefined,
       python: { path: '/venv/bin/python', hasGantry: false },
       which: which({ gantry: '/usr/local/bin/gantry' }),
@@ -62,7 +66,7 @@ describe('resolveServerCommand', () => {
   });
 
   it('else one message with how to install it or where to point the extension', () => {
-    const r = resolveServerCommand({ configured: [], python: { path: '/venv/bin/python', hasGantry: false }, which: which({}) });
+    const r = resolveServerCommand({ trusted: true, configured: [], python: { path: '/venv/bin/python', hasGantry: false }, which: which({}) });
     assert.equal(r.ok, false);
     assert.ok(!r.ok);
     assert.match(r.message, /not found/);
@@ -73,13 +77,59 @@ describe('resolveServerCommand', () => {
 
   it('rejects a malformed setting with a message, and a configured command that does not exist', () => {
     for (const configured of ['gantry serve', [1, 2], ['']]) {
-      const r = resolveServerCommand({ configured, which: which({ gantry: '/bin/gantry' }) });
+      const r = resolveServerCommand({ trusted: true, configured, which: which({ gantry: '/bin/gantry' }) });
       assert.ok(!r.ok);
       assert.match(r.message, /must be a list of strings/);
     }
-    const r = resolveServerCommand({ configured: ['/nope/gantry'], which: which({}) });
+    const r = resolveServerCommand({ trusted: true, configured: ['/nope/gantry'], which: which({}) });
     assert.ok(!r.ok);
     assert.match(r.message, /`\/nope\/gantry` from `gantry.server.command` was not found/);
+  });
+});
+
+describe('resolveServerCommand in a workspace VS Code does not trust', () => {
+  const untrusted = { trusted: false, workspaceFolder: '/ws', home: '/home/me' };
+
+  it("passes over the Python extension's interpreter (it may be the workspace's .venv)", () => {
+    const r = resolveServerCommand({
+      ...untrusted,
+      configured: [],
+      python: { path: '/ws/.venv/bin/python', hasGantry: true },
+      which: which({ gantry: '/usr/local/bin/gantry' }),
+    });
+    assert.ok(r.ok);
+    assert.deepEqual([r.command, r.args, r.source], ['/usr/local/bin/gantry', ['serve'], 'path']);
+    assert.match(r.distrusted!, /not trusted.*\/ws\/\.venv\/bin\/python.*\/usr\/local\/bin\/gantry from PATH/);
+  });
+
+  it('passes over a configured command inside the workspace, not one outside it', () => {
+    for (const configured of [['${workspaceFolder}/.venv/bin/gantry', 'serve'], ['.venv/bin/gantry', 'serve'], ['/ws/gantry']]) {
+      const r = resolveServerCommand({ ...untrusted, configured, which: (name) => (name === 'gantry' ? '/usr/bin/gantry' : name) });
+      assert.ok(r.ok);
+      assert.equal(r.command, '/usr/bin/gantry', JSON.stringify(configured));
+      assert.match(r.distrusted!, /gantry\.server\.command \/ws\/(\.venv\/bin\/)?gantry, which is inside the workspace/);
+    }
+    const r = resolveServerCommand({ ...untrusted, configured: ['~/bin/gantry', 'serve'], which: (name) => name });
+    assert.ok(r.ok);
+    assert.deepEqual([r.command, r.source, r.distrusted], ['/home/me/bin/gantry', 'setting', undefined]);
+  });
+
+  it('says why when nothing else is left', () => {
+    const r = resolveServerCommand({ ...untrusted, configured: [], python: { path: '/ws/.venv/bin/python', hasGantry: false }, which: which({}) });
+    assert.ok(!r.ok);
+    assert.match(r.message, /not trusted.*\/ws\/\.venv\/bin\/python.*`gantry` is not on PATH either.*pip install gantry-lsp/);
+  });
+
+  it('changes nothing when there was nothing to pass over', () => {
+    const r = resolveServerCommand({ ...untrusted, configured: [], which: which({ gantry: '/usr/bin/gantry' }) });
+    assert.ok(r.ok);
+    assert.equal(r.distrusted, undefined);
+  });
+
+  it('in a trusted workspace, a relative command is relative to the workspace folder', () => {
+    const r = resolveServerCommand({ trusted: true, configured: ['.venv/bin/gantry', 'serve'], which: (name) => name, workspaceFolder: '/ws' });
+    assert.ok(r.ok);
+    assert.equal(r.command, '/ws/.venv/bin/gantry');
   });
 });
 
@@ -93,6 +143,15 @@ describe('makeWhich', () => {
     assert.equal(w(path.join(dir, 'other')), undefined);
     fs.chmodSync(path.join(dir, 'gantry'), 0o644);
     assert.equal(w('gantry'), undefined, 'not executable');
+  });
+
+  it('skips relative PATH entries: they would resolve in the workspace, the server\'s directory', () => {
+    const dir = binDir('gantry');
+    const checked: string[] = [];
+    const w = makeWhich({ PATH: `.::bin:${dir}` }, 'linux', (f) => (checked.push(f), isExecutable(f)));
+    assert.equal(w('gantry'), path.join(dir, 'gantry'));
+    assert.deepEqual(checked, [path.join(dir, 'gantry')]);
+    assert.equal(makeWhich({ PATH: '.;bin', PATHEXT: '.EXE' }, 'win32', () => true)('gantry'), undefined);
   });
 
   it('tries PATHEXT on Windows', () => {
@@ -189,6 +248,42 @@ describe('settings', () => {
     }
   });
 
+  it('restricts every setting that names a program, a destination, a credential or a file, or weakens isolation, to user settings', () => {
+    // Judged by the setting's own name and the names of its fields, not by the list under test.
+    const kinds: [RegExp, string][] = [
+      [/command$|path$/i, 'names a program'],
+      [/url$/i, 'names a network destination'],
+      [/Env$|File$/, 'names a credential source'],
+      [/^(store|queue)$/, 'names a file'],
+      [/^(unsandboxed|privacy)$/, 'weakens isolation or privacy'],
+    ];
+    const names = (schema: any): string[] =>
+      Object.entries({ ...schema?.properties, ...schema?.items?.properties }).flatMap(([name, sub]) => [name, ...names(sub)]);
+    const props = packageJSON.contributes.configuration.properties;
+    const restricted = restrictedKeys(packageJSON);
+    assert.equal(packageJSON.capabilities.untrustedWorkspaces.supported, 'limited');
+    assert.ok(packageJSON.capabilities.untrustedWorkspaces.description);
+    for (const key of keys) {
+      const why = kinds.find(([pattern]) => [key.split('.').pop()!, ...names(props[key])].some((n) => pattern.test(n)))?.[1];
+      if (why) {
+        assert.ok(restricted.has(key), `${key} ${why}: it belongs in restrictedConfigurations`);
+        assert.equal(props[key].scope, 'machine', `${key} ${why}: it must be machine-scoped`);
+        assert.match(props[key].description ?? props[key].markdownDescription, /User settings only/);
+      } else {
+        assert.ok(!restricted.has(key), `${key} is tuning: a workspace may set it`);
+        assert.notEqual(props[key].scope, 'machine', `${key} is tuning: a workspace may set it`);
+      }
+    }
+    for (const key of restricted) {
+      assert.ok(keys.includes(key), `restrictedConfigurations names ${key}, which is no setting`);
+    }
+    for (const key of ['gantry.server.command', 'gantry.ruff.path', 'gantry.execution.gateway', 'gantry.inference.endpoints']) {
+      assert.ok(restricted.has(key), key);
+    }
+    const generate = packageJSON.contributes.commands.find((c: any) => c.command === 'gantry.client.generateTests');
+    assert.equal(generate.enablement, 'isWorkspaceTrusted', "generated tests run the project's code");
+  });
+
   it('sends only explicit values, nested, without client-only settings', () => {
     const values: Record<string, unknown> = {
       'gantry.server.command': ['x'],
@@ -206,8 +301,10 @@ describe('settings', () => {
     assert.deepEqual(serverSettings(keys, () => undefined), {});
   });
 
-  it('takes the most specific explicit value', () => {
+  it('takes the most specific explicit value, or the user\'s only', () => {
     assert.equal(explicitValue({ globalValue: 1, workspaceValue: 2, workspaceFolderValue: 3 }), 3);
+    assert.equal(explicitValue({ globalValue: 1, workspaceValue: 2, workspaceFolderValue: 3 }, true), 1);
+    assert.equal(explicitValue({ workspaceValue: 2 }, true), undefined);
     assert.equal(explicitValue({ globalValue: 1, workspaceValue: 2 }), 2);
     assert.equal(explicitValue({ globalValue: 1 }), 1);
     assert.equal(explicitValue({}), undefined);

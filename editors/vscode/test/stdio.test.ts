@@ -88,6 +88,7 @@ describe('the real server over stdio', () => {
     fs.writeFileSync(file, SAMPLE);
     const resolved = resolveServerCommand({
       configured: [],
+      trusted: true,
       python: { path: PYTHON, hasGantry: await pythonHasGantry(PYTHON) },
       which: makeWhich(process.env, process.platform, isExecutable),
     });
