@@ -95,8 +95,12 @@ class RawServer:
 
     def send(self, payload: dict | bytes) -> None:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_raw(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def send_raw(self, data: bytes) -> None:
+        """Bytes exactly as given: frames of the caller's own making, broken ones included."""
         with self._write_lock:
-            self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            self.proc.stdin.write(data)
             self.proc.stdin.flush()
 
     def request(self, method: str, params: Any) -> int:

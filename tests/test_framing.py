@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from raw_lsp import FramingError, RawServer, parse_frames
+
+from lsp_server.framing import FrameReader, ParseError
 
 SAMPLE = "import os\n\n\ndef f(x):\n    if x == None:\n        return 1\n"
 
@@ -17,6 +20,33 @@ def test_the_strict_parser_rejects_stray_bytes():
         parse_frames(b"hello\n" + good)
     with pytest.raises(FramingError):
         parse_frames(good + b"\n")
+
+
+def frame(body: bytes, length: int | None = None) -> bytes:
+    return b"Content-Length: %d\r\n\r\n" % (len(body) if length is None else length) + body
+
+
+@pytest.mark.parametrize("read_size", [1, 7, 65536])
+def test_the_reader_resynchronises_however_the_input_is_split(read_size: int):
+    stream = io.BytesIO(
+        frame(b'{"n": 1}')
+        + b"noise\r\n\r\n"
+        + frame(b'{"n": 2}', length=6)  # too short: its tail is glued to the next header
+        + frame(b'{"n": 3}', length=1000)  # over the cap: refused unread
+        + frame(b'{"n": 4}', length=30)  # too long: it swallows the next header, given back
+        + frame(b'{"n": 5}')
+        + b"Content-Type: text/plain\r\ncontent-length: 8\r\n\r\n"
+        + b'{"n": 6}'
+    )
+    messages = list(FrameReader(lambda n: stream.read(min(n, read_size)), max_body=100).messages())
+    assert [m if isinstance(m, dict) else type(m) for m in messages] == [
+        {"n": 1},
+        ParseError,  # {"n": 2} cut short
+        ParseError,  # 1000 bytes
+        ParseError,  # {"n": 4} and 22 bytes of the next frame
+        {"n": 5},
+        {"n": 6},
+    ]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from lsp_server import __version__
+from lsp_server import __version__, framing
 from lsp_server.analysis.languages import language_for_document
 from lsp_server.capabilities import ClientCaps
 from lsp_server.config import Settings
@@ -112,5 +112,5 @@ def serve(tcp: tuple[str, int] | None = None, *, trust_workspace: bool = False) 
     # Keep the real stdout for the protocol alone: a stray print() anywhere would corrupt it.
     protocol_out = sys.stdout.buffer
     sys.stdout = sys.stderr
-    server.start_io(stdin=sys.stdin.buffer, stdout=protocol_out)
+    framing.start_io(server, stdin=sys.stdin.buffer, stdout=protocol_out)
     return 0
