@@ -164,6 +164,7 @@ def test_requests_before_initialize_are_refused_and_change_nothing(tmp_path: Pat
             {"command": "gantry.dismissFinding", "arguments": [dismiss]},
         )
         assert raw.response(rid)["error"]["code"] == SERVER_NOT_INITIALIZED
+        raw.notify("initialize", {"processId": None, "capabilities": {}})  # not as a request
         assert probe(raw) == SERVER_NOT_INITIALIZED
         raw.notify(
             "textDocument/didOpen",

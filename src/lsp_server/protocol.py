@@ -119,12 +119,14 @@ class GantryProtocol(LanguageServerProtocol):
         method = message["method"]
         if method == types.EXIT:
             return True
+        error: JsonRpcException
         if method == types.INITIALIZE:
-            if "id" in message and not self._initialize_started:
+            if self._initialize_started:
+                error = JsonRpcInvalidRequest("already initialized")
+            elif "id" not in message:
+                error = JsonRpcInvalidRequest("initialize must be a request")
+            else:
                 return True
-            started = self._initialize_started
-            reason = "already initialized" if started else "initialize must be a request"
-            error: JsonRpcException = JsonRpcInvalidRequest(reason)
         elif not self._initialized:
             error = JsonRpcServerNotInitialized("the server is not initialized yet")
         elif self._shutdown_requested:
