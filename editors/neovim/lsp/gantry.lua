@@ -11,7 +11,8 @@
 ---
 --- Settings go under `settings.gantry` (camelCase or snake_case keys; see `:help gantry-settings`).
 --- They override `[tool.gantry]` in pyproject.toml / gantry.toml. Secrets are never settings:
---- name an environment variable (`tokenEnv`, `apiKeyEnv`) or a file instead.
+--- name an environment variable (`tokenEnv`, `apiKeyEnv`) or a file instead. The plugin reads
+--- nothing from the project (`:help gantry-trust`).
 ---
 --- ```lua
 --- vim.lsp.config('gantry', {
@@ -41,9 +42,14 @@ local function objects(value)
   return value
 end
 
+local gantry = require('gantry')
+
 ---@type vim.lsp.Config
 return {
-  cmd = { 'gantry', 'serve' },
+  -- The user's `gantry`, never the project's: $PATH without its relative entries, for this
+  -- lookup and for the server's own (ruff), since both would resolve them in the project.
+  cmd = { gantry.exepath('gantry') or 'gantry', 'serve' },
+  cmd_env = { PATH = gantry.safe_path() },
   filetypes = { 'python' },
   root_markers = { 'pyproject.toml', 'gantry.toml', '.git' },
   settings = {

@@ -8,46 +8,8 @@
 
 local plugin_dir = vim.g.gantry_test_plugin_dir
   or vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':p:h:h')
-local WAIT = tonumber(vim.env.GANTRY_NVIM_WAIT_MS) or 15000
-
-local function out(line)
-  io.stdout:write(line .. '\n')
-  io.stdout:flush()
-end
-
-local results = { passed = 0, failed = 0 }
-
-local function test(name, fn)
-  local started = vim.uv.hrtime()
-  local ok, err = xpcall(fn, debug.traceback)
-  local ms = (vim.uv.hrtime() - started) / 1e6
-  if ok then
-    results.passed = results.passed + 1
-    out(('ok   %s (%d ms)'):format(name, ms))
-  else
-    results.failed = results.failed + 1
-    out(('FAIL %s (%d ms)\n%s'):format(name, ms, tostring(err)))
-  end
-end
-
-local function wait_for(what, cond, ms)
-  local last
-  local ok = vim.wait(ms or WAIT, function()
-    local good, value = pcall(cond)
-    last = good and value or last
-    return good and value and true or false
-  end, 20)
-  if not ok then
-    error(('timed out after %d ms waiting for %s'):format(ms or WAIT, what), 2)
-  end
-  return last
-end
-
-local function check(cond, msg, ...)
-  if not cond then
-    error(msg:format(...), 2)
-  end
-end
+local h = dofile(plugin_dir .. '/tests/harness.lua')
+local out, test, wait_for, check = h.out, h.test, h.wait_for, h.check
 
 -- Everything the user is told (vim.notify), and every diagnostics publication.
 local notes = {}
@@ -364,7 +326,7 @@ test(':help gantry parses (helptags)', function()
   for _, l in ipairs(tags) do
     names[l:match('^(%S+)')] = true
   end
-  for _, tag in ipairs({ 'gantry', 'gantry.txt', ':GantryReview', ':GantryQueue', ':GantryDismiss', ':GantryTests', 'gantry-statusline', 'gantry-health', 'gantry-settings', 'gantry-install' }) do
+  for _, tag in ipairs({ 'gantry', 'gantry.txt', ':GantryReview', ':GantryQueue', ':GantryDismiss', ':GantryTests', 'gantry-statusline', 'gantry-health', 'gantry-settings', 'gantry-install', 'gantry-trust' }) do
     check(names[tag], 'tag %s missing', tag)
   end
   local text = table.concat(vim.fn.readfile(tmp .. '/doc/gantry.txt'), '\n')
@@ -383,11 +345,4 @@ test(':help gantry parses (helptags)', function()
   vim.cmd('helpclose')
 end)
 
-out(('%d passed, %d failed'):format(results.passed, results.failed))
-for _, c in ipairs(vim.lsp.get_clients()) do
-  c:stop()
-end
-vim.wait(3000, function()
-  return #vim.lsp.get_clients() == 0
-end, 20)
-vim.cmd(results.failed == 0 and 'qall!' or 'cquit! 1')
+h.finish()

@@ -115,9 +115,10 @@ end
 
 ---@param cmd string[]
 ---@param timeout_ms integer
+---@param env? table<string, string> the config's cmd_env
 ---@return vim.SystemCompleted?, string?
-local function run(cmd, timeout_ms)
-  local ok, proc = pcall(vim.system, cmd, { text = true })
+local function run(cmd, timeout_ms, env)
+  local ok, proc = pcall(vim.system, cmd, { text = true, env = env })
   if not ok then
     return nil, tostring(proc)
   end
@@ -184,18 +185,19 @@ function M.check()
 
   health.start('gantry: server')
   local cmd = config.cmd
+  local exe = type(cmd) == 'table' and require('gantry').exepath(cmd[1])
   if type(cmd) ~= 'table' then
     health.info('cmd is a function (a custom transport): the server cannot be checked from here')
-  elseif vim.fn.executable(cmd[1]) == 0 then
+  elseif not exe then
     health.error(('%s not found on PATH'):format(cmd[1]), {
       'pip install gantry-lsp (provides `gantry`), or set cmd in vim.lsp.config("gantry", { cmd = ... })',
     })
     return
   else
-    health.ok(('found %s'):format(vim.fn.exepath(cmd[1])))
+    health.ok(('found %s'):format(exe))
     local version_cmd = M.gantry_cmd(cmd, { '--version' })
     if version_cmd then
-      local done, err = run(version_cmd, 15000)
+      local done, err = run(version_cmd, 15000, config.cmd_env)
       if done and done.code == 0 then
         health.ok(('version: %s'):format(vim.trim(done.stdout)))
       else
@@ -234,7 +236,7 @@ function M.check()
   local doctor_cmd = M.gantry_cmd(cmd, { 'doctor', '--workspace', root })
   local checks = {}
   if doctor_cmd then
-    local done, err = run(doctor_cmd, 30000)
+    local done, err = run(doctor_cmd, 30000, config.cmd_env)
     if not done then
       health.warn(('`gantry doctor` did not run: %s'):format(err))
     else

@@ -78,6 +78,37 @@ function M.execute(client, command, arguments, callback, bufnr)
   end, bufnr)
 end
 
+local WINDOWS = vim.fn.has('win32') == 1
+local SEP = WINDOWS and ';' or ':'
+
+---{path} (default $PATH) without its relative entries ('', '.', 'bin'): they resolve against the
+---current directory, usually the project, where a repository could plant its own `gantry`.
+---@param path? string
+---@return string
+function M.safe_path(path)
+  local dirs = vim.tbl_filter(function(dir)
+    return vim.fn.isabsolutepath(dir) == 1
+  end, vim.split(path or vim.env.PATH or '', SEP, { plain = true }))
+  -- none left: an empty $PATH would mean the current directory to execvp, so its default
+  return #dirs > 0 and table.concat(dirs, SEP) or '/usr/bin:/bin'
+end
+
+---The executable {name}: a path as given (the user's choice), a bare name from `safe_path()`.
+---Unlike |exepath()|, never from the current directory (where Windows looks first).
+---@param name string
+---@return string?
+function M.exepath(name)
+  if name:find('/', 1, true) or (WINDOWS and name:find('\\', 1, true)) then
+    return vim.fn.executable(name) == 1 and name or nil
+  end
+  for dir in vim.gsplit(M.safe_path(), SEP, { plain = true }) do
+    local found = vim.fn.exepath(vim.fs.joinpath(dir, name))
+    if found ~= '' then
+      return found
+    end
+  end
+end
+
 ---@param msg string
 ---@param level? integer
 function M.notify(msg, level)
