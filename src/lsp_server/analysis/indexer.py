@@ -9,8 +9,12 @@ did not store. Large batches are parsed in a process pool; the store's writer th
 from __future__ import annotations
 
 import collections
+import ctypes
 import itertools
 import multiprocessing
+import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +42,7 @@ POOL_MIN_FILES = 64
 """Below this many files to parse, starting worker processes costs more than it saves."""
 BATCH_FILES = 32
 BATCH_BYTES = 512 * 1024
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @attrs.define
@@ -255,8 +260,17 @@ class Indexer:
                 if not commit(batch, parse_contents(_items(batch))):
                     return
             return
-        context = multiprocessing.get_context("forkserver")  # fork is unsafe with threads
-        with ProcessPoolExecutor(POOL_WORKERS, mp_context=context) as pool:
+        # Spawned (fork is unsafe with threads), so that this process is each worker's parent
+        # and a worker can end with it however it ends; see _end_with_parent. Multiprocessing's
+        # resource tracker needs nothing: it exits when the last holder of its pipe (this
+        # process and the workers) is gone. Under a forkserver, the workers would keep the
+        # forkserver alive and wait for a parent that never dies.
+        with ProcessPoolExecutor(
+            POOL_WORKERS,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_end_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             window: collections.deque[tuple[_Batch, Future[list[ContentRecord]]]] = (
                 collections.deque()
             )
@@ -283,6 +297,24 @@ def _resolved(
     entry: tuple[_Batch, Future[list[ContentRecord]]],
 ) -> tuple[_Batch, list[ContentRecord]]:
     return entry[0], entry[1].result()
+
+
+def _end_with_parent(parent: int) -> None:
+    """Pool initializer: a worker ends as soon as its parent does (a killed server, a killed
+    `gantry index`), instead of waiting forever on a queue that nobody will write to."""
+    # Linux signals us when the parent *thread* that spawned us ends: the one that runs the
+    # pool, which outlives it. Elsewhere (or if prctl fails) a thread watches for adoption.
+    if sys.platform != "linux" or ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL):
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # it died before we were watching
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    """Where there is no parent-death signal: once orphaned, we are adopted by another."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def parse_contents(items: list[tuple[str, str, bytes]]) -> list[ContentRecord]:
