@@ -317,3 +317,17 @@ async def test_the_editor_is_told_once_what_the_workspace_may_not_set(
         await client.stop()
     assert canary.received == [] and not ran.exists()
     assert (home / ".ssh" / "authorized_keys").read_bytes() == VICTIM
+
+
+def test_ruff_on_path_is_never_the_repositorys(tmp_path: Path, monkeypatch):
+    """Without a bundled ruff, `ruff` is looked up on $PATH, but never through a relative entry,
+    which would mean the workspace the server runs in."""
+    from lsp_server.review import ruff_engine
+
+    (tmp_path / "ruff").write_text("#!/bin/sh\n")
+    (tmp_path / "ruff").chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sysconfig.get_path", lambda _name: str(tmp_path / "no-scripts"))
+    monkeypatch.setenv("PATH", os.pathsep.join([".", "", str(tmp_path / "empty")]))
+    with pytest.raises(ruff_engine.RuffUnavailable):
+        ruff_engine.find_ruff(Settings())

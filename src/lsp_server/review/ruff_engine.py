@@ -36,10 +36,17 @@ def find_ruff(settings: Settings) -> str:
 
     # The ruff installed beside Gantry first: it is the version Gantry was tested with.
     scripts = Path(sysconfig.get_path("scripts")) / ("ruff.exe" if os.name == "nt" else "ruff")
-    path = str(scripts) if scripts.is_file() else shutil.which("ruff")
+    path = str(scripts) if scripts.is_file() else shutil.which("ruff", path=_absolute_path())
     if path is None:
         raise RuffUnavailable("ruff was not found; install it (pip install ruff) or set ruff.path")
     return path
+
+
+def _absolute_path() -> str:
+    """$PATH without its relative entries ("", "."): the server runs in the workspace, where
+    those would find the repository's own `ruff`."""
+    entries = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    return os.pathsep.join(entry for entry in entries if os.path.isabs(entry))
 
 
 def default_level(rule: str) -> Level:
