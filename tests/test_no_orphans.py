@@ -1,5 +1,5 @@
-"""A server that dies while it indexes leaves no process behind: its pool workers and
-multiprocessing's helpers end with it (read from /proc: Linux only)."""
+"""A server that dies or loses its editor while it indexes leaves no process behind: its pool
+workers and multiprocessing's helpers end with it (read from /proc: Linux only)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import pytest
 from raw_lsp import RawServer
 
 from lsp_server.analysis.indexer import POOL_WORKERS
+from lsp_server.config import Settings, store_path
+from lsp_server.store import Store
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 
@@ -93,7 +95,7 @@ def indexing_server(tmp_path: Path):
         assert time.monotonic() < deadline, "the indexer's pool never started"
         assert raw.proc.poll() is None, "the server exited"
         time.sleep(0.02)
-    yield raw
+    yield raw, workspace
     raw.proc.kill()
     raw.close()
 
@@ -109,11 +111,21 @@ def _assert_all_gone(processes: dict[int, int]) -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=lambda s: s.name)
 def test_a_killed_server_leaves_no_process_behind(indexing_server, signum):
-    raw = indexing_server
+    raw, _ = indexing_server
     helpers = _descendants(raw.proc.pid)
     raw.proc.send_signal(signum)
     raw.proc.wait(timeout=30)
     _assert_all_gone(helpers)
+
+
+def test_a_server_whose_editor_went_away_stops_indexing_and_exits(indexing_server):
+    raw, workspace = indexing_server
+    helpers = _descendants(raw.proc.pid)
+    raw.proc.stdin.close()  # as when the editor crashes
+    raw.proc.wait(timeout=30)
+    _assert_all_gone(helpers)
+    with Store.open(store_path(workspace, Settings())) as store:
+        assert len(store.file_states()) < PACKAGES * MODULES  # it did not finish first
 
 
 def test_without_a_parent_death_signal_a_worker_watches_its_parent():

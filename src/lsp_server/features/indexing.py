@@ -26,6 +26,7 @@ class IndexerService:
     def __init__(self, server: GantryServer) -> None:
         self.server = server
         self._cancel = threading.Event()
+        self._busy = threading.Lock()  # held by the thread that indexes
         self._full: asyncio.Task | None = None
         self._lock = asyncio.Lock()  # one indexing pass at a time: the store has one writer
         self._tasks: set[asyncio.Task] = set()  # the loop keeps only weak references
@@ -53,6 +54,19 @@ class IndexerService:
             return False
         self._lock.release()
         return True
+
+    def halt(self, timeout: float = 10.0) -> bool:
+        """stop() from off the event loop (on SIGTERM): cancel indexing and wait until no thread
+        indexes, its process pool shut down; False if one still does after `timeout` seconds."""
+        self._cancel.set()
+        if not self._busy.acquire(timeout=timeout):
+            return False
+        self._busy.release()
+        return True
+
+    def _run(self, index, *args):
+        with self._busy:
+            return index(*args)
 
     def saved(self, uri: str) -> None:
         if path := to_fs_path(uri):
@@ -94,7 +108,15 @@ class IndexerService:
                             percent = int(100 * done / total) if total else 100
                             loop.call_soon_threadsafe(report, f"{done}/{total} files", percent)
 
-                    stats = await asyncio.to_thread(indexer.index_all, progress, self._cancel)
+                    try:
+                        stats = await asyncio.to_thread(
+                            self._run, indexer.index_all, progress, self._cancel
+                        )
+                    except asyncio.CancelledError:
+                        # The loop is closing (`exit`, stdin closed) and joins this thread
+                        # before the process ends: stop it now rather than when it is done.
+                        self._cancel.set()
+                        raise
                 log.info("indexed the workspace: %s", stats)
                 self._note_skipped(stats)
             except Exception:
@@ -124,7 +146,7 @@ class IndexerService:
                 indexer = self._indexer()
                 if indexer is None or not paths:
                     return
-                await asyncio.to_thread(indexer.index_paths, paths)
+                await asyncio.to_thread(self._run, indexer.index_paths, paths)
             except Exception:
                 log.exception("indexing %s failed", paths)
 
