@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import logging
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -102,10 +105,23 @@ def configure_logging(level: str = "warning") -> None:
     )
 
 
+def _on_sigterm(server: GantryServer) -> None:
+    """SIGTERM: stop indexing so its process pool shuts down, then leave at once (a normal exit
+    would wait for stdin to close). From a thread, so the interrupted loop carries on meanwhile;
+    the store is left to the process exit, since verdicts are journalled as they are made."""
+
+    def leave() -> None:
+        server.indexer_service.halt(5.0)
+        os._exit(128 + signal.SIGTERM)
+
+    threading.Thread(target=leave, name="gantry-sigterm", daemon=True).start()
+
+
 def serve(tcp: tuple[str, int] | None = None, *, trust_workspace: bool = False) -> int:
     faulthandler.enable()  # a crash in native code (SQLite, tree-sitter) leaves a trace on stderr
     configure_logging()
     server = create_server(trust_workspace=trust_workspace)
+    signal.signal(signal.SIGTERM, lambda *_: _on_sigterm(server))
     if tcp is not None:
         server.start_tcp(*tcp)
         return 0
