@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .bundle import BundleError, MiB, collect_artifacts, normalise, write_bundle
 from .jobs import ExecResult, ExecSpec
-from .sandbox import Limits, RunOutcome, Sandbox
+from .sandbox import DEFAULT_DISK_MB, Limits, RunOutcome, Sandbox
 
 MAX_ARTIFACT_BYTES = 50 * MiB
 
@@ -40,10 +40,12 @@ def run_spec(
     sandbox: Sandbox,
     work_root: Path,
     *,
+    disk_mb: int = DEFAULT_DISK_MB,
     on_output: Callable[[str, bytes], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> ExecResult:
-    """Run ``spec`` in a fresh private directory under ``work_root``, removed afterwards.
+    """Run ``spec`` in a fresh private directory under ``work_root``, removed afterwards; the job
+    may write ``disk_mb`` there and as much in its /tmp.
 
     A refused bundle raises BundleError (the request is at fault, not the job); artifacts over
     the size limit turn the result into ``failed`` with the reason in stderr_tail.
@@ -55,7 +57,10 @@ def run_spec(
     job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=work_root))
     try:
         write_bundle(spec.files, job_dir)
-        limits = Limits(timeout_s=spec.timeout_s, address_space_mb=spec.resources.memory_mb)
+        res = spec.resources
+        limits = Limits(
+            timeout_s=spec.timeout_s, memory_mb=res.memory_mb, cpus=res.cpus, disk_mb=disk_mb
+        )
         out = sandbox.run(
             spec.argv, job_dir, env=spec.env, limits=limits, on_output=on_output, cancel=cancel
         )

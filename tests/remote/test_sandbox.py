@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import io
 import os
 import socket
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -179,7 +181,7 @@ def test_fork_bomb_is_contained(sandbox: Sandbox, job: Path) -> None:
 
 
 def test_large_allocation_fails(sandbox: Sandbox, job: Path) -> None:
-    out = sandbox.run(py("b = bytearray(2 * 1024**3)"), job, limits=Limits(address_space_mb=1024))
+    out = sandbox.run(py("b = bytearray(2 * 1024**3)"), job, limits=Limits(memory_mb=1024))
     assert out.exit_code != 0
     assert "MemoryError" in out.stderr_tail
 
@@ -292,3 +294,48 @@ def test_ro_binds_are_visible_but_read_only(sandbox: Sandbox, job: Path, tmp_pat
     assert out.stdout_tail == "42\n"
     assert "Read-only file system" in out.stderr_tail
     assert (project / "mod.py").read_text() == "VALUE = 42\n"
+
+
+def test_only_files_and_directories_come_back(sandbox: Sandbox, job: Path) -> None:
+    (job / "in.txt").write_text("hello")
+    script = (
+        "import os; os.symlink('/etc/passwd', 'passwd'); os.symlink('in.txt', 'alias');"
+        " os.remove('in.txt'); os.mkfifo('fifo'); os.makedirs('d/e'); open('d/out.txt', 'w')"
+    )
+    out = sandbox.run(py(script), job)
+    assert out.exit_code == 0, out.stderr_tail
+    assert sorted(str(p.relative_to(job)) for p in job.rglob("*")) == ["d", "d/e", "d/out.txt"]
+
+
+def test_a_forged_copy_back_cannot_escape_the_job_directory(
+    sandbox: Sandbox, job: Path, tmp_path: Path
+) -> None:
+    """The job's directory comes back on a pipe that the job may reach through /proc/PPID/fd
+    (unless, as root, it runs as a pool uid): what it sends there lands inside or nowhere."""
+    forged = io.BytesIO()
+    with tarfile.open(fileobj=forged, mode="w") as tar:
+        for name, data in [("../escaped.txt", b"x"), ("/abs.txt", b"x"), ("ok.txt", b"ok")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("etc")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc"
+        tar.addfile(link)
+    script = (
+        "import base64, os, sys\n"
+        "fds = f'/proc/{os.getppid()}/fd/'\n"
+        "mine = {os.readlink(f'/proc/self/fd/{n}') for n in (1, 2)}\n"
+        "for fd in os.listdir(fds):\n"
+        "    if os.readlink(fds + fd).startswith('pipe:') and os.readlink(fds + fd) not in mine:\n"
+        "        try:\n"
+        "            with open(fds + fd, 'wb') as pipe:\n"
+        "                pipe.write(base64.b64decode(sys.argv[1]))\n"
+        "            print('forged')\n"
+        "        except PermissionError:\n"
+        "            print('refused')\n"
+    )
+    out = sandbox.run(["python", "-c", script, base64.b64encode(forged.getvalue()).decode()], job)
+    assert out.exit_code == 0, out.stderr_tail
+    landed = {"forged\n": ["ok.txt"], "refused\n": []}[out.stdout_tail]
+    assert sorted(p.name for p in job.iterdir()) == landed
+    assert not (tmp_path / "escaped.txt").exists() and not Path("/abs.txt").exists()
