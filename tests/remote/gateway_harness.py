@@ -85,12 +85,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def spawn_gateway(state: Path, port: int) -> subprocess.Popen[bytes]:
-    """`run_gateway` in its own process (local backend), ready when this returns."""
+def spawn_gateway(state: Path, port: int, **options: int) -> subprocess.Popen[bytes]:
+    """`run_gateway` in its own process (local backend, more keyword `options`), ready when this
+    returns."""
     code = (
         "import sys; from pathlib import Path; from remote_exec.gateway.serve import run_gateway; "
         f"sys.exit(run_gateway('127.0.0.1', {port}, Path({str(state / 'tokens')!r}), 'local', 2,"
-        f" state_dir=Path({str(state)!r})))"
+        f" state_dir=Path({str(state)!r}), **{options!r}))"
     )
     write_token_file(state)
     with open(state / "gateway.log", "ab") as log:

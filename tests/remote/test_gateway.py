@@ -317,7 +317,12 @@ def test_per_token_concurrency_is_limited(gateway, client) -> None:
 def test_health_reports_capacity_and_load(gateway, client) -> None:
     health = client.health()
     assert health["backend"] == "local"
-    assert health["capacity"] == {"max_concurrency": 4, "gpus": 0}
+    assert health["capacity"] == {
+        "max_concurrency": 4,
+        "gpus": 0,
+        "cpus": len(os.sched_getaffinity(0)),
+        "memory_mb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20,
+    }
     assert (health["running"], health["queued"]) == (0, 0)
     assert health["version"]
 

@@ -144,11 +144,23 @@ def create_app(config: GatewayConfig, backend: Backend) -> Starlette:
 
     async def health(request: Request) -> Response:
         authorize(request, Scope.READ)
-        capacity = backend.capacity()
+        cap = backend.capacity()
         return JSONResponse(
             {
                 "backend": backend.name,
-                "capacity": {"max_concurrency": capacity.max_concurrency, "gpus": capacity.gpus},
+                "capacity": {
+                    "max_concurrency": cap.max_concurrency,
+                    "gpus": cap.gpus,
+                    "cpus": cap.cpus,
+                    "memory_mb": cap.memory_mb,
+                },
+                # What one job may ask for (None: no bound known) and how it is held to it.
+                "limits": {
+                    "cpus": _least(config.limits.max_cpus, cap.cpus),
+                    "memory_mb": _least(config.limits.max_memory_mb, cap.memory_mb),
+                    "disk_mb": config.disk_quota_mb,
+                },
+                "enforcement": cap.enforcement,
                 **registry.counts(),
                 "version": version,
             }
@@ -180,6 +192,10 @@ def create_app(config: GatewayConfig, backend: Backend) -> Starlette:
     )
     app.state.registry = registry
     return app
+
+
+def _least(*bounds: int | None) -> int | None:
+    return min((b for b in bounds if b is not None), default=None)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

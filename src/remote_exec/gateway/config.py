@@ -10,6 +10,8 @@ from pathlib import Path
 
 import attrs
 
+from remote_exec.sandbox import DEFAULT_DISK_MB
+
 log = logging.getLogger(__name__)
 
 
@@ -55,6 +57,9 @@ DEFAULT_ENV_ALLOW = frozenset(
 )
 
 
+_optional_positive = attrs.validators.optional(attrs.validators.gt(0))
+
+
 @attrs.frozen
 class Limits:
     """Bounds on what one request may ask for; anything outside is a 400 (or 413 for size)."""
@@ -68,10 +73,12 @@ class Limits:
     max_artifacts: int = 100
     min_timeout_s: float = 0.1
     max_timeout_s: float = 3600.0
-    max_cpus: int = 64
+    max_cpus: int | None = attrs.field(default=None, validator=_optional_positive)
+    """None: as many as the backend can give one job (for `local`, the host's CPUs)."""
     max_gpus: int = 8
     min_memory_mb: int = 64
-    max_memory_mb: int = 256 * 1024
+    max_memory_mb: int | None = attrs.field(default=None, validator=_optional_positive)
+    """None: as much as the backend can give one job (for `local`, the host's RAM)."""
     max_active_per_token: int = 8
     """Queued + running jobs one token may have; more is a 429."""
 
@@ -89,6 +96,8 @@ class GatewayConfig:
     retry_after_s: int = 5
     log_retention_bytes: int = 1024 * 1024
     """Live output kept per job for the logs endpoint (oldest dropped first)."""
+    disk_quota_mb: int = attrs.field(default=DEFAULT_DISK_MB, validator=attrs.validators.gt(0))
+    """What a job may write in its directory, and as much in its /tmp (each a tmpfs: RAM)."""
 
 
 def load_tokens(path: Path) -> tuple[Token, ...]:

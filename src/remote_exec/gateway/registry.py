@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,13 @@ class Registry:
     """All jobs of this gateway. Thread-safe: backends report from their own threads."""
 
     def __init__(self, journal_path: Path, log_retention_bytes: int) -> None:
-        journal_path.parent.mkdir(parents=True, exist_ok=True)
+        journal_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # It holds every token's outputs: the gateway's user alone may read it, however it was
+        # made before. SQLite gives its -wal and -shm files the journal's own mode.
+        journal_path.touch(mode=0o600)
+        for suffix in ("", "-wal", "-shm"):
+            with suppress(FileNotFoundError):
+                os.chmod(f"{journal_path}{suffix}", 0o600)
         self._db = sqlite3.connect(journal_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

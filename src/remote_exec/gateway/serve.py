@@ -11,7 +11,8 @@ import uvicorn
 
 from remote_exec.gateway.app import create_app
 from remote_exec.gateway.backends import Backend
-from remote_exec.gateway.config import GatewayConfig, TokenFileError, load_tokens
+from remote_exec.gateway.config import GatewayConfig, Limits, TokenFileError, load_tokens
+from remote_exec.sandbox import DEFAULT_DISK_MB
 
 log = logging.getLogger("remote_exec.gateway")
 
@@ -21,14 +22,17 @@ def make_backend(name: str, config: GatewayConfig, max_concurrency: int) -> Back
         from remote_exec.gateway.backends.local import LocalBackend
         from remote_exec.sandbox import Sandbox, SandboxUnavailable
 
-        sandbox = Sandbox()
+        sandbox = Sandbox(cgroups=True)
         if (problem := sandbox.check()) is not None:
             raise SandboxUnavailable(problem)
-        return LocalBackend(sandbox, config.work_root, max_concurrency)
+        log.info("jobs' limits are enforced by %s", sandbox.enforcement())
+        return LocalBackend(
+            sandbox, config.work_root, max_concurrency, disk_mb=config.disk_quota_mb
+        )
     if name == "ray":
         from remote_exec.gateway.backends.ray_backend import RayBackend
 
-        return RayBackend(max_concurrency)
+        return RayBackend(max_concurrency, disk_mb=config.disk_quota_mb)
     raise ValueError(f"unknown backend {name!r} (local or ray)")
 
 
@@ -40,16 +44,26 @@ def run_gateway(
     max_concurrency: int,
     *,
     state_dir: Path | None = None,
+    max_cpus: int | None = None,
+    max_memory_mb: int | None = None,
+    disk_quota_mb: int = DEFAULT_DISK_MB,
 ) -> int:
-    """Serve until interrupted; 2 when the gateway cannot start (token file, backend)."""
+    """Serve until interrupted; 2 when the gateway cannot start (token file, backend).
+
+    `max_cpus` and `max_memory_mb` cap what one job may ask for below what the backend has
+    (None: no lower cap); `disk_quota_mb` is what a job may write, and as much in its /tmp.
+    """
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")
     state = state_dir or Path(platformdirs.user_state_dir("gantry")) / "gateway"
     try:
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
         config = GatewayConfig(
             tokens=load_tokens(token_file),
             journal_path=state / "jobs.sqlite",
             work_root=state / "work",
             name=f"{host}:{port}",
+            limits=Limits(max_cpus=max_cpus, max_memory_mb=max_memory_mb),
+            disk_quota_mb=disk_quota_mb,
         )
         chosen = make_backend(backend, config, max_concurrency)
     except (TokenFileError, ValueError, ImportError, RuntimeError) as exc:

@@ -92,9 +92,11 @@ def _number(field: str, value: Any, low: float, high: float) -> float:
     return float(value)
 
 
-def _int(field: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SpecError(f"{field}: an integer in [{low}, {high}]")
+def _int(field: str, value: Any, low: int, high: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise SpecError(f"{field}: an integer of at least {low}")
+    if high is not None and value > high:
+        raise SpecError(f"{field}: at most {high} on this gateway ({value} asked)")
     return value
 
 

@@ -13,6 +13,11 @@ from remote_exec.jobs import ExecResult, ExecSpec
 class Capacity:
     max_concurrency: int
     gpus: int
+    cpus: int | None = None
+    """The most one job can get; None where the backend does not know (it may grow)."""
+    memory_mb: int | None = None
+    enforcement: dict[str, str] = attrs.Factory(dict)
+    """How jobs' memory, CPUs and disk are bounded (see Sandbox.enforcement)."""
 
 
 class JobEvents(Protocol):

@@ -1,4 +1,4 @@
-"""Run jobs in the sandbox on this machine, `max_concurrency` at a time."""
+"""Run jobs in the sandbox on this machine, `max_concurrency` at a time, none bigger than it."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from pathlib import Path
 
 import attrs
 
+from remote_exec.bundle import MiB
 from remote_exec.gateway.backends import Capacity, JobEvents
 from remote_exec.jobs import ExecResult, ExecSpec
 from remote_exec.local_runner import run_spec
-from remote_exec.sandbox import Sandbox
+from remote_exec.sandbox import DEFAULT_DISK_MB, Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -71,22 +72,43 @@ class LocalBackend:
         work_root: Path,
         max_concurrency: int,
         gpus: list[str] | None = None,
+        *,
+        disk_mb: int = DEFAULT_DISK_MB,
     ) -> None:
         self._sandbox = sandbox
         self._work_root = work_root
         self._max = max_concurrency
+        self._disk_mb = disk_mb
         self._gpus = _GpuPool(visible_gpus() if gpus is None else gpus)
+        self._cpus = len(os.sched_getaffinity(0))
+        self._memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // MiB
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="gateway-job")
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
-        work_root.mkdir(parents=True, exist_ok=True)
+        # Jobs' files are private to the gateway's user (and a job's own pool uid).
+        work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        work_root.chmod(0o700)
 
     def capacity(self) -> Capacity:
-        return Capacity(max_concurrency=self._max, gpus=self._gpus.size)
+        return Capacity(
+            max_concurrency=self._max,
+            gpus=self._gpus.size,
+            cpus=self._cpus,
+            memory_mb=self._memory_mb,
+            enforcement=self._sandbox.enforcement(),
+        )
 
     def check(self, spec: ExecSpec) -> str | None:
-        if spec.resources.gpus > self._gpus.size:
+        res = spec.resources
+        if res.gpus > self._gpus.size:
             return f"resources.gpus: this gateway has {self._gpus.size} GPU(s)"
+        if res.cpus > self._cpus:
+            return f"resources.cpus: this gateway's host has {self._cpus} CPU(s) ({res.cpus} asked)"
+        if res.memory_mb > self._memory_mb:
+            return (
+                f"resources.memory_mb: this gateway's host has {self._memory_mb} MB of memory "
+                f"({res.memory_mb} asked)"
+            )
         return None
 
     def submit(self, job_id: str, spec: ExecSpec, events: JobEvents) -> None:
@@ -121,6 +143,7 @@ class LocalBackend:
                     spec,
                     self._sandbox,
                     self._work_root,
+                    disk_mb=self._disk_mb,
                     on_output=lambda _stream, data: events.output(job_id, data),
                     cancel=cancel,
                 )

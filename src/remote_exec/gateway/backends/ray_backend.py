@@ -18,6 +18,7 @@ from typing import Any
 
 from remote_exec.gateway.backends import Capacity, JobEvents
 from remote_exec.jobs import ExecResult, ExecSpec
+from remote_exec.sandbox import DEFAULT_DISK_MB
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ except ImportError:  # the optional extra
     ray = None
 
 
-def _run_on_worker(spec: ExecSpec) -> Iterator[tuple[str, Any]]:
+def _run_on_worker(spec: ExecSpec, disk_mb: int) -> Iterator[tuple[str, Any]]:
     """Body of the Ray task: run_spec in a thread, relaying its output; ray.cancel kills it."""
     from remote_exec.local_runner import run_spec
     from remote_exec.sandbox import Sandbox
@@ -38,10 +39,15 @@ def _run_on_worker(spec: ExecSpec) -> Iterator[tuple[str, Any]]:
 
     def work() -> None:
         try:
-            # run_spec makes (and removes) a private job directory under this root.
-            root = Path(tempfile.gettempdir()) / "gantry-ray-jobs"
+            # run_spec makes (and removes) a private job directory there; a sticky /tmp keeps
+            # other users from renaming it, as they could in a shared directory below /tmp.
             result = run_spec(
-                spec, Sandbox(), root, on_output=lambda _s, d: chunks.put(d), cancel=cancel
+                spec,
+                Sandbox(),
+                Path(tempfile.gettempdir()),
+                disk_mb=disk_mb,
+                on_output=lambda _s, d: chunks.put(d),
+                cancel=cancel,
             )
             results.append(result)
         except Exception as exc:
@@ -74,20 +80,32 @@ def _run_on_worker(spec: ExecSpec) -> Iterator[tuple[str, Any]]:
 class RayBackend:
     name = "ray"
 
-    def __init__(self, max_concurrency: int, address: str | None = None) -> None:
+    def __init__(
+        self, max_concurrency: int, address: str | None = None, *, disk_mb: int = DEFAULT_DISK_MB
+    ) -> None:
         if ray is None:
             raise ImportError("the ray backend needs Ray: pip install 'gantry-lsp[ray]'")
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         self._task = ray.remote(num_returns="streaming", max_retries=0)(_run_on_worker)
         self._max = max_concurrency
+        self._disk_mb = disk_mb
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="gateway-ray")
         self._refs: dict[str, Any] = {}
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
 
     def capacity(self) -> Capacity:
-        return Capacity(max_concurrency=self._max, gpus=int(ray.cluster_resources().get("GPU", 0)))
+        return Capacity(
+            max_concurrency=self._max,
+            gpus=int(ray.cluster_resources().get("GPU", 0)),
+            enforcement={
+                "memory": "rlimit",
+                "cpus": "rlimit",
+                "disk": "tmpfs",
+                "why": "a Ray worker's sandbox does not move the worker into a cgroup",
+            },
+        )
 
     def check(self, spec: ExecSpec) -> str | None:
         return None  # the cluster may scale up to fit; Ray queues the task until then
@@ -118,7 +136,7 @@ class RayBackend:
                 res = spec.resources
                 gen = self._task.options(
                     num_cpus=res.cpus, num_gpus=res.gpus, memory=res.memory_mb * 1024 * 1024
-                ).remote(spec)
+                ).remote(spec, self._disk_mb)
                 self._refs[job_id] = gen
             for ref in gen:
                 kind, value = ray.get(ref)
