@@ -87,6 +87,26 @@ def _parser() -> argparse.ArgumentParser:
     gateway.add_argument("--token-file", required=True, type=Path, metavar="FILE")
     gateway.add_argument("--backend", choices=["local", "ray"], default="local")
     gateway.add_argument("--max-concurrency", type=int, default=2, metavar="N")
+    gateway.add_argument(
+        "--max-cpus",
+        type=int,
+        metavar="N",
+        help="most CPUs one job may ask for (default: the host's)",
+    )
+    gateway.add_argument(
+        "--max-memory-mb",
+        type=int,
+        metavar="MB",
+        help="most memory one job may ask for (default: the host's RAM)",
+    )
+    gateway.add_argument(
+        "--disk-quota-mb",
+        type=int,
+        default=1024,
+        metavar="MB",
+        help="what one job may write in its directory, and as much again in /tmp (RAM-backed; "
+        "default: 1024)",
+    )
     return parser
 
 
@@ -120,7 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from remote_exec.gateway.serve import run_gateway
 
         return run_gateway(
-            args.host, args.port, args.token_file, args.backend, args.max_concurrency
+            args.host,
+            args.port,
+            args.token_file,
+            args.backend,
+            args.max_concurrency,
+            max_cpus=args.max_cpus,
+            max_memory_mb=args.max_memory_mb,
+            disk_quota_mb=args.disk_quota_mb,
         )
     raise AssertionError(args.command)
 
