@@ -458,9 +458,9 @@ class Sandbox:
             return self._run(argv, job_dir, env, limits, ro_binds, on_output, cancel)
         if not self.unsandboxed:
             raise SandboxUnavailable(problem)
-        if shutil.which("prlimit") is None:
+        if shutil.which("prlimit") is None or shutil.which("setpriv") is None:
             raise SandboxUnavailable(
-                "prlimit (util-linux) not found; even unsandboxed runs need it"
+                "prlimit and setpriv (util-linux) not found; even unsandboxed runs need them"
             )
         self.announce(
             f"running {argv[0]!r} UNSANDBOXED (no namespaces: it can reach the network and "
@@ -491,8 +491,10 @@ class Sandbox:
             **scrub_env(env),
         }
         if not sandboxed:
+            # No bwrap --die-with-parent here: the kernel kills the job when we die instead.
             return _execute(
-                [*_prlimit_argv(limits, cgroup=False), "--", *argv],
+                ["setpriv", "--pdeathsig", "KILL", "--", *_prlimit_argv(limits, cgroup=False)]
+                + ["--", *argv],
                 cwd=job_dir,
                 env=full_env,
                 limits=limits,

@@ -6,6 +6,7 @@ import base64
 import io
 import os
 import socket
+import subprocess
 import sys
 import tarfile
 import threading
@@ -236,6 +237,21 @@ def test_unsandboxed_announces_every_run(job: Path) -> None:
     out = sb.run(["sh", "-c", "sleep 100 & sleep 100"], job, limits=Limits(timeout_s=1))
     assert out.timed_out
     assert wait_until(lambda: not processes_running(["sleep", "100"]))
+
+
+def test_an_unsandboxed_job_dies_with_the_process_that_ran_it(job: Path) -> None:
+    runner = (
+        "import sys\nfrom remote_exec.sandbox import Sandbox\n"
+        "sb = Sandbox(unsandboxed=True, bwrap='/nonexistent', announce=lambda _m: None)\n"
+        "sb.run(['sleep', '4242'], sys.argv[1])\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", runner, str(job)])
+    try:
+        assert wait_until(lambda: processes_running(["sleep", "4242"]))
+    finally:
+        parent.kill()
+        parent.wait()
+    assert wait_until(lambda: not processes_running(["sleep", "4242"]))
 
 
 def b64(text: str) -> str:
