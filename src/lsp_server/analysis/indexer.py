@@ -303,6 +303,7 @@ def _end_with_parent(parent: int) -> None:
     """Pool initializer: a worker ends as soon as its parent does (a killed server, a killed
     `gantry index`), instead of waiting forever on a queue that nobody will write to."""
     os.dup2(2, 1)  # fd 1 is the server's protocol stream: nothing of ours may ever reach it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the parent's to handle
     # Linux signals us when the parent *thread* that spawned us ends: the one that runs the
     # pool, which outlives it. Elsewhere (or if prctl fails) a thread watches for adoption.
     if sys.platform != "linux" or ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL):
