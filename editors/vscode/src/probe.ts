@@ -18,10 +18,15 @@ export function isExecutable(file: string): boolean {
   }
 }
 
-/** True when `python` can import `lsp_server` (Gantry's server package); false on any failure. */
+/**
+ * True when `python` can import `lsp_server` (Gantry's server package); false on any failure.
+ * With -P, as the server is started: `-c` would put the working directory first on sys.path, so
+ * what lies there could answer for `importlib` or `lsp_server` (and Pythons before 3.11, too old
+ * for Gantry, refuse the option).
+ */
 export function pythonHasGantry(python: string, timeoutMs = 10000): Promise<boolean> {
   const code = 'import importlib.util, sys; sys.exit(importlib.util.find_spec("lsp_server") is None)';
   return new Promise((resolve) => {
-    execFile(python, ['-c', code], { timeout: timeoutMs, windowsHide: true }, (error) => resolve(!error));
+    execFile(python, ['-P', '-c', code], { timeout: timeoutMs, windowsHide: true }, (error) => resolve(!error));
   });
 }

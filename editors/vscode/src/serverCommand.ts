@@ -1,9 +1,10 @@
 // Which command starts the Gantry server. Pure: no `vscode` import, so Node's test runner tests it.
 //
 // Order: the `gantry.server.command` setting; else the Python extension's interpreter when Gantry
-// is installed in it (`<python> -m lsp_server serve`); else `gantry serve` from PATH. In a workspace
-// VS Code does not trust, nothing the repository may have chosen runs: not that interpreter (it may
-// be the workspace's own .venv), not a configured command inside the workspace folder.
+// is installed in it (`<python> -P -m lsp_server serve`); else `gantry serve` from PATH. In a
+// workspace VS Code does not trust, nothing the repository may have chosen runs: not that
+// interpreter (it may be the workspace's own .venv), not a configured command inside the workspace
+// folder.
 import * as path from 'path';
 
 export const INSTALL_HINT = 'pip install gantry-lsp';
@@ -50,7 +51,7 @@ export interface ResolveInputs {
 const MISSING_FIX =
   `Install it with \`${INSTALL_HINT}\` (in the interpreter the Python extension uses, or anywhere ` +
   'on PATH), or set `gantry.server.command` to the command that starts it, for example ' +
-  '["/path/to/python", "-m", "lsp_server", "serve"].';
+  '["/path/to/python", "-P", "-m", "lsp_server", "serve"].';
 
 function expand(part: string, inputs: ResolveInputs): string {
   let out = part;
@@ -111,7 +112,9 @@ export function resolveServerCommand(inputs: ResolveInputs): Resolved {
   if (inputs.python && !inputs.trusted) {
     passedOver.push(`the Python extension's interpreter (${inputs.python.path}), which may be the workspace's own`);
   } else if (inputs.python?.hasGantry) {
-    const args = ['-m', 'lsp_server', 'serve'];
+    // -P: the server runs in the workspace, whose own `types.py` or `json.py` would otherwise
+    // shadow the standard library (`-m` puts the working directory first on sys.path).
+    const args = ['-P', '-m', 'lsp_server', 'serve'];
     return {
       ok: true,
       command: inputs.python.path,

@@ -107,7 +107,7 @@ describe('activate()', () => {
   it("uses the Python extension's interpreter when Gantry is installed in it", async () => {
     const { lc } = await start({ path: binDir('gantry'), python: PYTHON });
     assert.equal(lc.clients[0].serverOptions.command, PYTHON);
-    assert.deepEqual(lc.clients[0].serverOptions.args, ['-m', 'lsp_server', 'serve']);
+    assert.deepEqual(lc.clients[0].serverOptions.args, ['-P', '-m', 'lsp_server', 'serve']);
   });
 
   it('restarts when the Python extension selects another interpreter', async () => {

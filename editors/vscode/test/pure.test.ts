@@ -9,7 +9,7 @@ import { queueItems, queueTitle } from '../src/queue';
 import { makeWhich, resolveServerCommand } from '../src/serverCommand';
 import { contributedKeys, explicitValue, needsRestart, restrictedKeys, serverOffers, serverSettings } from '../src/settings';
 import { statusView } from '../src/status';
-import { EXTENSION_ROOT, PYTHON, binDir } from './helpers';
+import { EXTENSION_ROOT, PYTHON, binDir, tempDir } from './helpers';
 
 const which = (found: Record<string, string>) => (name: string) => found[name];
 
@@ -51,7 +51,7 @@ describe('resolveServerCommand', () => {
       which: which({ gantry: '/usr/local/bin/gantry' }),
     });
     assert.ok(r.ok);
-    assert.deepEqual([r.command, r.args, r.source], ['/venv/bin/python', ['-m', 'lsp_server', 'serve'], 'python']);
+    assert.deepEqual([r.command, r.args, r.source], ['/venv/bin/python', ['-P', '-m', 'lsp_server', 'serve'], 'python']);
   });
 
   it('then gantry on PATH', () => {
@@ -165,6 +165,18 @@ describe('pythonHasGantry', () => {
     assert.equal(await pythonHasGantry(PYTHON), true, `${PYTHON} should have lsp_server`);
     assert.equal(await pythonHasGantry(path.join(binDir('python', 1), 'python')), false);
     assert.equal(await pythonHasGantry('/nonexistent/python'), false);
+  });
+
+  it('cannot be answered by what lies in its working directory', async () => {
+    const dir = tempDir('gantry-cwd-');
+    fs.writeFileSync(path.join(dir, 'importlib.py'), 'raise SystemExit("shadowed")\n');
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      assert.equal(await pythonHasGantry(PYTHON), true);
+    } finally {
+      process.chdir(cwd);
+    }
   });
 });
 

@@ -86,6 +86,10 @@ describe('the real server over stdio', () => {
   before(async () => {
     fs.writeFileSync(path.join(root, 'pyproject.toml'), '[tool.ruff.lint]\nselect = ["E", "F"]\n');
     fs.writeFileSync(file, SAMPLE);
+    // The server runs in the workspace, which may name its modules as the standard library does.
+    for (const name of ['types', 'json', 'asyncio', 'selectors']) {
+      fs.writeFileSync(path.join(root, `${name}.py`), 'raise SystemExit("shadowed")\n');
+    }
     const resolved = resolveServerCommand({
       configured: [],
       trusted: true,
