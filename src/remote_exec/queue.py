@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 import attrs
 
@@ -37,10 +37,12 @@ from remote_exec.jobs import Job, JobState, Priority, Resources
 
 APPLICATION_ID = 0x47515545  # "GQUE"; the context store is "GANT"
 SCHEMA_VERSION = 1
-BUSY_TIMEOUT_MS = 5000
+BUSY_TIMEOUT_S = 5.0
+BUSY_RETRIES = 10
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 300.0
 CPU_ONLY = Resources()
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE jobs (
@@ -138,12 +140,18 @@ class JobQueue:
 
     def _open(self) -> sqlite3.Connection:
         # Autocommit: every transaction below is explicit. Not shared across threads, but
-        # check_same_thread=False lets close() close them all from one thread.
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        # check_same_thread=False lets close() close them all from one thread. `timeout` sets
+        # busy_timeout before the first statement.
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.row_factory = sqlite3.Row
+            _retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _migrate(self) -> None:
@@ -168,7 +176,7 @@ class JobQueue:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the lock up front, so it never fails half-way on BUSY."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        _retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             yield conn
         except BaseException:
@@ -472,6 +480,26 @@ class JobQueue:
             .fetchone()
         )
         return row[0]
+
+
+def _retry_busy(work: Callable[[], T]) -> T:
+    """`work()`, tried again after a short, growing, jittered pause while the file is busy.
+
+    busy_timeout makes SQLite wait for most locks, but where waiting could deadlock it answers
+    "database is locked" at once: switching a fresh file to WAL while another process opens it,
+    or reading a WAL another process is recovering. A few processes opening one file do that.
+    (The context store has the same loop: remote_exec shares nothing with lsp_server.)"""
+    pause = 0.002
+    for _ in range(BUSY_RETRIES):
+        try:
+            return work()
+        except sqlite3.OperationalError as exc:
+            # Extended codes (SQLITE_BUSY_RECOVERY, ...) keep the primary code in the low byte.
+            if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+        time.sleep(pause * random.uniform(0.5, 1.0))
+        pause = min(pause * 2, 0.5)
+    return work()  # the last try: its error reaches the caller
 
 
 def _on_event_loop() -> bool:

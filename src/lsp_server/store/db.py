@@ -1,29 +1,67 @@
-"""Opening store files: pragmas, and telling a healthy store from a corrupt or foreign file."""
+"""Opening store files: pragmas, retries on a busy file, and telling a healthy store from a
+corrupt or foreign file."""
 
 from __future__ import annotations
 
+import contextlib
+import random
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from lsp_server.store.schema import APPLICATION_ID, SCHEMA_VERSION, NewerSchemaError
 
+T = TypeVar("T")
+
 SQLITE_HEADER = b"SQLite format 3\x00"
-BUSY_TIMEOUT_MS = 5000
+BUSY_TIMEOUT_S = 5.0
+BUSY_RETRIES = 10
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    # Extended codes (SQLITE_BUSY_RECOVERY, ...) keep the primary code in the low byte.
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
+def retry_busy(work: Callable[[], T]) -> T:
+    """`work()`, tried again after a short, growing, jittered pause while the file is busy.
+
+    busy_timeout makes SQLite wait for most locks, but where waiting could deadlock it answers
+    "database is locked" at once: switching a fresh file to WAL while another process opens it,
+    or reading a WAL another process is recovering. A few processes opening one file do that."""
+    pause = 0.002
+    for _ in range(BUSY_RETRIES):
+        try:
+            return work()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+        time.sleep(pause * random.uniform(0.5, 1.0))
+        pause = min(pause * 2, 0.5)
+    return work()  # the last try: its error reaches the caller
 
 
 def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT)."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA foreign_keys = ON")
-    if read_only:
-        # Enforces the single-writer rule: any write on a reader connection raises.
-        conn.execute("PRAGMA query_only = ON")
-    else:
-        conn.execute("PRAGMA journal_mode = WAL")
-        # The index can be rebuilt and verdicts are journalled: NORMAL's durability is enough.
-        conn.execute("PRAGMA synchronous = NORMAL")
+    """A connection in autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+
+    `timeout` sets busy_timeout before the first statement touches the file."""
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        if read_only:
+            # Enforces the single-writer rule: any write on a reader connection raises.
+            conn.execute("PRAGMA query_only = ON")
+        else:
+            retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+            # The index can be rebuilt and verdicts are journalled: NORMAL's durability is enough.
+            conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -45,16 +83,21 @@ def diagnose(path: Path, *, thorough: bool = True) -> str | None:
     if header != SQLITE_HEADER:
         return "it is not a SQLite database"
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            return _diagnose_database(conn, thorough)
-        finally:
-            conn.close()
+        return retry_busy(lambda: _diagnose_database(path, thorough))
     except sqlite3.DatabaseError as exc:
+        if is_busy(exc):
+            raise  # another process holds the file: that is not damage
         return f"it is corrupt ({exc})"
 
 
-def _diagnose_database(conn: sqlite3.Connection, thorough: bool) -> str | None:
+def _diagnose_database(path: Path, thorough: bool) -> str | None:
+    with contextlib.closing(
+        sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+    ) as conn:
+        return _examine(conn, thorough)
+
+
+def _examine(conn: sqlite3.Connection, thorough: bool) -> str | None:
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]

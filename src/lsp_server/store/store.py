@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Self
 
 from lsp_server.store import catalogue
-from lsp_server.store.db import connect, diagnose, move_aside
+from lsp_server.store.db import connect, diagnose, move_aside, retry_busy
 from lsp_server.store.journal import VerdictJournal, journal_path
 from lsp_server.store.records import ContentRecord, FileRecord, FileState, SymbolHit, Verdict
 from lsp_server.store.schema import migrate
@@ -48,7 +48,7 @@ class Store:
                 f"{aside.name} and a fresh store was created. The index will be rebuilt"
             )
         with contextlib.closing(connect(path)) as conn:
-            migrate(conn)
+            retry_busy(lambda: migrate(conn))  # idempotent: each step re-reads the version
         store = cls(path, StoreWriter(path), None)
         if problem is not None or created:
             restored = store._restore_verdicts(salvaged)

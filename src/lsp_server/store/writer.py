@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lsp_server.store.db import connect
+from lsp_server.store.db import connect, retry_busy
 
 T = TypeVar("T")
 _STOP = object()
@@ -64,7 +64,7 @@ class StoreWriter:
     @staticmethod
     def _execute(conn: sqlite3.Connection, work: Callable[..., Any], future: Future[Any]) -> None:
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
             try:
                 result = work(conn)
                 conn.execute("COMMIT")
