@@ -81,11 +81,11 @@ def test_queue_commands(workspace: Path):
 
 
 def verdicts(report: str) -> dict[str, str]:
-    """check name -> ok | fail, from doctor's fixed columns."""
+    """check name -> ok | warn | fail, from doctor's fixed columns."""
     return {
         line[6:28].strip(): line[:5].strip()
         for line in report.splitlines()
-        if line.startswith(("ok ", "fail"))
+        if line.startswith(("ok ", "warn", "fail"))
     }
 
 
@@ -158,6 +158,34 @@ def test_doctor_all_local_is_fine(workspace: Path):
     result = gantry(workspace, "doctor")
     assert result.returncode == 0, result.stdout
     assert "no endpoints or gateway configured" in result.stdout
+
+
+GATEWAY = '[tool.gantry.execution.gateway]\nurl = "http://127.0.0.1:9"\n'
+
+
+@pytest.mark.parametrize(
+    ("execution", "verdict"),
+    [
+        ("", "warn"),  # nothing runs code here: review and indexing never do
+        (GATEWAY, "fail"),  # its CPU jobs fall back to this machine while it is down
+        (GATEWAY + "[tool.gantry.execution]\nlocal_fallback = false\n", "warn"),
+    ],
+    ids=["all-local", "gateway-falling-back-here", "gateway-without-local-fallback"],
+)
+def test_doctor_without_bubblewrap(tmp_path: Path, execution: str, verdict: str):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "pyproject.toml").write_text(execution)
+    assert gantry(workspace, "trust").returncode == 0  # a gateway URL needs trust
+    no_bwrap = tmp_path / "bin"  # ruff is found beside Gantry's Python, not on PATH
+    no_bwrap.mkdir()
+    result = gantry(workspace, "doctor", env={"PATH": str(no_bwrap)})
+    lines = verdicts(result.stdout)
+    assert lines["sandbox"] == verdict, result.stdout
+    assert "bubblewrap ('bwrap') was not found" in result.stdout
+    if not execution:
+        assert set(lines.values()) == {"ok", "warn"}, result.stdout
+        assert result.returncode == 0, result.stdout
 
 
 def test_gateway_refuses_a_world_readable_token_file(tmp_path: Path):

@@ -1,4 +1,5 @@
-"""`gantry doctor`: one line per check, ok or fail, with a hint for each failure."""
+"""`gantry doctor`: one line per check, ok, warn or fail, with a hint for each problem. Only
+failures make it exit 1: a warning is something nothing configured runs into."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ class DoctorFailure(Exception):
     def __init__(self, detail: str, hint: str) -> None:
         super().__init__(detail)
         self.hint = hint
+
+
+class DoctorWarning(DoctorFailure):
+    """A problem only for what is not configured here: said, without failing the doctor."""
 
 
 def _ruff(settings: Settings) -> str:
@@ -46,17 +51,27 @@ def _store(root: Path, settings: Settings) -> str:
 
 
 def _sandbox(settings: Settings) -> str:
+    """Only running code needs the sandbox (generated tests, the gateway's jobs while it is down);
+    review and indexing never do. So a missing one fails only settings that send jobs here."""
     from remote_exec.sandbox import Sandbox
 
-    if settings.execution.unsandboxed:
+    execution = settings.execution
+    if execution.unsandboxed:
         raise DoctorFailure(
             "execution.unsandboxed is set: local jobs run WITHOUT isolation",
             "remove execution.unsandboxed once bubblewrap works",
         )
     problem = Sandbox().check()
-    if problem is not None:
-        raise DoctorFailure(problem, "apt-get install bubblewrap (and allow user namespaces)")
-    return "bubblewrap works (no network, read-only system, private job directory)"
+    if problem is None:
+        return "bubblewrap works (no network, read-only system, private job directory)"
+    hint = "apt-get install bubblewrap (and allow user namespaces)"
+    if execution.gateway is not None and execution.local_fallback:
+        raise DoctorFailure(
+            problem, f"{hint}: jobs run here while gateway {execution.gateway.name} is down"
+        )
+    raise DoctorWarning(
+        problem, f"{hint} before running code here (test generation); review never needs it"
+    )
 
 
 def _endpoint(endpoint) -> str:
@@ -124,8 +139,9 @@ def run_doctor(args: argparse.Namespace) -> int:
         try:
             detail = run()
         except DoctorFailure as exc:
-            failed += 1
-            print(f"{'fail':<5} {name:<{width}} {exc}")
+            warning = isinstance(exc, DoctorWarning)
+            failed += not warning
+            print(f"{'warn' if warning else 'fail':<5} {name:<{width}} {exc}")
             print(f"{'':<5} {'':<{width}} hint: {exc.hint}")
         except Exception as exc:
             failed += 1
