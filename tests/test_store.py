@@ -11,8 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.store import ContentRecord, FileRecord, Store, SymbolRecord, Verdict
-from lsp_server.store.db import connect
+from lsp_server.store import (
+    ContentRecord,
+    FileRecord,
+    NotAStoreError,
+    Store,
+    SymbolRecord,
+    Verdict,
+)
+from lsp_server.store.db import connect, diagnose
 from lsp_server.store.journal import journal_path
 from lsp_server.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
@@ -98,27 +105,18 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
 
 
-def _not_sqlite(path: Path) -> None:
-    path.write_text("this is not a database\n" * 200)
-
-
-def _foreign(path: Path) -> None:
-    path.unlink()
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        conn.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, caption TEXT)")
-        conn.commit()
+def _first_page(path: Path) -> None:
+    """Scribble over the schema on page 1, past the header that carries our mark."""
+    data = bytearray(path.read_bytes())
+    data[100:4096] = b"\xde\xad" * 1998
+    path.write_bytes(bytes(data))
 
 
 @pytest.mark.parametrize(
     ("damage", "reason"),
-    [
-        (_corrupt_middle, "corrupt"),
-        (_truncate, "corrupt"),
-        (_not_sqlite, "not a SQLite database"),
-        (_foreign, "another application's"),
-    ],
+    [(_corrupt_middle, "corrupt"), (_truncate, "corrupt"), (_first_page, "corrupt")],
 )
-def test_a_damaged_or_foreign_file_is_moved_aside_and_verdicts_survive(
+def test_a_damaged_store_is_moved_aside_and_verdicts_survive(
     store_path: Path, damage, reason: str
 ) -> None:
     with Store.open(store_path) as store:
@@ -143,6 +141,47 @@ def test_a_damaged_or_foreign_file_is_moved_aside_and_verdicts_survive(
         if ".corrupt-" in p.name and "-wal" not in p.name and "-shm" not in p.name
     ]
     assert len(moved) == 1  # moved aside, never deleted
+
+
+def _authorized_keys(path: Path) -> None:
+    path.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample user@host\n")
+
+
+def _foreign(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, caption TEXT)")
+        conn.commit()
+
+
+def _foreign_with_our_table_names(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA application_id = 1234")
+        for table in ("contents", "files", "symbols", "verdicts"):
+            conn.execute(f"CREATE TABLE {table} (x)")
+        conn.commit()
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (_authorized_keys, "not a SQLite database"),
+        (_foreign, "another application's SQLite database"),
+        (_foreign_with_our_table_names, "another application's SQLite database"),
+    ],
+)
+def test_a_file_that_is_not_gantrys_is_refused_and_left_byte_identical(
+    store_path: Path, make, reason: str
+) -> None:
+    store_path.parent.mkdir(parents=True)
+    make(store_path)
+    before = store_path.read_bytes()
+    with pytest.raises(NotAStoreError, match="not a Gantry context store") as refused:
+        Store.open(store_path)
+    assert reason in str(refused.value) and "leaves it untouched" in str(refused.value)
+    with pytest.raises(NotAStoreError):
+        diagnose(store_path)  # what `gantry doctor` reports
+    assert store_path.read_bytes() == before
+    assert [p.name for p in store_path.parent.iterdir()] == [store_path.name]
 
 
 def test_verdicts_are_salvaged_from_a_readable_store_when_the_journal_is_lost(

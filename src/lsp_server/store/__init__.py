@@ -1,5 +1,6 @@
 """The SQLite context store. It stores data and knows nothing of parsing or of LSP."""
 
+from lsp_server.store.db import NotAStoreError
 from lsp_server.store.records import (
     VERDICT_KINDS,
     ContentRecord,
@@ -19,6 +20,7 @@ __all__ = [
     "FileRecord",
     "FileState",
     "NewerSchemaError",
+    "NotAStoreError",
     "Store",
     "SymbolHit",
     "SymbolRecord",

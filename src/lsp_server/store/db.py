@@ -1,5 +1,5 @@
 """Opening store files: pragmas, retries on a busy file, and telling a healthy store from a
-corrupt or foreign file."""
+damaged one, and either from a file that is not Gantry's at all."""
 
 from __future__ import annotations
 
@@ -16,8 +16,21 @@ from lsp_server.store.schema import APPLICATION_ID, SCHEMA_VERSION, NewerSchemaE
 T = TypeVar("T")
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+_HEADER_SIZE = 100  # the database header; application_id is its big-endian int at offset 68
+_OUR_MARK = APPLICATION_ID.to_bytes(4, "big")
+_OUR_TABLES = frozenset(("contents", "files", "symbols", "verdicts"))
 BUSY_TIMEOUT_S = 5.0
 BUSY_RETRIES = 10
+
+
+class NotAStoreError(Exception):
+    """The file at the store path cannot be identified as Gantry's: it is left exactly as is."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"{path} is not a Gantry context store ({reason}); Gantry leaves it untouched:"
+            " set `store` to another path, or move the file away yourself"
+        )
 
 
 def is_busy(exc: sqlite3.Error) -> bool:
@@ -66,60 +79,70 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
 
 
 def diagnose(path: Path, *, thorough: bool = True) -> str | None:
-    """Why the file at `path` cannot be used as a store, or None when it can (or does not exist).
+    """Why the store at `path` must be moved aside and rebuilt, or None when it can be used
+    (or does not exist yet).
 
     `thorough` adds SQLite's quick_check, which reads the whole file (~0.1-0.3 s for a large
     store): callers in a hurry check cheaply first and thoroughly later.
 
-    Raises NewerSchemaError for a store written by a newer Gantry, which must be left alone.
+    Raises NotAStoreError for a file not identifiably Gantry's (only our own store is ever
+    moved aside), and NewerSchemaError for a store written by a newer Gantry: both are left alone.
     """
     try:
         with path.open("rb") as file:
-            header = file.read(len(SQLITE_HEADER))
+            header = file.read(_HEADER_SIZE)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise NotAStoreError(path, f"its header cannot be read: {exc.strerror}") from exc
     if not header:
-        return None
-    if header != SQLITE_HEADER:
-        return "it is not a SQLite database"
+        return None  # created, not yet written: another process is creating the store
+    if not header.startswith(SQLITE_HEADER):
+        raise NotAStoreError(path, "it is not a SQLite database")
+    # Our mark in the raw header identifies our store even where SQLite cannot read the rest.
+    marked = header[68:72] == _OUR_MARK
     try:
-        return retry_busy(lambda: _diagnose_database(path, thorough))
+        return retry_busy(lambda: _diagnose_database(path, marked, thorough))
     except sqlite3.DatabaseError as exc:
         if is_busy(exc):
-            raise  # another process holds the file: that is not damage
+            raise
+        if not marked:
+            raise NotAStoreError(path, f"SQLite cannot read it: {exc}") from exc
         return f"it is corrupt ({exc})"
 
 
-def _diagnose_database(path: Path, thorough: bool) -> str | None:
+def _diagnose_database(path: Path, marked: bool, thorough: bool) -> str | None:
     with contextlib.closing(
         sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
     ) as conn:
-        return _examine(conn, thorough)
-
-
-def _examine(conn: sqlite3.Connection, thorough: bool) -> str | None:
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    if app_id == 0 and version == 0 and tables == 0:
-        return None  # an empty database: the migrations will fill it
-    if app_id != APPLICATION_ID:
-        return "it is another application's SQLite database"
-    if version > SCHEMA_VERSION:
-        raise NewerSchemaError(
-            f"the store was written by a newer Gantry (schema {version} > {SCHEMA_VERSION})"
-        )
-    problems = [row[0] for row in conn.execute("PRAGMA quick_check")] if thorough else ["ok"]
-    if problems != ["ok"]:
-        return f"it is corrupt ({'; '.join(problems[:3])})"
-    # quick_check does not read every row: touch the tables the user cannot afford to lose.
-    conn.execute("SELECT count(*), max(length(message)) FROM verdicts").fetchone()
-    conn.execute("SELECT count(*), max(length(path)) FROM files").fetchone()
-    return None
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if app_id == 0 and version == 0 and not tables:
+            return None  # an empty database: the migrations will fill it
+        # A fresh mark may still sit in the WAL rather than in the file's header.
+        marked = marked or app_id == APPLICATION_ID
+        if not marked and not (app_id == 0 and _OUR_TABLES <= tables):
+            raise NotAStoreError(path, "it is another application's SQLite database")
+        if version > SCHEMA_VERSION:
+            raise NewerSchemaError(
+                f"the store was written by a newer Gantry (schema {version} > {SCHEMA_VERSION})"
+            )
+        if not marked:
+            return "it has Gantry's tables but lost Gantry's mark (application_id)"
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check")] if thorough else ["ok"]
+        if problems != ["ok"]:
+            return f"it is corrupt ({'; '.join(problems[:3])})"
+        # quick_check does not read every row: touch the tables the user cannot afford to lose.
+        conn.execute("SELECT count(*), max(length(message)) FROM verdicts").fetchone()
+        conn.execute("SELECT count(*), max(length(path)) FROM files").fetchone()
+        return None
 
 
 def move_aside(path: Path) -> Path:
-    """Rename the store (and its WAL/shm siblings) to `<name>.corrupt-<timestamp>`; never delete."""
+    """Rename the store (and its WAL/shm siblings) to `<name>.corrupt-<timestamp>`; never delete.
+
+    Only for a file `diagnose` identified as our store."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     serial = 1
