@@ -6,10 +6,14 @@ import contextlib
 import json
 import os
 import sqlite3
+import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lsp_harness import SERVER, diagnostics_for, idle, initialize, open_document, write_workspace
+from lsprotocol import types
 
 from lsp_server.store import (
     ContentRecord,
@@ -18,9 +22,10 @@ from lsp_server.store import (
     Store,
     SymbolRecord,
     Verdict,
+    VerdictNotStored,
 )
 from lsp_server.store.db import connect, diagnose
-from lsp_server.store.journal import journal_path
+from lsp_server.store.journal import VerdictJournal, journal_path
 from lsp_server.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
 
@@ -184,6 +189,112 @@ def test_a_file_that_is_not_gantrys_is_refused_and_left_byte_identical(
     assert [p.name for p in store_path.parent.iterdir()] == [store_path.name]
 
 
+@contextlib.contextmanager
+def _read_only(path: Path) -> Iterator[None]:
+    """`path` refuses writes, from root too: root ignores file modes but not the immutable flag."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(0o644)
+        return
+    made = subprocess.run(["chattr", "+i", path], capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"running as root, and chattr +i is refused here: {made.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", path], check=True)
+
+
+def test_a_read_only_store_keeps_verdicts_in_the_journal_and_says_why(store_path: Path) -> None:
+    with Store.open(store_path) as store:
+        store.set_verdict(_verdict("before"))
+    before = store_path.read_bytes()
+    with _read_only(store_path):
+        with Store.open(store_path) as store:
+            with pytest.raises(VerdictNotStored, match="cannot be written.*verdicts.jsonl only"):
+                store.set_verdict(_verdict("while-read-only"))
+            assert set(store.verdicts()) == {"before", "while-read-only"}
+        assert store_path.read_bytes() == before
+        with Store.open(store_path) as store:  # the next session, still read-only
+            assert set(store.verdicts()) == {"before", "while-read-only"}
+            assert "cannot be written" in store.recovery_message
+    with Store.open(store_path) as store:  # writable again: the journal fills the store
+        assert store.recovery_message is None
+    with contextlib.closing(sqlite3.connect(store_path)) as conn:
+        stored = {row[0] for row in conn.execute("SELECT fingerprint FROM verdicts")}
+    assert stored == {"before", "while-read-only"}
+
+
+async def test_a_dismissal_on_a_read_only_store_is_journalled_and_the_user_told(
+    tmp_path: Path,
+) -> None:
+    from lsp_server.config import Settings, store_path
+
+    workspace = write_workspace(
+        tmp_path / "ws",
+        {
+            "pyproject.toml": '[tool.ruff.lint]\nselect = ["E722"]\n',
+            "app.py": "try:\n    pass\nexcept:\n    pass\n",
+        },
+    )
+
+    async def session(dismiss: bool) -> tuple[int, list[str]]:
+        """How many E722 findings were published, and what the user was told."""
+        client = await SERVER.start()
+        try:
+            await initialize(client, workspace)
+            uri = open_document(client, workspace / "app.py")
+            found = [d for d in await diagnostics_for(client, uri, 1) if d.code == "E722"]
+            if dismiss:
+                fingerprint = found[0].data["fingerprint"]
+                result = await client.workspace_execute_command_async(
+                    types.ExecuteCommandParams(
+                        command="gantry.dismissFinding",
+                        arguments=[{"uri": uri, "fingerprint": fingerprint}],
+                    )
+                )
+                assert result == {"fingerprint": fingerprint, "verdict": "dismissed"}
+                await idle(client)
+                assert not [d for d in client.diagnostics[uri] if d.code == "E722"]
+            await client.shutdown_session()
+            return len(found), [m.message for m in client.messages]
+        finally:
+            await client.stop()
+
+    assert (await session(dismiss=False))[0] == 1  # creates the store
+    store = store_path(workspace, Settings())
+    with _read_only(store):
+        _found, told = await session(dismiss=True)
+        assert any("cannot be written" in m and "verdicts.jsonl only" in m for m in told), told
+        assert (await session(dismiss=False))[0] == 0  # the journal keeps it across sessions
+
+
+@pytest.mark.parametrize("noticed_on", ["next write", "close"])
+def test_a_store_deleted_under_a_running_store_is_rebuilt_with_its_verdicts(
+    store_path: Path, noticed_on: str
+) -> None:
+    store = Store.open(store_path)
+    store.set_verdict(_verdict("kept"))
+    store.set_verdict(_verdict("undone"))
+    store.remove_verdict("undone")
+    for path in store_path.parent.iterdir():  # the store, its WAL and the journal
+        path.unlink()
+    expected = {"kept"}
+    if noticed_on == "next write":
+        store.set_verdict(_verdict("after"))
+        expected.add("after")
+        store.write_index_batch([_content("h", "f")], [FileRecord("a.py", "h", "python", 1, 1)])
+        assert list(store.file_states()) == ["a.py"]  # reads follow the new file
+    store.close()
+    with Store.open(store_path) as reopened:
+        assert set(reopened.verdicts()) == expected
+    journalled = VerdictJournal(journal_path(store_path)).replay()
+    assert {fp for fp, verdict in journalled.items() if verdict} == expected
+
+
 def test_verdicts_are_salvaged_from_a_readable_store_when_the_journal_is_lost(
     store_path: Path,
 ) -> None:
@@ -248,7 +359,8 @@ def test_a_failed_write_rolls_back_and_reaches_the_caller(store_path: Path) -> N
 
         with pytest.raises(RuntimeError, match="boom"):
             store.writer.run(half_then_fail)
-        assert store.verdicts() == {}
+    with contextlib.closing(sqlite3.connect(store_path)) as conn:
+        assert conn.execute("SELECT count(*) FROM verdicts").fetchone()[0] == 0
 
 
 def test_prune_drops_only_unreferenced_contents(store_path: Path) -> None:

@@ -4,6 +4,7 @@ gets a JSON-RPC error, never a crash."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -18,6 +19,7 @@ from lsp_server.analysis.workspace_files import iter_source_files
 if TYPE_CHECKING:
     from lsp_server.server import GantryServer
 
+log = logging.getLogger("gantry.commands")
 _converter = cattrs.Converter()
 
 
@@ -47,7 +49,7 @@ def parse_args(cls: type, args: Any):
 def register(server: GantryServer) -> None:
     @server.command("gantry.dismissFinding")
     async def dismiss_finding(ls, *args: Any) -> dict:  # no hints: pygls resolves them
-        from lsp_server.store import Verdict
+        from lsp_server.store import Verdict, VerdictNotStored
 
         params: DismissArgs = parse_args(DismissArgs, list(args))
         snapshot, findings = ls.published.get(params.uri, (None, ()))
@@ -59,10 +61,16 @@ def register(server: GantryServer) -> None:
             path=snapshot.path if snapshot else params.uri,
             message=(params.reason or finding.message) if finding else (params.reason or ""),
         )
-        if ls.store is not None:
-            await asyncio.to_thread(ls.store.set_verdict, verdict)
-        else:
+        if ls.store is None:
             ls.notify_user("the context store is not available: this dismissal lasts until restart")
+        else:
+            try:
+                await asyncio.to_thread(ls.store.set_verdict, verdict)
+            except VerdictNotStored as exc:  # journalled: kept, but the user should know where
+                ls.notify_user(str(exc))
+            except Exception as exc:  # not saved at all; it still holds for this session
+                log.exception("cannot save a verdict")
+                ls.notify_user(f"this dismissal could not be saved ({exc}): it lasts until restart")
         ls.dismissed = ls.dismissed | {params.fingerprint}
         for uri, (snap, kept) in list(ls.published.items()):
             if any(f.fingerprint == params.fingerprint for f in kept):

@@ -12,7 +12,7 @@ from lsp_server.store.records import (
     VerdictKind,
 )
 from lsp_server.store.schema import NewerSchemaError
-from lsp_server.store.store import Store
+from lsp_server.store.store import Store, VerdictNotStored
 
 __all__ = [
     "VERDICT_KINDS",
@@ -26,4 +26,5 @@ __all__ = [
     "SymbolRecord",
     "Verdict",
     "VerdictKind",
+    "VerdictNotStored",
 ]

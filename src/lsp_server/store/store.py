@@ -1,13 +1,20 @@
-"""The workspace context store: one SQLite file, one writer thread, readers on any thread."""
+"""The workspace context store: one SQLite file, one writer thread, readers on any thread.
+
+Verdicts are held in memory too, and journalled before they are committed: a store file that
+cannot be written leaves them in the journal, and a file deleted or replaced under a running
+server is noticed on the next write (or on close) and rebuilt with the verdicts it held.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 
 from lsp_server.store import catalogue
 from lsp_server.store.db import connect, diagnose, move_aside, retry_busy
@@ -16,18 +23,25 @@ from lsp_server.store.records import ContentRecord, FileRecord, FileState, Symbo
 from lsp_server.store.schema import migrate
 from lsp_server.store.writer import StoreWriter
 
+T = TypeVar("T")
+log = logging.getLogger("gantry.store")
 _VERDICT_COLUMNS = "fingerprint, verdict, rule, path, message, created_at"
 
 
+class VerdictNotStored(Exception):
+    """The store file refused a verdict (read-only, say); it still holds, and is journalled."""
+
+
 class Store:
-    def __init__(self, path: Path, writer: StoreWriter, recovery_message: str | None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.writer = writer
-        self.recovery_message = recovery_message
+        self.recovery_message: str | None = None
         self._journal = VerdictJournal(journal_path(path))
-        self._local = threading.local()
+        self._verdicts: dict[str, Verdict] = {}
+        self._lock = threading.Lock()  # verdicts and journal against a rebuild
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._attach()
 
     @classmethod
     def open(cls, path: Path, *, thorough: bool = True) -> Store:
@@ -35,25 +49,15 @@ class Store:
 
         `thorough=False` skips the whole-file integrity check; run `verify()` later."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        created = not path.exists() or path.stat().st_size == 0
-        problem = diagnose(path, thorough=thorough)
-        salvaged: list[Verdict] = []
-        message = None
-        if problem is not None:
-            salvaged = _salvage_verdicts(path)
-            aside = move_aside(path)
-            message = (
-                f"The context store {path} could not be used because {problem}; it was moved to "
-                f"{aside.name} and a fresh store was created. The index will be rebuilt"
-            )
-        with contextlib.closing(connect(path)) as conn:
-            retry_busy(lambda: migrate(conn))  # idempotent: each step re-reads the version
-        store = cls(path, StoreWriter(path), None)
-        if problem is not None or created:
-            restored = store._restore_verdicts(salvaged)
-            if message is not None:
-                store.recovery_message = f"{message}; {restored} verdict(s) were kept."
+        salvaged, message = _prepare(path, thorough)
+        store = cls(path)
+        try:
+            store.recovery_message = store._load(salvaged)
+        except BaseException:
+            store.close()
+            raise
+        if message is not None:
+            store.recovery_message = f"{message}; {len(store._verdicts)} verdict(s) were kept."
         return store
 
     def verify(self) -> Store:
@@ -67,30 +71,28 @@ class Store:
     # -- verdicts ----------------------------------------------------------------------------
 
     def set_verdict(self, verdict: Verdict) -> None:
-        """Remember a verdict; returns once it is committed and journalled. Any thread."""
-        self.writer.run(lambda conn: _upsert_verdicts(conn, [verdict]))
-        self._journal.record(verdict)
+        """Remember a verdict: held at once, journalled, then committed. Any thread.
+
+        Raises VerdictNotStored when only the store file refused it."""
+        with self._lock:
+            self._verdicts[verdict.fingerprint] = verdict
+            self._journal.record(verdict)
+        self._write_verdicts(lambda conn: _upsert_verdicts(conn, [verdict]))
 
     def remove_verdict(self, fingerprint: str) -> None:
-        """Forget a verdict (un-dismiss). Any thread."""
-        self.writer.run(
+        """Forget a verdict (un-dismiss). Any thread; raises as set_verdict does."""
+        with self._lock:
+            self._verdicts.pop(fingerprint, None)
+            self._journal.record_removal(fingerprint)
+        self._write_verdicts(
             lambda conn: conn.execute("DELETE FROM verdicts WHERE fingerprint = ?", (fingerprint,))
         )
-        self._journal.record_removal(fingerprint)
 
     def verdicts(self, fingerprints: Iterable[str] | None = None) -> dict[str, Verdict]:
-        conn = self._reader()
+        held = self._verdicts
         if fingerprints is None:
-            rows = conn.execute(f"SELECT {_VERDICT_COLUMNS} FROM verdicts").fetchall()
-        else:
-            wanted = list(fingerprints)
-            rows = []
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                sql = f"SELECT {_VERDICT_COLUMNS} FROM verdicts WHERE fingerprint IN ({marks})"
-                rows.extend(conn.execute(sql, chunk))
-        return {row[0]: Verdict(*row) for row in rows}
+            return dict(held)
+        return {fp: held[fp] for fp in fingerprints if fp in held}
 
     # -- the index catalogue ----------------------------------------------------------------
 
@@ -107,12 +109,12 @@ class Store:
         removed: Sequence[str] = (),
     ) -> None:
         """Atomically store contents, the files that point at them, and removed paths."""
-        self.writer.run(lambda conn: catalogue.write_batch(conn, contents, files, removed))
+        self._write(lambda conn: catalogue.write_batch(conn, contents, files, removed))
 
     def prune_contents(self) -> int:
         """Drop contents no file uses any more; returns how many. Only when asked: keeping them
         makes switching back to a branch free."""
-        return self.writer.run(catalogue.prune_contents)
+        return self._write(catalogue.prune_contents)
 
     def search_symbols(self, query: str, limit: int = 20) -> list[SymbolHit]:
         return catalogue.search_symbols(self._reader(), query, limit)
@@ -129,6 +131,11 @@ class Store:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
+        if self.writer.thread.is_alive() and self._moved():
+            try:  # the verdicts held may exist nowhere else
+                self._rebuild()
+            except Exception:
+                log.exception("cannot rebuild the context store %s on closing", self.path)
         # Readers first: the last connection to close checkpoints the WAL into the file, and a
         # query_only reader cannot.
         with self._readers_lock:
@@ -143,6 +150,78 @@ class Store:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    def _attach(self) -> None:
+        """Connect to the file now at the path; remember which file it is."""
+        self.writer = StoreWriter(self.path)
+        self._identity = _identity(self.path)
+        self._local = threading.local()  # each thread's reader, opened on first use
+
+    def _moved(self) -> bool:
+        """Whether the file at the path is no longer the one we opened (deleted, replaced)."""
+        try:
+            return _identity(self.path) != self._identity
+        except FileNotFoundError:
+            return True
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._moved():
+            self._rebuild()
+        return self.writer.run(work)
+
+    def _write_verdicts(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        try:
+            self._write(work)
+        except sqlite3.OperationalError as exc:
+            raise VerdictNotStored(
+                f"the context store {self.path} cannot be written ({exc}): the verdict is kept in"
+                f" {self._journal.path} only, and goes back into the store once it can be written"
+            ) from exc
+
+    def _rebuild(self) -> None:
+        """Use (creating it if needed) the store now at the path, and give it and the journal
+        the verdicts we hold: after `rm store.db*`, they exist nowhere else."""
+        with self._lock:
+            if not self._moved():
+                return  # another thread has rebuilt it
+            held = list(self._verdicts.values())
+            self.writer.close()
+            salvaged, _message = _prepare(self.path, thorough=True)
+            self._attach()
+            journalled = self._journal.replay()
+            for verdict in held:
+                if journalled.get(verdict.fingerprint) != verdict:
+                    self._journal.record(verdict)
+            self._load(salvaged)
+        log.warning(
+            "the context store %s was deleted or replaced while in use: rebuilt with %d verdict(s)",
+            self.path,
+            len(self._verdicts),
+        )
+
+    def _load(self, salvaged: dict[str, Verdict]) -> str | None:
+        """Hold the file's verdicts, the salvaged ones over them and the journal's over all, and
+        save what the file lacks. Returns why that could not be saved, if it could not."""
+        in_file = _read_verdicts(self._reader())
+        held = in_file | salvaged
+        for fingerprint, verdict in self._journal.replay().items():
+            if verdict is None:
+                held.pop(fingerprint, None)
+            else:
+                held[fingerprint] = verdict
+        self._verdicts = held
+        stale = [fp for fp in in_file if fp not in held]
+        changed = [v for fp, v in held.items() if in_file.get(fp) != v]
+        if not stale and not changed:
+            return None
+        try:
+            self.writer.run(lambda conn: _save_verdicts(conn, changed, stale))
+        except sqlite3.OperationalError as exc:
+            return (
+                f"The context store {self.path} cannot be written ({exc}): {len(changed)}"
+                f" verdict(s) are kept in {self._journal.path} only until it can be written."
+            )
+        return None
+
     def _reader(self) -> sqlite3.Connection:
         """This thread's read-only connection (sqlite3 connections are not shared across threads)."""
         conn = getattr(self._local, "conn", None)
@@ -153,13 +232,34 @@ class Store:
                 self._readers.append(conn)
         return conn
 
-    def _restore_verdicts(self, salvaged: list[Verdict]) -> int:
-        """Salvaged rows first, then the journal on top: it is written after each commit."""
-        merged: dict[str, Verdict | None] = {v.fingerprint: v for v in salvaged}
-        merged.update(self._journal.replay())
-        kept = [v for v in merged.values() if v is not None]
-        self.writer.run(lambda conn: _upsert_verdicts(conn, kept))
-        return len(kept)
+
+def _identity(path: Path) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+def _prepare(path: Path, thorough: bool) -> tuple[dict[str, Verdict], str | None]:
+    """Create, migrate, or move aside and recreate the store file at `path`. Returns the verdicts
+    salvaged from a file moved aside, and what was done to it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    problem = diagnose(path, thorough=thorough)
+    salvaged: dict[str, Verdict] = {}
+    message = None
+    if problem is not None:
+        salvaged = _salvage_verdicts(path)
+        aside = move_aside(path)
+        message = (
+            f"The context store {path} could not be used because {problem}; it was moved to "
+            f"{aside.name} and a fresh store was created. The index will be rebuilt"
+        )
+    with contextlib.closing(connect(path)) as conn:
+        retry_busy(lambda: migrate(conn))  # idempotent: each step re-reads the version
+    return salvaged, message
+
+
+def _read_verdicts(conn: sqlite3.Connection) -> dict[str, Verdict]:
+    rows = conn.execute(f"SELECT {_VERDICT_COLUMNS} FROM verdicts")
+    return {row[0]: Verdict(*row) for row in rows}
 
 
 def _upsert_verdicts(conn: sqlite3.Connection, verdicts: Iterable[Verdict]) -> None:
@@ -169,9 +269,16 @@ def _upsert_verdicts(conn: sqlite3.Connection, verdicts: Iterable[Verdict]) -> N
     )
 
 
-def _salvage_verdicts(path: Path) -> list[Verdict]:
+def _save_verdicts(
+    conn: sqlite3.Connection, changed: Sequence[Verdict], stale: Sequence[str]
+) -> None:
+    _upsert_verdicts(conn, changed)
+    conn.executemany("DELETE FROM verdicts WHERE fingerprint = ?", [(fp,) for fp in stale])
+
+
+def _salvage_verdicts(path: Path) -> dict[str, Verdict]:
     """Whatever verdict rows can still be read from a damaged store, row by row."""
-    salvaged: list[Verdict] = []
+    salvaged: dict[str, Verdict] = {}
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error:
@@ -179,7 +286,7 @@ def _salvage_verdicts(path: Path) -> list[Verdict]:
     try:
         for row in conn.execute(f"SELECT {_VERDICT_COLUMNS} FROM verdicts"):
             try:
-                salvaged.append(Verdict(*row))
+                salvaged[row[0]] = Verdict(*row)
             except (TypeError, ValueError):
                 continue
     except sqlite3.Error:
