@@ -90,6 +90,7 @@ def test_json_is_a_stable_versioned_document():
     ]
     assert document["findings"][1] == {
         "path": "pkg/mod.py",
+        "cell": None,
         "line": 1,
         "column": 8,
         "endLine": 1,
@@ -191,6 +192,29 @@ def test_github_annotations():
     assert render(Report((), files_checked=1), "github", ROOT) == ""
 
 
+NOTEBOOK_CELL = Finding(
+    path="nb.ipynb",
+    span=Span(1, 8, 1, 10),
+    level="warning",
+    rule="F401",
+    message="`os` imported but unused",
+    cell=2,
+)
+
+
+def test_a_notebook_finding_names_its_cell_as_ruff_does():
+    report = Report((NOTEBOOK_CELL,), files_checked=1)
+    assert render(report, "text", ROOT).splitlines()[0] == (
+        "nb.ipynb:cell 2:1:8: warning F401 `os` imported but unused"
+    )
+    assert json.loads(render(report, "json", ROOT))["findings"][0]["cell"] == 2
+    assert render(report, "github", ROOT).endswith("::cell 2: `os` imported but unused\n")
+    log = json.loads(render(report, "sarif", ROOT))
+    jsonschema.validate(log, SCHEMA, cls=jsonschema.Draft4Validator)
+    assert log["runs"][0]["results"][0]["properties"] == {"cell": 2}
+    assert log["runs"][0]["columnKind"] == "unicodeCodePoints"
+
+
 def test_github_escaping():
     assert escape_data("50% done\r\nnext: a,b") == "50%25 done%0D%0Anext: a,b"
     assert escape_property("dir:x,y%\n") == "dir%3Ax%2Cy%25%0A"
@@ -245,3 +269,5 @@ def test_finding_from_diagnostic_reads_the_server_contract():
     )
     assert finding_from_diagnostic("m.py", bare).level == "error"
     assert finding_from_diagnostic("m.py", bare).fix is None
+    in_cell = types.Diagnostic(diagnostic.range, "m", data={"fix": None, "cell": 3})
+    assert finding_from_diagnostic("nb.ipynb", in_cell).cell == 3

@@ -4,15 +4,21 @@
 from __future__ import annotations
 
 import enum
+import io
+import json
 import os
+import re
+import tokenize
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import attrs
 import pathspec
 
 from lsp_server.analysis.languages import language_for_path
 
 BINARY_SNIFF_BYTES = 8192
+_LINE_END = re.compile(r"\r\n?|\n")
 
 
 class Skip(enum.StrEnum):
@@ -126,6 +132,15 @@ def iter_source_files(root: Path, exclude: Iterable[str] = ()) -> Iterator[Path]
         yield root / rel
 
 
+def sniff(path: Path, max_bytes: int) -> Skip | None:
+    """Why a file should not be reviewed (too large, binary), from its size and first bytes."""
+    with path.open("rb") as file:
+        if os.fstat(file.fileno()).st_size > max_bytes:
+            return Skip.TOO_LARGE
+        head = file.read(BINARY_SNIFF_BYTES)
+    return Skip.BINARY if b"\0" in head else None
+
+
 def read_source_bytes(path: Path, max_bytes: int) -> tuple[bytes | None, Skip | None]:
     """The file's bytes when Gantry should parse it, else why not. UTF-8 is checked here."""
     with path.open("rb") as file:
@@ -150,3 +165,51 @@ def read_source(path: Path, max_bytes: int) -> tuple[str | None, str | None]:
         return None, f"{path.name} was skipped: {skip_sentence(skip, max_bytes)}"
     assert data is not None
     return data.decode("utf-8").removeprefix("\ufeff"), None
+
+
+@attrs.frozen
+class SourceText:
+    """A file's text as ruff lints it."""
+
+    text: str
+    cells: dict[int, int] | None = None
+    """For a notebook, whose text is its code cells one after the other: cell number (1-based,
+    over all cells, as ruff counts them) -> the cell's first line in `text`."""
+
+
+def read_source_text(path: Path) -> SourceText:
+    """A Python file (its declared encoding honoured) or a notebook's code cells."""
+    data = path.read_bytes()
+    if path.suffix == ".ipynb":
+        return notebook_text(data)
+    return SourceText(decode_python(data))
+
+
+def decode_python(data: bytes) -> str:
+    """Python source decoded as Python decodes it: a BOM or a coding declaration (PEP 263)
+    names the encoding, else UTF-8. Bytes that still do not decode are replaced, so positions
+    in the rest of the file stay usable."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError):
+        return data.decode("utf-8", "replace").removeprefix("\ufeff")
+
+
+def notebook_text(data: bytes) -> SourceText:
+    """A Jupyter notebook's code cells as one text; an unreadable notebook has none."""
+    try:
+        cells = json.loads(data).get("cells", [])
+    except (ValueError, AttributeError):
+        return SourceText("", {})
+    parts, starts, line = [], {}, 0
+    for number, cell in enumerate(cells if isinstance(cells, list) else [], start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        text = "".join(source) if isinstance(source, list) else str(source)
+        text = text if text.endswith("\n") else text + "\n"
+        starts[number] = line
+        parts.append(text)
+        line += len(_LINE_END.findall(text))
+    return SourceText("".join(parts), starts)

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import cattrs
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.uris import to_fs_path
 
 from lsp_server.analysis.languages import language_for_path
-from lsp_server.analysis.workspace_files import iter_source_files
 
 if TYPE_CHECKING:
+    from lsp_server.features.diagnostics import OnDiskReview
     from lsp_server.server import GantryServer
 
 log = logging.getLogger("gantry.commands")
@@ -34,6 +34,19 @@ class DismissArgs:
 @attrs.frozen
 class ReviewFileArgs:
     uri: str
+
+
+@attrs.frozen
+class ReviewPathsArgs:
+    paths: list[str]
+    """Files or folders on disk (file system paths, not URIs); relative ones are taken from
+    the workspace root."""
+
+
+def _reviewed(result: OnDiskReview) -> OnDiskReview:
+    if result.problem is not None:  # nothing was reviewed: an answer would read as "clean"
+        raise JsonRpcInternalError(result.problem)
+    return result
 
 
 def parse_args(cls: type, args: Any):
@@ -86,16 +99,25 @@ def register(server: GantryServer) -> None:
             return {"files": 1}
         if not path or language_for_path(path) is None or not Path(path).is_file():
             raise JsonRpcInvalidParams(f"not a file Gantry reviews: {params.uri}")
-        return {"files": 1, "findings": await ls.reviewer.review_on_disk([Path(path)])}
+        result = _reviewed(await ls.reviewer.review_on_disk([Path(path)]))
+        return {"files": len(result.files), "findings": result.findings}
 
     @server.command("gantry.reviewWorkspace")
     async def review_workspace(ls, *args: Any) -> dict:
         if ls.root is None:
             raise JsonRpcInvalidParams("no workspace folder is open")
-        exclude = ls.settings.index.exclude
-        paths = await asyncio.to_thread(
-            lambda: [
-                p for p in iter_source_files(ls.root, exclude) if language_for_path(p) == "python"
-            ]
-        )
-        return {"files": len(paths), "findings": await ls.reviewer.review_on_disk(paths)}
+        result = _reviewed(await ls.reviewer.review_on_disk([ls.root]))
+        return {"files": len(result.files), "findings": result.findings}
+
+    @server.command("gantry.reviewPaths")
+    async def review_paths(ls, *args: Any) -> dict:
+        """Review files and folders on disk as `ruff check PATHS` would (what `gantry check`
+        asks); diagnostics are published, one per file reviewed, before this answers."""
+        params: ReviewPathsArgs = parse_args(ReviewPathsArgs, list(args))
+        base = ls.root or Path.cwd()
+        result = _reviewed(await ls.reviewer.review_on_disk([base / p for p in params.paths]))
+        return {
+            "files": list(result.files),
+            "skipped": [{"path": str(path), "reason": reason} for path, reason in result.skipped],
+            "findings": result.findings,
+        }

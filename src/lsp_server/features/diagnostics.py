@@ -12,18 +12,32 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import attrs
 from lsprotocol import types
 
-from lsp_server.analysis.languages import language_for_path
-from lsp_server.analysis.workspace_files import read_source
 from lsp_server.features.convert import diagnostic
-from lsp_server.review import local
+from lsp_server.review import local, ruff_engine
 from lsp_server.review.findings import Finding, Snapshot
 
 if TYPE_CHECKING:
+    from lsp_server.config import Settings
     from lsp_server.server import GantryServer
 
 log = logging.getLogger("gantry.diagnostics")
+_CHUNK_FILES = 256
+"""Files per ruff run in a review of files on disk: ruff lints each chunk in parallel inside,
+while the previous chunk's findings are fingerprinted and published."""
+_PARALLEL_RUNS = 2
+
+
+@attrs.frozen
+class OnDiskReview:
+    files: tuple[str, ...] = ()
+    """URIs of the files reviewed (published, or reviewed from the editor's text if open)."""
+    skipped: tuple[tuple[Path, str], ...] = ()
+    findings: int = 0
+    problem: str | None = None
+    """Ruff could not run: what was not reviewed is not in `files`."""
 
 
 class Reviewer:
@@ -38,39 +52,79 @@ class Reviewer:
     def pending(self) -> int:
         return len(self._running) + self._on_disk
 
-    async def review_on_disk(self, paths: list[Path]) -> int:
-        """Review files as they are on disk (a workspace review), two at a time; open documents
-        are reviewed from the editor's text instead. Returns the number of findings published."""
-        server, published = self.server, 0
-        limit = asyncio.Semaphore(2)
-
-        async def one(path: Path) -> None:
-            nonlocal published
-            try:
-                uri = path.as_uri()
-                if uri in server.workspace.text_documents:
-                    self.request(uri)
-                    return
-                async with limit:
-                    max_size = server.settings.max_file_size
-                    text, _ = await asyncio.to_thread(read_source, path, max_size)
-                    if text is None:
-                        return
-                    language = language_for_path(path)
-                    snapshot = Snapshot(uri, str(path), None, text, language, server.settings)
-                    result = await asyncio.to_thread(local.review, snapshot)
-                if uri not in server.workspace.text_documents:  # opened meanwhile: that wins
-                    self.publish(snapshot, result.findings)
-                    published += len(result.findings)
-            finally:
-                self._on_disk -= 1
-                self._report()
-
+    async def review_on_disk(self, paths: list[Path]) -> OnDiskReview:
+        """Review the files under `paths` as they are on disk, as `ruff check PATHS` would select
+        them, a chunk per ruff run; open documents are reviewed from the editor's text instead.
+        Every file reviewed gets a publishDiagnostics, an empty one when it is clean."""
+        server = self.server
         await server.ready.wait()
+        if not paths:
+            return OnDiskReview()
+        settings = server.settings
+        root = server.root or (paths[0] if paths[0].is_dir() else paths[0].parent)
         self._on_disk += len(paths)
         self._report()
-        await asyncio.gather(*(one(path) for path in paths))
-        return published
+        try:
+            selection = await asyncio.to_thread(local.select_files, root, paths, settings)
+        except (ruff_engine.RuffUnavailable, ruff_engine.RuffFailed) as exc:
+            selection, problem = None, str(exc)
+        finally:
+            self._on_disk -= len(paths)
+        if selection is None:
+            self._report()
+            server.status.set_problem("ruff", problem)
+            return OnDiskReview(problem=problem)
+        files: list[Path] = []
+        reviewed: list[str] = []
+        for path in selection.files:
+            uri = path.as_uri()
+            if uri in server.workspace.text_documents:
+                self.request(uri)
+                reviewed.append(uri)
+            else:
+                files.append(path)
+        self._on_disk += len(files)
+        self._report()
+        limit = asyncio.Semaphore(_PARALLEL_RUNS)
+
+        async def one(chunk: list[Path]) -> local.FilesReview:
+            try:
+                async with limit:
+                    result = await asyncio.to_thread(local.review_files, root, chunk, settings)
+                for file in result.files:
+                    reviewed.append(self._publish_file(file, settings))
+                return result
+            finally:
+                self._on_disk -= len(chunk)
+                self._report()
+
+        chunks = [files[i : i + _CHUNK_FILES] for i in range(0, len(files), _CHUNK_FILES)]
+        results = await asyncio.gather(*(one(chunk) for chunk in chunks))
+        problem = next((r.problem for r in results if r.problem is not None), None)
+        self.server.status.set_problem("ruff", problem)
+        return OnDiskReview(
+            files=tuple(reviewed),
+            skipped=(*selection.skipped, *(item for r in results for item in r.failed)),
+            findings=sum(len(file.findings) for r in results for file in r.files),
+            problem=problem,
+        )
+
+    def _publish_file(self, review: local.FileReview, settings: Settings) -> str:
+        """Publish one file reviewed on disk, unless the editor opened it meanwhile (its text
+        wins); returns its URI."""
+        uri = review.path.as_uri()
+        if uri in self.server.workspace.text_documents:
+            return uri
+        if review.source is None:
+            self.server.published.pop(uri, None)
+            self.server.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
+            )
+            return uri
+        source = review.source
+        snapshot = Snapshot(uri, str(review.path), None, source.text, "python", settings)
+        self._publish(snapshot, review.findings, source.cells)
+        return uri
 
     def request(self, uri: str) -> None:
         if uri in self._running:
@@ -91,7 +145,7 @@ class Reviewer:
                 snapshot = self.server.snapshot(uri)
                 if snapshot is None:
                     return
-                result = await asyncio.to_thread(local.review, snapshot)
+                result = await asyncio.to_thread(local.review, snapshot, self.server.root)
                 self._apply(snapshot, result)
                 if uri not in self._again:
                     return
@@ -118,18 +172,27 @@ class Reviewer:
 
     def publish(self, snapshot: Snapshot, findings: tuple[Finding, ...]) -> None:
         """Publish findings for a snapshot, leaving out those the user dismissed."""
+        self._publish(snapshot, findings)
+        self._report()
+
+    def _publish(
+        self,
+        snapshot: Snapshot,
+        findings: tuple[Finding, ...],
+        cells: dict[int, int] | None = None,
+    ) -> None:
         dismissed = self.server.dismissed
         kept = tuple(f for f in findings if f.fingerprint not in dismissed)
         self.server.published[snapshot.uri] = (snapshot, kept)
         codec, lines = self.server.workspace.position_codec, snapshot.lines
+        diagnostics = [diagnostic(codec, lines, finding) for finding in kept]
+        if cells:
+            diagnostics = [in_cell(d, cells) for d in diagnostics]
         self.server.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(
-                uri=snapshot.uri,
-                version=snapshot.version,
-                diagnostics=[diagnostic(codec, lines, finding) for finding in kept],
+                uri=snapshot.uri, version=snapshot.version, diagnostics=diagnostics
             )
         )
-        self._report()
 
     def forget(self, uri: str) -> None:
         self.server.published.pop(uri, None)
@@ -142,6 +205,29 @@ class Reviewer:
     def _report(self) -> None:
         self.server.status.reviewing = self.pending
         self.server.status.update()
+
+
+def in_cell(diagnostic: types.Diagnostic, cells: dict[int, int]) -> types.Diagnostic:
+    """A notebook's diagnostic as ruff reports it: lines counted from the start of its cell,
+    whose number is in `data["cell"]`."""
+    number, first = max(
+        ((n, line) for n, line in cells.items() if line <= diagnostic.range.start.line),
+        key=lambda item: item[1],
+        default=(0, 0),
+    )
+
+    def shift(position: types.Position) -> types.Position:
+        return types.Position(line=position.line - first, character=position.character)
+
+    diagnostic.range = types.Range(
+        start=shift(diagnostic.range.start), end=shift(diagnostic.range.end)
+    )
+    data = diagnostic.data
+    for edit in (data["fix"] or {}).get("edits", ()):
+        for end in edit["range"].values():
+            end["line"] -= first
+    data["cell"] = number
+    return diagnostic
 
 
 def register(server: GantryServer) -> None:

@@ -99,6 +99,10 @@ def _open_store(server: GantryServer) -> tuple[Store, frozenset[str]]:
 
 
 async def open_store(server: GantryServer) -> None:
+    """Open the workspace's store; a session that does not index (`gantry check`) opens one
+    that exists, for its verdicts, and creates none."""
+    if not server.settings.index.enabled and not store_path(server.root, server.settings).exists():
+        return
     try:
         server.store, server.dismissed = await asyncio.to_thread(_open_store, server)
     except Exception as exc:  # no store: reviews still work, verdicts are not remembered

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from lsp_server.config import queue_path
 from lsp_server.features.commands import parse_args
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class RemoteService:
         self.dispatcher: Dispatcher | None = None
 
     async def start(self) -> None:
+        if _review_only(self.server):
+            return
         from lsp_server.remote_setup import dispatcher_config
         from remote_exec.dispatcher import Dispatcher
 
@@ -114,6 +117,18 @@ class RemoteService:
 
             raise JsonRpcInternalError("remote execution is not available; see the server log")
         return self.dispatcher
+
+
+def _review_only(server: GantryServer) -> bool:
+    """A session that does not index (`gantry check`), with nothing remote configured and no
+    queue to drain, has no work for a dispatcher: starting one would create the queue file."""
+    settings = server.settings
+    return (
+        not settings.index.enabled
+        and not settings.inference.endpoints
+        and settings.execution.gateway is None
+        and not queue_path(server.root, settings).exists()
+    )
 
 
 def register(server: GantryServer) -> None:

@@ -1,10 +1,15 @@
 """`gantry check`: review files headless through the real server and report, as CI does.
 
+The server reviews the paths as `ruff check PATHS` would read them (ruff's exclusions and the
+project's, .gitignore), in a few ruff runs over files on disk, and publishes one diagnostics
+notification per file; this client collects them.
+
 Exit codes:
   0  nothing at or above --fail-on
   1  at least one finding at or above --fail-on
-  2  usage or configuration error (a PATH that does not exist, an unwritable --output), or the
-     server could not be started or died
+  2  usage or configuration error (a PATH that does not exist, an unwritable --output), nothing
+     to check (no Python file under the PATHs, or every one skipped), or the server could not
+     be started, failed or died
   3  analysis incomplete: --wait ran out before every file was analysed (the report still lists
      what arrived, and stderr names the files that were not analysed)
 """
@@ -19,18 +24,16 @@ import sys
 from pathlib import Path
 
 import attrs
+from pygls.uris import to_fs_path
 
-from lsp_server.analysis.languages import language_for_path
-from lsp_server.analysis.workspace_files import iter_source_files, read_source_bytes, skip_sentence
-from lsp_server.config import load_settings
-from lsp_server.headless.client import SERVE_COMMAND, CheckSession, ServerError
+from lsp_server.config import Settings, load_settings
+from lsp_server.headless.client import SERVE_COMMAND, CheckSession, ServerError, normalise_uri
 from lsp_server.headless.findings import Finding, Report, finding_from_diagnostic, level_rank
 from lsp_server.headless.reporters import render
 from lsp_server.headless.reporters.summary import summary_line
+from lsp_server.review import local, ruff_engine
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
-REVIEWED_LANGUAGES = frozenset({"python"})
-"""Languages the server reviews; other source files are not sent."""
 
 
 class UsageError(Exception):
@@ -38,93 +41,69 @@ class UsageError(Exception):
 
 
 @attrs.frozen
-class Document:
-    path: Path
-    relative: str
-    language: str
-    text: str
-
-    @property
-    def uri(self) -> str:
-        return self.path.as_uri()
-
-
-@attrs.frozen
 class Analysis:
     findings: tuple[Finding, ...]
-    not_analysed: tuple[str, ...]
+    files: int
+    """Files the server was to review, analysed or not."""
+    skipped: tuple[tuple[Path, str], ...] = ()
+    not_analysed: tuple[Path, ...] = ()
 
 
 def _relative(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
-def _candidate_files(paths: list[str], exclude: list[str]) -> list[Path]:
-    """PATHS expanded to source files: a directory by the workspace rules (.gitignore, exclude),
-    a file named outright as it is."""
-    missing = [path for path in paths if not Path(path).exists()]
-    if missing:
-        raise UsageError(f"no such file or directory: {', '.join(missing)}")
-    found: dict[Path, None] = {}  # ordered and without duplicates
-    for raw in paths:
-        path = Path(raw).resolve()
-        if path.is_dir():
-            found.update((file.resolve(), None) for file in iter_source_files(path, exclude))
-        elif language_for_path(path):
-            found[path] = None
-    return list(found)
-
-
-def collect_documents(
-    paths: list[str], root: Path, exclude: list[str], max_bytes: int
-) -> tuple[list[Document], list[tuple[str, str]]]:
-    """The documents to send, and (path, reason) for the files that cannot be read."""
-    documents, skipped = [], []
-    for path in _candidate_files(paths, exclude):
-        language = language_for_path(path)
-        if language not in REVIEWED_LANGUAGES:
-            continue
-        relative = _relative(path, root)
-        try:
-            data, skip = read_source_bytes(path, max_bytes)
-        except OSError as exc:
-            skipped.append((relative, exc.strerror or str(exc)))
-            continue
-        if data is None:
-            skipped.append((relative, skip_sentence(skip, max_bytes)))
-        else:
-            # Decoded as the server's own reader does, so positions agree.
-            text = data.decode("utf-8").removeprefix("\ufeff")
-            documents.append(Document(path, relative, language, text))
-    return documents, skipped
+def _uri(path: Path) -> str:
+    return normalise_uri(path.as_uri())
 
 
 async def analyse(
-    workspace: Path, documents: list[Document], wait: float, *, trust_workspace: bool = False
+    workspace: Path,
+    paths: list[Path],
+    wait: float,
+    settings: Settings,
+    root: Path,
+    *,
+    trust_workspace: bool = False,
 ) -> Analysis:
-    """Open every document in a fresh server and collect what it publishes within `wait` s."""
+    """Have a fresh server review `paths` and collect what it publishes within `wait` s;
+    findings name files relative to `root`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     trust = ("--trust-workspace",) if trust_workspace else ()
     session = CheckSession(workspace, (*SERVE_COMMAND, *trust))
+    answer = None
     try:
-        if not await session.start(timeout=wait):
-            return Analysis((), tuple(sorted(doc.relative for doc in documents)))
-        by_uri = {session.open(doc.uri, doc.language, doc.text): doc for doc in documents}
-        missing = await session.wait_until_analysed(
-            set(by_uri), timeout=max(0.0, deadline - loop.time())
-        )
+        if await session.start(timeout=wait):
+            answer = await session.review_paths(paths, max(0.0, deadline - loop.time()))
     except ServerError as exc:
         tail = "\n".join(session.client.stderr_tail)
         raise ServerError(f"{exc}\n{tail}" if tail else str(exc)) from exc
     finally:
         await session.close()
+    published = session.client.diagnostics
+    missing: tuple[Path, ...] = ()
+    if answer is not None:
+        files = [Path(to_fs_path(uri) or uri) for uri in answer["files"]]
+        skipped = tuple((Path(item["path"]), item["reason"]) for item in answer["skipped"])
+    else:  # --wait ran out: what arrived, and which of the files that were due did not
+        selection = await asyncio.to_thread(_selection, workspace, paths, settings)
+        files, skipped = list(selection.files), selection.skipped
+        missing = tuple(path for path in files if _uri(path) not in published)
     findings = tuple(
-        finding_from_diagnostic(doc.relative, diagnostic)
-        for uri, doc in by_uri.items()
-        for diagnostic in session.client.diagnostics.get(uri, ())
+        finding_from_diagnostic(_relative(path, root), diagnostic)
+        for path in files
+        for diagnostic in published.get(_uri(path), ())
     )
-    return Analysis(findings, tuple(sorted(by_uri[uri].relative for uri in missing)))
+    return Analysis(findings, len(files), skipped, missing)
+
+
+def _selection(workspace: Path, paths: list[Path], settings: Settings) -> local.Selection:
+    """The files a review of `paths` covers; all of `paths` when ruff cannot say."""
+    try:
+        return local.select_files(workspace, paths, settings)
+    except (ruff_engine.RuffUnavailable, ruff_engine.RuffFailed):
+        return local.Selection(tuple(paths))
 
 
 _PROJECT_MARKERS = ("gantry.toml", "pyproject.toml", ".git")
@@ -201,25 +180,33 @@ def run_check(args: argparse.Namespace) -> int:
         if args.wait <= 0:
             raise UsageError(f"--wait must be positive, got {args.wait:g}")
         _check_output(args.output)
-        documents, skipped = collect_documents(
-            args.paths, root, settings.index.exclude, settings.max_file_size
-        )
+        missing = [path for path in args.paths if not Path(path).exists()]
+        if missing:
+            raise UsageError(f"no such file or directory: {', '.join(missing)}")
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    for relative, reason in skipped:
-        print(f"gantry: skipped {relative}: {reason}", file=sys.stderr)
 
-    analysis = Analysis((), ())
-    if documents:
-        try:
-            analysis = asyncio.run(
-                analyse(workspace, documents, args.wait, trust_workspace=args.trust_workspace)
+    paths = list(dict.fromkeys(Path(path).resolve() for path in args.paths))
+    try:
+        analysis = asyncio.run(
+            analyse(
+                workspace, paths, args.wait, settings, root, trust_workspace=args.trust_workspace
             )
-        except ServerError as exc:
-            _error(f"the Gantry server failed: {exc}")
-            return EXIT_USAGE
-    report = Report(analysis.findings, len(documents), analysis.not_analysed)
+        )
+    except ServerError as exc:
+        _error(f"the Gantry server failed: {exc}")
+        return EXIT_USAGE
+    for path, reason in analysis.skipped:
+        print(f"gantry: skipped {_relative(path, root)}: {reason}", file=sys.stderr)
+    if not analysis.files:
+        _error(
+            f"nothing was checked: no Python file to review in {' '.join(args.paths)} "
+            "(ruff's exclusions, the project's and .gitignore apply)"
+        )
+        return EXIT_USAGE
+    not_analysed = tuple(sorted(_relative(path, root) for path in analysis.not_analysed))
+    report = Report(analysis.findings, analysis.files, not_analysed)
     try:
         _write_report(args, report, root)
     except OSError as exc:

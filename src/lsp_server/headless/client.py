@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import sys
 from collections.abc import Coroutine, Sequence
@@ -13,9 +12,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import attrs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.client import LanguageClient
+from pygls.protocol import LanguageServerProtocol
 
 from lsp_server import __version__
 
@@ -38,19 +39,30 @@ class ServerError(Exception):
     """The server could not be started, or died while we needed it."""
 
 
+@attrs.define
+class StatusNotification:
+    """`gantry/status` as it arrives: its params stay the JSON object. (pygls would build
+    namedtuple classes for every such message, a third of the client's time in a check.)"""
+
+    params: dict[str, Any]
+    method: str = STATUS_NOTIFICATION
+    jsonrpc: str = "2.0"
+
+
+class CheckProtocol(LanguageServerProtocol):
+    def get_message_type(self, method: str) -> type | None:
+        if method == STATUS_NOTIFICATION:
+            return StatusNotification
+        return super().get_message_type(method)
+
+
 class GantryClient(LanguageClient):
     """A LanguageClient that remembers what the server published and told us."""
 
     def __init__(self) -> None:
-        super().__init__("gantry-check", __version__)
+        super().__init__("gantry-check", __version__, protocol_cls=CheckProtocol)
         self.diagnostics: dict[str, list[types.Diagnostic]] = {}
-        self.analysed: set[str] = set()
-        """URIs whose version-1 diagnostics arrived (an empty list counts)."""
-        self.status: str | None = None
-        """The latest `gantry/status` state; None until the server sends one."""
         self.exit_reason: str | None = None
-        self.changed = asyncio.Event()
-        """Set whenever something the wait depends on arrives."""
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
         self._register_handlers()
 
@@ -61,7 +73,6 @@ class GantryClient(LanguageClient):
 
     async def server_exit(self, server: asyncio.subprocess.Process) -> None:
         self.exit_reason = f"the server exited with code {server.returncode}"
-        self.changed.set()
 
     def _register_handlers(self) -> None:
         handlers = {
@@ -79,18 +90,10 @@ class GantryClient(LanguageClient):
             self.feature(method)(lambda params, handler=handler: handler(params))
 
     def _on_diagnostics(self, params: types.PublishDiagnosticsParams) -> None:
-        uri = normalise_uri(params.uri)
-        self.diagnostics[uri] = list(params.diagnostics)
-        # Servers may omit the version; we only ever open version 1.
-        if params.version in (1, None):
-            self.analysed.add(uri)
-        self.changed.set()
+        self.diagnostics[normalise_uri(params.uri)] = list(params.diagnostics)
 
-    def _on_status(self, params: Any) -> None:
-        # Custom notifications arrive as namedtuples built from the JSON object.
-        self.status = getattr(params, "state", None)
-        log.debug("status: %s (%s)", self.status, getattr(params, "message", ""))
-        self.changed.set()
+    def _on_status(self, params: dict[str, Any]) -> None:
+        log.debug("status: %s (%s)", params.get("state"), params.get("message"))
 
     def _on_show_message(self, params: types.ShowMessageParams) -> None:
         if params.type in (types.MessageType.Error, types.MessageType.Warning):
@@ -121,7 +124,8 @@ async def _within(request: Coroutine[Any, Any, Any], timeout: float) -> Any:
 def _capabilities() -> types.ClientCapabilities:
     return types.ClientCapabilities(
         general=types.GeneralClientCapabilities(
-            position_encodings=[types.PositionEncodingKind.Utf16]
+            # Characters, as ruff counts its columns: the report says what ruff would say.
+            position_encodings=[types.PositionEncodingKind.Utf32]
         ),
         text_document=types.TextDocumentClientCapabilities(
             synchronization=types.TextDocumentSyncClientCapabilities(did_save=True),
@@ -170,40 +174,24 @@ class CheckSession:
             # pygls fails pending requests with RuntimeError when the server exits
             raise ServerError(self.client.exit_reason or f"initialize failed: {exc}") from exc
         encoding = result.capabilities.position_encoding or types.PositionEncodingKind.Utf16
-        if encoding != types.PositionEncodingKind.Utf16:
-            raise ServerError(f"the server chose position encoding {encoding}; we asked for utf-16")
+        if encoding != types.PositionEncodingKind.Utf32:
+            raise ServerError(f"the server chose position encoding {encoding}; we asked for utf-32")
         self.client.initialized(types.InitializedParams())
         return True
 
-    def open(self, uri: str, language_id: str, text: str) -> str:
-        """Send didOpen (version 1); return the URI as the diagnostics will be keyed."""
-        self.client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uri, language_id=language_id, version=1, text=text
-                )
-            )
+    async def review_paths(self, paths: Sequence[Path], timeout: float) -> dict[str, Any] | None:
+        """Ask the server to review files and folders on disk; its answer (files reviewed,
+        files skipped and why) comes after their diagnostics. None when `timeout` ran out.
+        Raises ServerError if the server fails or dies."""
+        params = types.ExecuteCommandParams(
+            command="gantry.reviewPaths", arguments=[{"paths": [str(path) for path in paths]}]
         )
-        return normalise_uri(uri)
-
-    async def wait_until_analysed(self, uris: set[str], timeout: float) -> set[str]:
-        """Wait until every URI has its diagnostics and the server is not busy; return the URIs
-        still missing when `timeout` ran out. Raises ServerError if the server dies."""
-        client = self.client
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            if client.exit_reason:
-                raise ServerError(client.exit_reason)
-            missing = uris - client.analysed
-            if not missing and client.status != "busy":
-                return set()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return missing
-            client.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(client.changed.wait(), remaining)
+        try:
+            return await _within(self.client.workspace_execute_command_async(params), timeout)
+        except TimeoutError:
+            return None
+        except (RuntimeError, OSError, JsonRpcException) as exc:
+            raise ServerError(self.client.exit_reason or f"the review failed: {exc}") from exc
 
     async def close(self) -> None:
         """Shut the server down politely, then make sure the process is gone."""

@@ -1,7 +1,7 @@
 """Report records: what one published diagnostic means to a CI report.
 
-Positions are 1-based lines and 1-based UTF-16 columns (the encoding `gantry check` negotiates,
-and SARIF's default column kind); end columns are exclusive, as in LSP and SARIF.
+Positions are 1-based lines and 1-based columns in characters (code points: the encoding
+`gantry check` negotiates, and ruff's columns); end columns are exclusive, as in LSP and SARIF.
 """
 
 from __future__ import annotations
@@ -68,10 +68,20 @@ class Finding:
     url: str | None = None
     fingerprint: str | None = None
     fix: Fix | None = None
+    cell: int | None = None
+    """In a notebook, the cell (numbered from 1 over all cells) whose lines `span` counts, as
+    ruff reports it."""
 
     @property
     def sort_key(self) -> tuple:
-        return (self.path, self.span.line, self.span.column, self.rule, self.message)
+        return (
+            self.path,
+            self.cell or 0,
+            self.span.line,
+            self.span.column,
+            self.rule,
+            self.message,
+        )
 
 
 @attrs.frozen
@@ -110,4 +120,5 @@ def finding_from_diagnostic(path: str, diagnostic: types.Diagnostic) -> Finding:
         url=diagnostic.code_description.href if diagnostic.code_description else None,
         fingerprint=data.get("fingerprint"),
         fix=_fix(data),
+        cell=data.get("cell"),
     )

@@ -34,7 +34,8 @@ def annotation(finding: Finding) -> str:
         "title": finding.rule,
     }
     props = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties.items())
-    return f"::{_COMMANDS[finding.level]} {props}::{escape_data(finding.message)}"
+    cell = f"cell {finding.cell}: " if finding.cell else ""  # lines count from the cell's start
+    return f"::{_COMMANDS[finding.level]} {props}::{escape_data(cell + finding.message)}"
 
 
 def render(report: Report, root: Path) -> str:

@@ -37,6 +37,7 @@ def _fix(fix: Fix | None) -> dict[str, Any] | None:
 def finding_json(finding: Finding) -> dict[str, Any]:
     return {
         "path": finding.path,
+        "cell": finding.cell,
         **_range(finding.span),
         "level": finding.level,
         "rule": finding.rule,

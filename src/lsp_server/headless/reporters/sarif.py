@@ -1,7 +1,7 @@
 """SARIF 2.1.0, the format code-scanning services (GitHub, GitLab, Azure DevOps) ingest.
 
 Artifact URIs are relative to %SRCROOT%, so a report is the same on every checkout; columns are
-UTF-16 code units, SARIF's default and the encoding `gantry check` negotiates with the server.
+Unicode code points, as ruff counts them and `gantry check` negotiates with the server.
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
             }
         ],
     }
+    if finding.cell:  # a notebook's lines count from the start of this cell
+        result["properties"] = {"cell": finding.cell}
     if finding.fingerprint:
         result["partialFingerprints"] = {FINGERPRINT_KEY: finding.fingerprint}
     if finding.fix and finding.fix.edits:
@@ -95,7 +97,7 @@ def sarif_log(report: Report, root: Path) -> dict[str, Any]:
             }
         },
         "originalUriBaseIds": {SRCROOT: {"uri": root.resolve().as_uri().rstrip("/") + "/"}},
-        "columnKind": "utf16CodeUnits",
+        "columnKind": "unicodeCodePoints",
         "results": [_result(finding, rule_index[finding.rule]) for finding in findings],
         "invocations": [{"executionSuccessful": report.complete}],
     }

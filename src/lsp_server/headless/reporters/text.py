@@ -1,4 +1,5 @@
-"""`path:line:col: level RULE message [*]`, one line per finding, then a summary."""
+"""`path:line:col: level RULE message [*]`, one line per finding, then a summary; a notebook's
+findings say their cell (`path:cell 2:line:col: ...`), as ruff does."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ def finding_line(finding: Finding) -> str:
     fixable = " [*]" if finding.fix and finding.fix.is_safe else ""
     # A message is one line in a terminal; LSP allows newlines in it.
     message = " ".join(finding.message.splitlines())
+    cell = f"cell {finding.cell}:" if finding.cell else ""  # as ruff says it
     return (
-        f"{finding.path}:{finding.span.line}:{finding.span.column}: "
+        f"{finding.path}:{cell}{finding.span.line}:{finding.span.column}: "
         f"{finding.level} {finding.rule} {message}{fixable}"
     )
 
