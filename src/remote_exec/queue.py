@@ -99,6 +99,44 @@ def backoff(attempts: int) -> float:
     return delay * random.uniform(0.5, 1.0)
 
 
+def _check_identity(db: sqlite3.Connection, path: Path) -> None:
+    app_id = db.execute("PRAGMA application_id").fetchone()[0]
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if app_id != APPLICATION_ID and (app_id or version or tables):
+        raise QueueFileError(f"{path} is not a Gantry queue; it is left untouched")
+
+
+def _refuse_foreign(path: Path) -> None:
+    """Refuse a file that is not a queue before anything writes to it (switching to WAL
+    rewrites the header), so that it stays byte-identical."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(100)
+    except FileNotFoundError:
+        return
+    if not header:
+        return  # new, or being created by another process: the migration fills it
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise QueueFileError(f"{path} is not a Gantry queue (not SQLite); it is left untouched")
+    if int.from_bytes(header[68:72], "big") not in (0, APPLICATION_ID):
+        raise QueueFileError(f"{path} is not a Gantry queue; it is left untouched")
+    if header[18] == 2:
+        # WAL already: switching again writes nothing, and the migration checks the rest in
+        # its own transaction (a live queue's first page may still be in the WAL).
+        return
+    # A queue switches to WAL before anything else, so in rollback mode only an empty file
+    # can become one; the main file is all there is to read.
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        try:
+            _check_identity(conn, path)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise QueueFileError(f"{path} cannot be read as a Gantry queue ({exc})") from exc
+
+
 class JobQueue:
     def __init__(
         self,
@@ -119,6 +157,7 @@ class JobQueue:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        _refuse_foreign(self.path)
         self._migrate()
 
     # -- connections and schema ------------------------------------------------------------
@@ -156,11 +195,8 @@ class JobQueue:
 
     def _migrate(self) -> None:
         with self._write() as db:
-            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            _check_identity(db, self.path)
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if app_id != APPLICATION_ID and (app_id or version or tables):
-                raise QueueFileError(f"{self.path} is not a Gantry queue")
             if version > SCHEMA_VERSION:
                 raise QueueFileError(
                     f"{self.path} was written by a newer Gantry (schema {version})"

@@ -63,8 +63,15 @@ def test_refuses_foreign_and_newer_files(tmp_path: Path) -> None:
     conn.execute("CREATE TABLE t (x)")
     conn.commit()
     conn.close()
-    with pytest.raises(QueueFileError, match="not a Gantry queue"):
-        JobQueue(foreign)
+    before = foreign.read_bytes()
+    keys = tmp_path / "authorized_keys"
+    keys.write_bytes(b"ssh-ed25519 AAAA victim\n")
+    for path in (foreign, keys):
+        with pytest.raises(QueueFileError, match="not a Gantry queue"):
+            JobQueue(path)
+    # Refused before anything wrote to them (switching to WAL alone rewrites the header).
+    assert foreign.read_bytes() == before and keys.read_bytes() == b"ssh-ed25519 AAAA victim\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["authorized_keys", "foreign.db"]
     newer = tmp_path / "newer.db"
     JobQueue(newer).close()
     conn = sqlite3.connect(newer)
