@@ -374,3 +374,13 @@ def test_prune_drops_only_unreferenced_contents(store_path: Path) -> None:
         assert store.known_contents(["a", "b"]) == {"a"}
         assert [hit.name for hit in store.users_of("read")] == ["alpha"]
         assert [hit.path for hit in store.definitions("alpha")] == ["x.py"]
+
+
+def test_the_journal_is_never_written_through_a_link(store_path: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"export PATH=/usr/bin\n")
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    journal_path(store_path).symlink_to(victim)
+    with Store.open(store_path) as store, pytest.raises(OSError):
+        store.set_verdict(Verdict("fp", "dismissed", "F401", "a.py", "m", 1.0))
+    assert victim.read_bytes() == b"export PATH=/usr/bin\n"

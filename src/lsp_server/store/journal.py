@@ -47,7 +47,10 @@ class VerdictJournal:
 
     def _append(self, entry: dict[str, object]) -> None:
         line = json.dumps(entry, ensure_ascii=False) + "\n"
-        with self.path.open("a", encoding="utf-8") as file:
+        # Never through a symbolic link: the journal may sit in a repository, and a link there
+        # would have us append to whatever file it names.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        with open(fd, "a", encoding="utf-8") as file:
             file.write(line)
             file.flush()
             os.fsync(file.fileno())
