@@ -47,3 +47,14 @@ def test_index_refuses_a_path_that_is_not_a_directory(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "is not a directory" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_store_path_holding_another_file_is_refused_with_a_message(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "notes.txt").write_text("mine, not a database\n")
+    (root / "pyproject.toml").write_text('[tool.gantry]\nstore = "notes.txt"\n')
+    result = _gantry("index", str(root), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "cannot be opened" in result.stderr and "Traceback" not in result.stderr
+    assert (root / "notes.txt").read_text() == "mine, not a database\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 from pathlib import Path
 
 from rich.console import Console
@@ -10,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lsp_server.analysis.indexer import Indexer, IndexStats
 from lsp_server.config import load_settings, store_path
-from lsp_server.store import Store
+from lsp_server.store import NewerSchemaError, NotAStoreError, Store
 
 
 def run_index(args: argparse.Namespace) -> int:
@@ -25,7 +26,11 @@ def run_index(args: argparse.Namespace) -> int:
         console.print(f"[yellow]settings:[/] {problem}")
     if (withheld := loaded.withheld_message()) is not None:
         console.print(f"[yellow]settings:[/] {withheld}")
-    store = Store.open(store_path(root, settings))
+    try:
+        store = Store.open(store_path(root, settings))
+    except (NotAStoreError, NewerSchemaError, OSError, sqlite3.Error) as exc:
+        console.print(f"gantry index: the context store cannot be opened: {exc}")
+        return 2
     try:
         if store.recovery_message:
             console.print(f"[yellow]{store.recovery_message}[/]")
