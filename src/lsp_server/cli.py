@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,6 +114,35 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    previous = signal.getsignal(signal.SIGINT)
+    if args.command in ("serve", "check"):
+        signal.signal(signal.SIGINT, _leave_at_once)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        _say_interrupted()
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _say_interrupted() -> None:
+    """Ctrl-C: one line, not a traceback; 130 (128 + SIGINT) is what a shell expects."""
+    os.write(2, b"gantry: interrupted\n")
+
+
+def _leave_at_once(signum: int, frame: object) -> None:
+    """Ctrl-C in the asyncio commands. asyncio.run would make it a cancellation, which waits for
+    the work in flight and which Python 3.11's wait_for can swallow; an exception raised inside
+    the loop instead can leave it waiting forever. So leave now: nothing is lost, since the store
+    and the queue commit as they go (a kill -9 is survived too), and what we started ends with
+    us (the server `check` runs sees its input close, pool workers and jobs have a parent-death
+    signal)."""
+    _say_interrupted()
+    os._exit(130)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from lsp_server.server import serve
 

@@ -1,0 +1,158 @@
+"""Ctrl-C, as a terminal sends it (SIGINT to the whole foreground process group) and as a
+program may (to `gantry` alone): one line, exit 130, nothing left running."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+GANTRY = Path(sys.executable).parent / "gantry"
+SLOW_RUFF = """#!/bin/sh
+# ruff, slowly: Ctrl-C comes while Gantry waits for it
+[ "$1" = "--version" ] || {{ touch {marker}; sleep 600; }}
+exec {ruff} "$@"
+"""
+
+
+@pytest.fixture
+def busy_workspace(tmp_path: Path) -> tuple[Path, Path]:
+    """A workspace whose ruff is slow to answer, and the file that says it has been asked."""
+    import shutil
+
+    marker = tmp_path / "ruff-started"
+    ruff = tmp_path / "slow-ruff"
+    ruff.write_text(SLOW_RUFF.format(marker=marker, ruff=shutil.which("ruff")))
+    ruff.chmod(0o755)
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "pyproject.toml").write_text(f'[tool.gantry.ruff]\npath = "{ruff}"\n')
+    (workspace / "app.py").write_text("import os\n")
+    return workspace, marker
+
+
+@pytest.fixture
+def start():
+    """Start `gantry ARGS` in a process group of its own, as a terminal runs a foreground job;
+    whatever is left of the group is killed afterwards, so a failure cleans up too."""
+    groups = []
+
+    def run(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [str(GANTRY), *args],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            **kwargs,
+        )
+        groups.append(proc.pid)
+        return proc
+
+    yield run
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _wait_for(condition, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert proc.poll() is None, f"gantry ended before {what}: {proc.stderr.read().decode()}"
+        assert time.monotonic() < deadline, f"no {what}"
+        time.sleep(0.02)
+
+
+def _group(pgid: int) -> dict[int, bytes]:
+    """pid -> command line of the processes still running in a group (not the zombies)."""
+    members = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            if int(fields[2]) == pgid and fields[0] not in "ZX":
+                members[int(entry.name)] = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):  # not a process, or one that just ended
+            continue
+    return members
+
+
+def _interrupt(proc: subprocess.Popen[bytes], group: bool) -> None:
+    """Ctrl-C: to the whole group, as a terminal sends it, or to `gantry` alone."""
+    if group:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    stderr = err.decode()
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines() == ["gantry: interrupted"], stderr
+
+
+def _assert_group_gone(pgid: int) -> None:
+    deadline = time.monotonic() + 30
+    while (left := _group(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left, f"left running: {left}"
+
+
+@pytest.mark.parametrize("group", [True, False], ids=["terminal", "gantry-alone"])
+def test_ctrl_c_stops_check(busy_workspace, start, group: bool):
+    workspace, marker = busy_workspace
+    proc = start(["check", "--trust-workspace"], workspace)
+    _wait_for(marker.exists, proc, "review")
+    _interrupt(proc, group)
+    if group:  # alone, its server sees its input close: that is not this test's subject
+        _assert_group_gone(proc.pid)
+
+
+def _frame(message: dict) -> bytes:
+    body = json.dumps({"jsonrpc": "2.0", **message}).encode()
+    return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def test_ctrl_c_stops_serve(busy_workspace, start):
+    workspace, marker = busy_workspace
+    proc = start(["serve", "--trust-workspace"], workspace, stdin=subprocess.PIPE)
+    root = workspace.as_uri()
+    document = {"uri": f"{root}/app.py", "languageId": "python", "version": 1}
+    proc.stdin.write(
+        _frame({"id": 1, "method": "initialize", "params": {"rootUri": root, "capabilities": {}}})
+        + _frame({"method": "initialized", "params": {}})
+        + _frame(
+            {
+                "method": "textDocument/didOpen",
+                "params": {"textDocument": {**document, "text": "import os\n"}},
+            }
+        )
+    )
+    proc.stdin.flush()
+    _wait_for(marker.exists, proc, "review")
+    _interrupt(proc, group=True)
+    _assert_group_gone(proc.pid)
+
+
+def test_ctrl_c_stops_index_and_its_pool(tmp_path: Path, start):
+    """The indexer's pool workers are in the terminal's process group too: they leave Ctrl-C
+    to their parent, whose end is theirs."""
+    from lsp_server.analysis.indexer import POOL_MIN_FILES
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    for n in range(20 * POOL_MIN_FILES):
+        body = "".join(f"def f{n}_{i}(x):\n    return x + {i}\n\n\n" for i in range(20))
+        (workspace / f"mod{n}.py").write_text(body)
+    proc = start(["index", "."], workspace)
+
+    def pool_running() -> bool:
+        return any(b"multiprocessing.spawn" in cmd for cmd in _group(proc.pid).values())
+
+    _wait_for(pool_running, proc, "indexing pool")
+    _interrupt(proc, group=True)
+    _assert_group_gone(proc.pid)
