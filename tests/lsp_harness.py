@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 from lsprotocol import types
 from pygls.protocol import default_converter
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
+
+from lsp_server.headless.client import SERVE_COMMAND
 
 
 def _publish_diagnostics(client: LanguageClient, params: types.PublishDiagnosticsParams) -> None:
@@ -47,9 +48,7 @@ def make_client() -> LanguageClient:
     return client
 
 
-SERVER = ClientServerConfig(
-    server_command=[sys.executable, "-m", "lsp_server", "serve"], client_factory=make_client
-)
+SERVER = ClientServerConfig(server_command=list(SERVE_COMMAND), client_factory=make_client)
 CLIENTS = ["visual-studio-code", "neovim"]
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from lsp_server.headless.client import SERVE_COMMAND
 
 HEADER_END = b"\r\n\r\n"
 
@@ -48,14 +50,19 @@ def parse_frames(data: bytes) -> list[dict]:
 
 
 class RawServer:
-    """`gantry serve` on pipes; records every stdout byte for the strict parser. Like an editor,
-    it answers the server's requests (with null) unless told to stay silent."""
+    """`gantry serve` on pipes, started in `cwd` by `command` (by default as `gantry check` and
+    VS Code start it); records every stdout byte for the strict parser. Like an editor, it answers
+    the server's requests (with null) unless told to stay silent."""
 
     def __init__(
-        self, cwd: Path, env: dict[str, str] | None = None, answer_requests: bool = True
+        self,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        answer_requests: bool = True,
+        command: Sequence[str] = SERVE_COMMAND,
     ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lsp_server", "serve"],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -114,6 +114,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("serve", "index"):
+        # The indexer's pool workers run `python -c` in the workspace, which would put it first on
+        # their sys.path too; -P reaches them only when it started us.
+        os.environ["PYTHONSAFEPATH"] = "1"
     previous = signal.getsignal(signal.SIGINT)
     if args.command in ("serve", "check"):
         signal.signal(signal.SIGINT, _leave_at_once)

@@ -101,7 +101,9 @@ def _run(script: str, cwd: Path, tmp_path: Path, **extra_env: str) -> tuple[int,
 
 
 def test_neovim_plugin_end_to_end(tmp_path: Path) -> None:
-    server = json.dumps([sys.executable, "-m", "lsp_server", "serve"])
+    # The plugin's own command (lsp/gantry.lua): the console script, which Python starts with
+    # its bin directory, not the working directory, first on sys.path.
+    server = json.dumps([str(Path(sys.executable).parent / "gantry"), "serve"])
     passed, output = _run("run.lua", tmp_path, tmp_path, GANTRY_NVIM_SERVER_CMD=server)
     assert passed >= 10, output
 
@@ -125,6 +127,8 @@ def test_neovim_plugin_runs_and_reads_nothing_of_a_hostile_project(tmp_path: Pat
     )
     (project / "gantry.toml").write_text('[execution.gateway]\nurl = "http://127.0.0.1:9"\n')
     (project / "app.py").write_text("import os\n")
+    for module in ("types", "json", "asyncio"):  # the standard library's names, run there
+        (project / f"{module}.py").write_text('raise SystemExit("shadowed")\n')
     path = f".::.venv/bin:bin:{user_gantry.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
     passed, output = _run(
         "hostile.lua",

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from lsp_server.headless.client import SERVE_COMMAND
+
 EXTENSION = Path(__file__).resolve().parents[2] / "editors" / "vscode"
 
 
@@ -143,7 +145,7 @@ def test_vscode_extension_in_code_server(tmp_path: Path) -> None:
                 "CS_URL": url,
                 "SHOT": str(shot),
                 "SETTINGS_FILE": str(settings),
-                "SERVER_COMMAND": json.dumps([sys.executable, "-m", "lsp_server", "serve"]),
+                "SERVER_COMMAND": json.dumps(SERVE_COMMAND),
                 "NODE_PATH": str(E2E_DEST / "tools" / "node_modules"),
             },
             stdin=subprocess.DEVNULL,
