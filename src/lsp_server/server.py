@@ -27,9 +27,9 @@ from lsp_server.config import Settings
 from lsp_server.features.diagnostics import Reviewer
 from lsp_server.features.indexing import IndexerService
 from lsp_server.features.remote import RemoteService
-from lsp_server.features.status import StatusReporter
+from lsp_server.features.status import PublishedFindings, StatusReporter
 from lsp_server.protocol import GantryProtocol
-from lsp_server.review.findings import Finding, Snapshot
+from lsp_server.review.findings import Snapshot
 
 if TYPE_CHECKING:
     from lsp_server.store import Store
@@ -56,8 +56,7 @@ class GantryServer(LanguageServer):
         self.init_options: object = None
         self.store: Store | None = None
         self.dismissed: frozenset[str] = frozenset()
-        # Findings last published per URI, with the snapshot they were computed on.
-        self.published: dict[str, tuple[Snapshot, tuple[Finding, ...]]] = {}
+        self.published = PublishedFindings()
         self.ready = asyncio.Event()
         """Set once settings and verdicts are loaded: reviews wait for it."""
         self.status = StatusReporter(self)

@@ -1,7 +1,8 @@
 """The `gantry/status` notification and `$/progress` reports.
 
-One summary of what the server is doing, sent only when it changes, so a status bar or a CI
-client can tell "busy" from "idle" without guessing.
+One summary of what the server is doing, sent when it changes, at most once per `_INTERVAL_S`
+(the last state always), so a status bar or a CI client can tell "busy" from "idle" without
+guessing, and a review of thousands of files does not send thousands of them.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
+
+from lsp_server.review.findings import Finding, Snapshot
 
 if TYPE_CHECKING:
     from lsp_server.server import GantryServer
@@ -22,6 +25,34 @@ if TYPE_CHECKING:
 log = logging.getLogger("gantry.status")
 STATUS_NOTIFICATION = "gantry/status"
 _CLIENT_ANSWER_TIMEOUT_S = 5.0  # a client that never answers must not stall the work
+_INTERVAL_S = 0.1
+
+
+class PublishedFindings(MutableMapping[str, tuple[Snapshot, tuple[Finding, ...]]]):
+    """The findings last published per URI, with the snapshot they were computed on, and their
+    total, kept as they change: the status counts them after every review."""
+
+    def __init__(self) -> None:
+        self._by_uri: dict[str, tuple[Snapshot, tuple[Finding, ...]]] = {}
+        self.total = 0
+
+    def __getitem__(self, uri: str) -> tuple[Snapshot, tuple[Finding, ...]]:
+        return self._by_uri[uri]
+
+    def __setitem__(self, uri: str, value: tuple[Snapshot, tuple[Finding, ...]]) -> None:
+        self.pop(uri, None)
+        self._by_uri[uri] = value
+        self.total += len(value[1])
+
+    def __delitem__(self, uri: str) -> None:
+        _, findings = self._by_uri.pop(uri)
+        self.total -= len(findings)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_uri)
+
+    def __len__(self) -> int:
+        return len(self._by_uri)
 
 
 class StatusReporter:
@@ -33,6 +64,8 @@ class StatusReporter:
         """Degradations by component ("ruff", "store", ...), shown until cleared."""
         self.remote: DispatcherStatus | None = None
         self._last: dict | None = None
+        self._sent_at = float("-inf")
+        self._due: asyncio.Handle | None = None
 
     def snapshot(self) -> dict:
         pending, remote = not self.server.ready.is_set(), self.remote
@@ -53,7 +86,6 @@ class StatusReporter:
             state, message = "degraded", "; ".join(self.problems.values())
         else:
             state, message = "ready", "Ready"
-        findings = sum(len(findings) for _, findings in self.server.published.values())
         queue = remote.queue if remote is not None else {}
         return {
             "state": state,
@@ -62,7 +94,7 @@ class StatusReporter:
                 "documents": len(self.server.workspace.text_documents),
                 "reviewing": self.reviewing,
                 "indexing": int(self.indexing),
-                "findings": findings,
+                "findings": self.server.published.total,
                 "queued": queue.get("pending", 0) + queue.get("leased", 0),
                 "parked": queue.get("parked", 0),
                 "dead": queue.get("dead", 0),
@@ -72,9 +104,19 @@ class StatusReporter:
         }
 
     def update(self) -> None:
+        """Send the status if it changed: in the next turn of the event loop, or, when one went
+        out less than `_INTERVAL_S` ago, once that interval is over."""
+        if self._due is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._due = loop.call_at(max(loop.time(), self._sent_at + _INTERVAL_S), self._send)
+
+    def _send(self) -> None:
+        self._due = None
         current = self.snapshot()
         if current != self._last:
             self._last = current
+            self._sent_at = asyncio.get_running_loop().time()
             self.server.protocol.notify(STATUS_NOTIFICATION, current)
 
     def set_problem(self, component: str, message: str | None) -> None:
