@@ -7,7 +7,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from lsprotocol import types
 
 from lsp_server import __version__
 from lsp_server.headless.findings import (
@@ -225,16 +224,14 @@ def test_github_escaping():
 
 
 def test_finding_from_diagnostic_reads_the_server_contract():
-    diagnostic = types.Diagnostic(
-        range=types.Range(types.Position(4, 0), types.Position(4, 9)),
-        message="`sys` imported but unused",
-        severity=types.DiagnosticSeverity.Warning,
-        code="F401",
-        code_description=types.CodeDescription(
-            href="https://docs.astral.sh/ruff/rules/unused-import"
-        ),
-        source="gantry",
-        data={
+    diagnostic = {
+        "range": {"start": {"line": 4, "character": 0}, "end": {"line": 4, "character": 9}},
+        "message": "`sys` imported but unused",
+        "severity": 2,
+        "code": "F401",
+        "codeDescription": {"href": "https://docs.astral.sh/ruff/rules/unused-import"},
+        "source": "gantry",
+        "data": {
             "fingerprint": "abc",
             "fix": {
                 "message": "Remove it",
@@ -250,7 +247,7 @@ def test_finding_from_diagnostic_reads_the_server_contract():
                 ],
             },
         },
-    )
+    }
     finding = finding_from_diagnostic("m.py", diagnostic)
     assert finding == Finding(
         path="m.py",
@@ -262,12 +259,9 @@ def test_finding_from_diagnostic_reads_the_server_contract():
         fingerprint="abc",
         fix=Fix("Remove it", "safe", (FixEdit(Span(5, 1, 6, 1), ""),)),
     )
-    bare = types.Diagnostic(
-        range=types.Range(types.Position(0, 0), types.Position(0, 1)),
-        message="m",
-        data={"fix": None},
-    )
+    bare = {"range": diagnostic["range"], "message": "m", "data": {"fix": None}}
     assert finding_from_diagnostic("m.py", bare).level == "error"
     assert finding_from_diagnostic("m.py", bare).fix is None
-    in_cell = types.Diagnostic(diagnostic.range, "m", data={"fix": None, "cell": 3})
+    in_cell = {**bare, "data": {"fix": None, "fingerprint": "", "cell": 3}}
     assert finding_from_diagnostic("nb.ipynb", in_cell).cell == 3
+    assert finding_from_diagnostic("nb.ipynb", in_cell).fingerprint is None

@@ -41,6 +41,8 @@ class ReviewPathsArgs:
     paths: list[str]
     """Files or folders on disk (file system paths, not URIs); relative ones are taken from
     the workspace root."""
+    fingerprints: bool = True
+    """False when the caller will not read them (a text report): they cost a parse per file."""
 
 
 def _reviewed(result: OnDiskReview) -> OnDiskReview:
@@ -112,12 +114,16 @@ def register(server: GantryServer) -> None:
     @server.command("gantry.reviewPaths")
     async def review_paths(ls, *args: Any) -> dict:
         """Review files and folders on disk as `ruff check PATHS` would (what `gantry check`
-        asks); diagnostics are published, one per file reviewed, before this answers."""
+        asks); diagnostics are published, one per file reviewed, before this answers with the
+        paths of the files reviewed and of those skipped, and why."""
         params: ReviewPathsArgs = parse_args(ReviewPathsArgs, list(args))
         base = ls.root or Path.cwd()
-        result = _reviewed(await ls.reviewer.review_on_disk([base / p for p in params.paths]))
+        paths = [base / path for path in params.paths]
+        result = _reviewed(
+            await ls.reviewer.review_on_disk(paths, fingerprints=params.fingerprints)
+        )
         return {
-            "files": list(result.files),
+            "files": [str(path) for path in result.files],
             "skipped": [{"path": str(path), "reason": reason} for path, reason in result.skipped],
             "findings": result.findings,
         }

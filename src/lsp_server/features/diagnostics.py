@@ -8,7 +8,9 @@ typing never queues more than one pending review, and an idle editor waits for n
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,8 +34,8 @@ _PARALLEL_RUNS = 2
 
 @attrs.frozen
 class OnDiskReview:
-    files: tuple[str, ...] = ()
-    """URIs of the files reviewed (published, or reviewed from the editor's text if open)."""
+    files: tuple[Path, ...] = ()
+    """The files reviewed (published, or reviewed from the editor's text if open)."""
     skipped: tuple[tuple[Path, str], ...] = ()
     findings: int = 0
     problem: str | None = None
@@ -52,10 +54,12 @@ class Reviewer:
     def pending(self) -> int:
         return len(self._running) + self._on_disk
 
-    async def review_on_disk(self, paths: list[Path]) -> OnDiskReview:
+    async def review_on_disk(self, paths: list[Path], *, fingerprints: bool = True) -> OnDiskReview:
         """Review the files under `paths` as they are on disk, as `ruff check PATHS` would select
         them, a chunk per ruff run; open documents are reviewed from the editor's text instead.
-        Every file reviewed gets a publishDiagnostics, an empty one when it is clean."""
+        Every file reviewed gets a publishDiagnostics, an empty one when it is clean. Without
+        `fingerprints` (the caller does not read them) they are computed only to leave out the
+        findings the user dismissed."""
         server = self.server
         await server.ready.wait()
         if not paths:
@@ -75,24 +79,28 @@ class Reviewer:
             server.status.set_problem("ruff", problem)
             return OnDiskReview(problem=problem)
         files: list[Path] = []
-        reviewed: list[str] = []
+        reviewed: list[Path] = []
         for path in selection.files:
             uri = path.as_uri()
             if uri in server.workspace.text_documents:
                 self.request(uri)
-                reviewed.append(uri)
+                reviewed.append(path)
             else:
                 files.append(path)
         self._on_disk += len(files)
         self._report()
         limit = asyncio.Semaphore(_PARALLEL_RUNS)
+        review = functools.partial(
+            local.review_files, fingerprints=fingerprints or bool(server.dismissed)
+        )
 
         async def one(chunk: list[Path]) -> local.FilesReview:
             try:
                 async with limit:
-                    result = await asyncio.to_thread(local.review_files, root, chunk, settings)
+                    result = await asyncio.to_thread(review, root, chunk, settings)
                 for file in result.files:
-                    reviewed.append(self._publish_file(file, settings))
+                    self._publish_file(file, settings)
+                    reviewed.append(file.path)
                 return result
             finally:
                 self._on_disk -= len(chunk)
@@ -109,22 +117,21 @@ class Reviewer:
             problem=problem,
         )
 
-    def _publish_file(self, review: local.FileReview, settings: Settings) -> str:
+    def _publish_file(self, review: local.FileReview, settings: Settings) -> None:
         """Publish one file reviewed on disk, unless the editor opened it meanwhile (its text
-        wins); returns its URI."""
+        wins)."""
         uri = review.path.as_uri()
         if uri in self.server.workspace.text_documents:
-            return uri
+            return
         if review.source is None:
             self.server.published.pop(uri, None)
             self.server.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
             )
-            return uri
+            return
         source = review.source
         snapshot = Snapshot(uri, str(review.path), None, source.text, "python", settings)
-        self._publish(snapshot, review.findings, source.cells)
-        return uri
+        self._publish(snapshot, review.findings, source.cells, review.lines)
 
     def request(self, uri: str) -> None:
         if uri in self._running:
@@ -180,11 +187,12 @@ class Reviewer:
         snapshot: Snapshot,
         findings: tuple[Finding, ...],
         cells: dict[int, int] | None = None,
+        lines: Sequence[str] | None = None,
     ) -> None:
         dismissed = self.server.dismissed
         kept = tuple(f for f in findings if f.fingerprint not in dismissed)
         self.server.published[snapshot.uri] = (snapshot, kept)
-        codec, lines = self.server.workspace.position_codec, snapshot.lines
+        codec, lines = self.server.workspace.position_codec, lines or snapshot.lines
         diagnostics = [diagnostic(codec, lines, finding) for finding in kept]
         if cells:
             diagnostics = [in_cell(d, cells) for d in diagnostics]

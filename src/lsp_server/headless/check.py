@@ -22,18 +22,23 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
-from pygls.uris import to_fs_path
 
 from lsp_server.config import Settings, load_settings
 from lsp_server.headless.client import SERVE_COMMAND, CheckSession, ServerError, normalise_uri
 from lsp_server.headless.findings import Finding, Report, finding_from_diagnostic, level_rank
 from lsp_server.headless.reporters import render
 from lsp_server.headless.reporters.summary import summary_line
-from lsp_server.review import local, ruff_engine
+
+if TYPE_CHECKING:
+    from lsp_server.review.local import Selection
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+_FINGERPRINTED = frozenset({"json", "sarif"})
+"""The formats that show fingerprints: the server computes them only for these (and to leave
+out dismissed findings)."""
 
 
 class UsageError(Exception):
@@ -64,6 +69,7 @@ async def analyse(
     settings: Settings,
     root: Path,
     *,
+    fingerprints: bool = True,
     trust_workspace: bool = False,
 ) -> Analysis:
     """Have a fresh server review `paths` and collect what it publishes within `wait` s;
@@ -75,7 +81,8 @@ async def analyse(
     answer = None
     try:
         if await session.start(timeout=wait):
-            answer = await session.review_paths(paths, max(0.0, deadline - loop.time()))
+            remaining = max(0.0, deadline - loop.time())
+            answer = await session.review_paths(paths, remaining, fingerprints=fingerprints)
     except ServerError as exc:
         tail = "\n".join(session.client.stderr_tail)
         raise ServerError(f"{exc}\n{tail}" if tail else str(exc)) from exc
@@ -84,7 +91,7 @@ async def analyse(
     published = session.client.diagnostics
     missing: tuple[Path, ...] = ()
     if answer is not None:
-        files = [Path(to_fs_path(uri) or uri) for uri in answer["files"]]
+        files = [Path(path) for path in answer["files"]]
         skipped = tuple((Path(item["path"]), item["reason"]) for item in answer["skipped"])
     else:  # --wait ran out: what arrived, and which of the files that were due did not
         selection = await asyncio.to_thread(_selection, workspace, paths, settings)
@@ -98,8 +105,10 @@ async def analyse(
     return Analysis(findings, len(files), skipped, missing)
 
 
-def _selection(workspace: Path, paths: list[Path], settings: Settings) -> local.Selection:
+def _selection(workspace: Path, paths: list[Path], settings: Settings) -> Selection:
     """The files a review of `paths` covers; all of `paths` when ruff cannot say."""
+    from lsp_server.review import local, ruff_engine  # only when a check is cut short
+
     try:
         return local.select_files(workspace, paths, settings)
     except (ruff_engine.RuffUnavailable, ruff_engine.RuffFailed):
@@ -191,7 +200,13 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         analysis = asyncio.run(
             analyse(
-                workspace, paths, args.wait, settings, root, trust_workspace=args.trust_workspace
+                workspace,
+                paths,
+                args.wait,
+                settings,
+                root,
+                fingerprints=args.format in _FINGERPRINTED,
+                trust_workspace=args.trust_workspace,
             )
         )
     except ServerError as exc:

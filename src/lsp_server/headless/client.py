@@ -1,22 +1,24 @@
 """The LSP client session behind `gantry check`: it runs `gantry serve` as a subprocess and talks
-to it over stdio exactly as an editor does, so CI reports what the editor shows."""
+to it over stdio exactly as an editor does, so CI reports what the editor shows.
+
+The client is a small JSON-RPC connection of its own rather than pygls's: a check carries tens
+of thousands of diagnostics, which are read here as the plain JSON they arrive as (pygls decodes
+every nested object through a hook, builds a namedtuple class for each custom notification, and
+costs half a second to import).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
+import json
 import logging
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
-
-import attrs
-from lsprotocol import types
-from pygls.exceptions import JsonRpcException
-from pygls.lsp.client import LanguageClient
-from pygls.protocol import LanguageServerProtocol
 
 from lsp_server import __version__
 
@@ -26,8 +28,10 @@ STATUS_NOTIFICATION = "gantry/status"
 SHUTDOWN_GRACE_S = 5.0
 """How long the server gets to shut down and exit before it is killed."""
 _STDERR_TAIL_LINES = 40
-SERVE_COMMAND: tuple[str, ...] = (sys.executable, "-P", "-m", "lsp_server", "serve")
+SERVE_COMMAND: tuple[str, ...] = (sys.executable, "-m", "lsp_server", "serve")
 """The very server an editor runs, from the same interpreter as this command."""
+_HEADER_END = b"\r\n\r\n"
+_METHOD_NOT_FOUND = -32601
 
 
 def normalise_uri(uri: str) -> str:
@@ -36,108 +40,147 @@ def normalise_uri(uri: str) -> str:
 
 
 class ServerError(Exception):
-    """The server could not be started, or died while we needed it."""
+    """The server could not be started, failed, or died while we needed it."""
 
 
-@attrs.define
-class StatusNotification:
-    """`gantry/status` as it arrives: its params stay the JSON object. (pygls would build
-    namedtuple classes for every such message, a third of the client's time in a check.)"""
-
-    params: dict[str, Any]
-    method: str = STATUS_NOTIFICATION
-    jsonrpc: str = "2.0"
-
-
-class CheckProtocol(LanguageServerProtocol):
-    def get_message_type(self, method: str) -> type | None:
-        if method == STATUS_NOTIFICATION:
-            return StatusNotification
-        return super().get_message_type(method)
-
-
-class GantryClient(LanguageClient):
-    """A LanguageClient that remembers what the server published and told us."""
+class GantryClient:
+    """A JSON-RPC connection to the server's stdio that remembers what it published."""
 
     def __init__(self) -> None:
-        super().__init__("gantry-check", __version__, protocol_cls=CheckProtocol)
-        self.diagnostics: dict[str, list[types.Diagnostic]] = {}
+        self.process: asyncio.subprocess.Process | None = None
+        self.diagnostics: dict[str, list[dict[str, Any]]] = {}
+        """The diagnostics last published per URI, in their JSON form."""
         self.exit_reason: str | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
-        self._register_handlers()
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._ids = itertools.count(1)
+        self._tasks: list[asyncio.Task[None]] = []
 
-    @property
-    def process(self) -> asyncio.subprocess.Process | None:
-        """The server subprocess (pygls keeps it in a private attribute)."""
-        return self._server
+    async def start(self, command: Sequence[str], cwd: Path) -> None:
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=cwd,
+            )
+        except OSError as exc:
+            raise ServerError(f"could not start the server: {exc}") from exc
+        self._tasks = [
+            asyncio.create_task(self._read_messages()),
+            asyncio.create_task(self._drain_stderr()),
+        ]
 
-    async def server_exit(self, server: asyncio.subprocess.Process) -> None:
-        self.exit_reason = f"the server exited with code {server.returncode}"
+    async def request(self, method: str, params: Any) -> Any:
+        """The result of a request; ServerError when it fails or the server goes away."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending[request_id := next(self._ids)] = future
+        await self._send({"id": request_id, "method": method, "params": params})
+        return await future
 
-    def _register_handlers(self) -> None:
-        handlers = {
-            types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS: self._on_diagnostics,
-            STATUS_NOTIFICATION: self._on_status,
-            types.WINDOW_SHOW_MESSAGE: self._on_show_message,
-            types.WINDOW_LOG_MESSAGE: self._on_log_message,
-            types.WORKSPACE_CONFIGURATION: self._on_configuration,
-            types.WINDOW_WORK_DONE_PROGRESS_CREATE: self._accept,
-            types.PROGRESS: self._on_progress,
-            types.CLIENT_REGISTER_CAPABILITY: self._accept,
-        }
-        for method, handler in handlers.items():
-            # pygls tags each handler with attributes, which a bound method cannot take.
-            self.feature(method)(lambda params, handler=handler: handler(params))
+    async def notify(self, method: str, params: Any) -> None:
+        await self._send({"method": method, "params": params})
 
-    def _on_diagnostics(self, params: types.PublishDiagnosticsParams) -> None:
-        self.diagnostics[normalise_uri(params.uri)] = list(params.diagnostics)
+    async def _send(self, message: dict[str, Any]) -> None:
+        if self.exit_reason is not None:
+            raise ServerError(self.exit_reason)
+        assert self.process is not None and self.process.stdin is not None
+        body = json.dumps({"jsonrpc": "2.0", **message}).encode()
+        self.process.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        try:
+            await self.process.stdin.drain()
+        except ConnectionError as exc:
+            raise ServerError(self.exit_reason or f"the server went away: {exc}") from exc
 
-    def _on_status(self, params: dict[str, Any]) -> None:
-        log.debug("status: %s (%s)", params.get("state"), params.get("message"))
+    async def _read_messages(self) -> None:
+        """Dispatch what the server writes until it stops; then fail what is still pending."""
+        assert self.process is not None and self.process.stdout is not None
+        stdout = self.process.stdout
+        try:
+            while True:
+                header = await stdout.readuntil(_HEADER_END)
+                body = await stdout.readexactly(_content_length(header))
+                await self._dispatch(json.loads(body))
+        except (asyncio.IncompleteReadError, ServerError):
+            pass  # the server closed its stdout, or its stdin: it is leaving
+        except Exception as exc:  # a server we cannot understand is of no use: stop it
+            self.exit_reason = f"the server wrote something that is not LSP: {exc!r}"
+            self.process.kill()
+        finally:
+            returncode = await self.process.wait()
+            self.exit_reason = self.exit_reason or f"the server exited with code {returncode}"
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ServerError(self.exit_reason))
 
-    def _on_show_message(self, params: types.ShowMessageParams) -> None:
-        if params.type in (types.MessageType.Error, types.MessageType.Warning):
-            print(f"gantry: {params.type.name.lower()}: {params.message}", file=sys.stderr)
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        method = message.get("method")
+        if method is None:  # a response
+            future = self._pending.pop(message.get("id"), None)
+            if future is None or future.done():
+                return
+            if "error" in message:
+                future.set_exception(ServerError(message["error"].get("message", "failed")))
+            else:
+                future.set_result(message.get("result"))
+        elif "id" in message:  # a request from the server
+            answer = self._answer(method, message.get("params"))
+            await self._send({"id": message["id"], **answer})
         else:
-            log.debug("server says: %s", params.message)
+            self._on_notification(method, message.get("params") or {})
 
-    def _on_log_message(self, params: types.LogMessageParams) -> None:
-        log.debug("server log: %s", params.message)
+    def _answer(self, method: str, params: Any) -> dict[str, Any]:
+        if method == "workspace/configuration":
+            # CI has no editor settings: the workspace's own configuration files decide.
+            return {"result": [{} for _ in params.get("items", ())]}
+        if method in ("window/workDoneProgress/create", "client/registerCapability"):
+            return {"result": None}
+        return {"error": {"code": _METHOD_NOT_FOUND, "message": f"{method} is not supported"}}
 
-    def _on_configuration(self, params: types.ConfigurationParams) -> list[dict]:
-        # CI has no editor settings: the workspace's own configuration files decide.
-        return [{} for _ in params.items]
+    def _on_notification(self, method: str, params: dict[str, Any]) -> None:
+        if method == "textDocument/publishDiagnostics":
+            self.diagnostics[normalise_uri(params["uri"])] = params["diagnostics"]
+        elif method == "window/showMessage" and params.get("type") in (1, 2):
+            level = "error" if params["type"] == 1 else "warning"
+            print(f"gantry: {level}: {params.get('message')}", file=sys.stderr)
+        else:  # status, progress, log messages, information
+            log.debug("%s: %s", method, params)
 
-    def _on_progress(self, params: types.ProgressParams) -> None:
-        log.debug("progress %s: %s", params.token, params.value)
+    async def _drain_stderr(self) -> None:
+        """Keep the server's stderr flowing (a full pipe would block it) and its tail for errors."""
+        assert self.process is not None and self.process.stderr is not None
+        async for raw in self.process.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self.stderr_tail.append(line)
+            log.debug("server stderr: %s", line)
 
-    def _accept(self, params: Any) -> None:
-        return None
+    async def stop(self) -> None:
+        """Wait for the connection's readers, once the process is gone."""
+        await asyncio.gather(*self._tasks)
 
 
-async def _within(request: Coroutine[Any, Any, Any], timeout: float) -> Any:
-    """Await an LSP request for at most `timeout` s without cancelling it: pygls would log an
-    error when the late answer finds its future cancelled."""
-    return await asyncio.wait_for(asyncio.shield(request), timeout)
+def _content_length(header: bytes) -> int:
+    for line in header.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    raise ValueError(f"a frame without Content-Length: {header[:100]!r}")
 
 
-def _capabilities() -> types.ClientCapabilities:
-    return types.ClientCapabilities(
-        general=types.GeneralClientCapabilities(
-            # Characters, as ruff counts its columns: the report says what ruff would say.
-            position_encodings=[types.PositionEncodingKind.Utf32]
-        ),
-        text_document=types.TextDocumentClientCapabilities(
-            synchronization=types.TextDocumentSyncClientCapabilities(did_save=True),
-            publish_diagnostics=types.PublishDiagnosticsClientCapabilities(
-                version_support=True,
-                code_description_support=True,
-                data_support=True,
-            ),
-        ),
-        window=types.WindowClientCapabilities(work_done_progress=True),
-        workspace=types.WorkspaceClientCapabilities(configuration=True, workspace_folders=True),
-    )
+_CAPABILITIES = {
+    # Characters, as ruff counts its columns: the report says what ruff would say.
+    "general": {"positionEncodings": ["utf-32"]},
+    "textDocument": {
+        "publishDiagnostics": {
+            "versionSupport": True,
+            "codeDescriptionSupport": True,
+            "dataSupport": True,
+        }
+    },
+    "window": {"workDoneProgress": True},
+    "workspace": {"configuration": True, "workspaceFolders": True},
+}
 
 
 class CheckSession:
@@ -147,83 +190,58 @@ class CheckSession:
         self.root = root
         self.command = command
         self.client = GantryClient()
-        self._stderr_task: asyncio.Task | None = None
 
     async def start(self, timeout: float) -> bool:
         """Start the server and complete the initialize handshake within `timeout`: True when
         done, False when time ran out. Raises ServerError when the server fails."""
-        try:
-            await self.client.start_io(*self.command, cwd=str(self.root))
-        except OSError as exc:
-            raise ServerError(f"could not start the server: {exc}") from exc
-        self._stderr_task = asyncio.create_task(self._drain_stderr())
-        params = types.InitializeParams(
-            process_id=None,
-            client_info=types.ClientInfo(name="gantry-check", version=__version__),
-            root_uri=self.root.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=self.root.as_uri(), name=self.root.name)],
-            capabilities=_capabilities(),
+        await self.client.start(self.command, self.root)
+        params = {
+            "processId": None,
+            "clientInfo": {"name": "gantry-check", "version": __version__},
+            "rootUri": self.root.as_uri(),
+            "workspaceFolders": [{"uri": self.root.as_uri(), "name": self.root.name}],
+            "capabilities": _CAPABILITIES,
             # CI needs findings, not the context index: skip indexing the whole workspace.
-            initialization_options={"index": {"enabled": False}},
-        )
+            "initializationOptions": {"index": {"enabled": False}},
+        }
         try:
-            result = await _within(self.client.initialize_async(params), timeout)
+            result = await asyncio.wait_for(self.client.request("initialize", params), timeout)
         except TimeoutError:
             return False
-        except (RuntimeError, OSError, JsonRpcException) as exc:
-            # pygls fails pending requests with RuntimeError when the server exits
-            raise ServerError(self.client.exit_reason or f"initialize failed: {exc}") from exc
-        encoding = result.capabilities.position_encoding or types.PositionEncodingKind.Utf16
-        if encoding != types.PositionEncodingKind.Utf32:
+        encoding = (result.get("capabilities") or {}).get("positionEncoding", "utf-16")
+        if encoding != "utf-32":
             raise ServerError(f"the server chose position encoding {encoding}; we asked for utf-32")
-        self.client.initialized(types.InitializedParams())
+        await self.client.notify("initialized", {})
         return True
 
-    async def review_paths(self, paths: Sequence[Path], timeout: float) -> dict[str, Any] | None:
+    async def review_paths(
+        self, paths: Sequence[Path], timeout: float, *, fingerprints: bool = True
+    ) -> dict[str, Any] | None:
         """Ask the server to review files and folders on disk; its answer (files reviewed,
         files skipped and why) comes after their diagnostics. None when `timeout` ran out.
         Raises ServerError if the server fails or dies."""
-        params = types.ExecuteCommandParams(
-            command="gantry.reviewPaths", arguments=[{"paths": [str(path) for path in paths]}]
-        )
+        arguments = {"paths": [str(path) for path in paths], "fingerprints": fingerprints}
+        params = {"command": "gantry.reviewPaths", "arguments": [arguments]}
         try:
-            return await _within(self.client.workspace_execute_command_async(params), timeout)
+            return await asyncio.wait_for(
+                self.client.request("workspace/executeCommand", params), timeout
+            )
         except TimeoutError:
             return None
-        except (RuntimeError, OSError, JsonRpcException) as exc:
-            raise ServerError(self.client.exit_reason or f"the review failed: {exc}") from exc
 
     async def close(self) -> None:
         """Shut the server down politely, then make sure the process is gone."""
-        client = self.client
-        process = client.process
-        if process is not None and process.returncode is None and not client.exit_reason:
-            try:
-                await _within(client.shutdown_async(None), SHUTDOWN_GRACE_S)
-                client.exit(None)
-            except (TimeoutError, RuntimeError, OSError, JsonRpcException) as exc:
-                # a hung or dead server is killed below
-                log.debug("shutdown failed: %s", exc)
-        if process is not None:
-            try:
-                await asyncio.wait_for(process.wait(), SHUTDOWN_GRACE_S)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        try:
-            await client.stop()
-        except (EOFError, OSError, RuntimeError) as exc:
-            # a connection cut mid-message ends its reader with an error
-            log.debug("client stop: %s", exc)
-        if self._stderr_task is not None:
-            await self._stderr_task
-
-    async def _drain_stderr(self) -> None:
-        """Keep the server's stderr flowing (a full pipe would block it) and its tail for errors."""
-        process = self.client.process
-        if process is None or process.stderr is None:
+        client, process = self.client, self.client.process
+        if process is None:
             return
-        async for raw in process.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            self.client.stderr_tail.append(line)
-            log.debug("server stderr: %s", line)
+        if process.returncode is None and client.exit_reason is None:
+            try:
+                await asyncio.wait_for(client.request("shutdown", None), SHUTDOWN_GRACE_S)
+                await client.notify("exit", None)
+            except (TimeoutError, ServerError) as exc:  # a hung or dead server is killed below
+                log.debug("shutdown failed: %s", exc)
+        try:
+            await asyncio.wait_for(process.wait(), SHUTDOWN_GRACE_S)
+        except TimeoutError:
+            process.kill()
+        await client.stop()

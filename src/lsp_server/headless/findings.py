@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from lsprotocol import types
 
 LEVELS: tuple[str, ...] = ("error", "warning", "info", "hint")
 """Most severe first; LSP severities 1..4 in order."""
@@ -28,15 +27,10 @@ class Span:
     end_column: int
 
     @classmethod
-    def from_lsp(cls, lsp_range: Any) -> Span:
-        """From a Range object or its JSON form (fix edits travel in `data` as plain dicts)."""
-        if isinstance(lsp_range, dict):
-            start, end = lsp_range["start"], lsp_range["end"]
-            return cls(
-                start["line"] + 1, start["character"] + 1, end["line"] + 1, end["character"] + 1
-            )
-        start, end = lsp_range.start, lsp_range.end
-        return cls(start.line + 1, start.character + 1, end.line + 1, end.character + 1)
+    def from_lsp(cls, lsp_range: dict[str, Any]) -> Span:
+        """From an LSP Range in its JSON form."""
+        start, end = lsp_range["start"], lsp_range["end"]
+        return cls(start["line"] + 1, start["character"] + 1, end["line"] + 1, end["character"] + 1)
 
 
 @attrs.frozen
@@ -107,18 +101,21 @@ def _fix(data: Any) -> Fix | None:
     return Fix(fix.get("message", ""), fix.get("applicability", "unsafe"), edits)
 
 
-def finding_from_diagnostic(path: str, diagnostic: types.Diagnostic) -> Finding:
-    data = diagnostic.data if isinstance(diagnostic.data, dict) else {}
+def finding_from_diagnostic(path: str, diagnostic: dict[str, Any]) -> Finding:
+    """A Diagnostic in its JSON form, as published, as a report record."""
+    data = diagnostic.get("data")
+    data = data if isinstance(data, dict) else {}
+    code = diagnostic.get("code")
     # LSP leaves a missing severity to the client; editors show it as an error, and so do we.
-    severity = diagnostic.severity or types.DiagnosticSeverity.Error
+    severity = diagnostic.get("severity") or 1
     return Finding(
         path=path,
-        span=Span.from_lsp(diagnostic.range),
+        span=Span.from_lsp(diagnostic["range"]),
         level=LEVELS[severity - 1],
-        rule=str(diagnostic.code) if diagnostic.code is not None else diagnostic.source or "gantry",
-        message=diagnostic.message,
-        url=diagnostic.code_description.href if diagnostic.code_description else None,
-        fingerprint=data.get("fingerprint"),
+        rule=str(code) if code is not None else diagnostic.get("source") or "gantry",
+        message=diagnostic["message"],
+        url=(diagnostic.get("codeDescription") or {}).get("href"),
+        fingerprint=data.get("fingerprint") or None,
         fix=_fix(data),
         cell=data.get("cell"),
     )

@@ -113,6 +113,8 @@ class FileReview:
     findings: tuple[Finding, ...] = ()
     source: SourceText | None = None
     """The text the findings point into; None for a file without findings (it is not read)."""
+    lines: Sequence[str] = ()
+    """`source` split as ruff counts lines (and LSP: `\\n`, `\\r\\n` and `\\r` only)."""
 
 
 @attrs.frozen
@@ -125,8 +127,12 @@ class FilesReview:
     """Ruff could not run at all: nothing was reviewed."""
 
 
-def review_files(root: Path, files: Sequence[Path], settings: Settings) -> FilesReview:
-    """Review files on disk (as selected by `select_files`) in one ruff run from `root`."""
+def review_files(
+    root: Path, files: Sequence[Path], settings: Settings, *, fingerprints: bool = True
+) -> FilesReview:
+    """Review files on disk (as selected by `select_files`) in one ruff run from `root`.
+    Without `fingerprints` (nobody will read them) the findings' fingerprints stay empty:
+    computing them parses every file with findings, the costliest step."""
     if not settings.ruff.enabled:
         return FilesReview(tuple(FileReview(path) for path in files))
     try:
@@ -150,6 +156,7 @@ def review_files(root: Path, files: Sequence[Path], settings: Settings) -> Files
             continue
         lines = ruff_engine.split_lines(source.text)
         found = [ruff_engine.to_finding(item, lines, settings, source.cells) for item in raw]
-        fingerprinted = fingerprint_findings(found, source.text, "python")
-        reviews.append(FileReview(path, tuple(fingerprinted), source))
+        if fingerprints:
+            found = fingerprint_findings(found, source.text, "python")
+        reviews.append(FileReview(path, tuple(found), source, lines))
     return FilesReview(tuple(reviews), tuple(failed))
