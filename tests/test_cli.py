@@ -138,6 +138,34 @@ def test_ctrl_c_stops_serve(busy_workspace, start):
     _assert_group_gone(proc.pid)
 
 
+def test_ctrl_c_stops_serve_with_nowhere_to_say_so(tmp_path: Path):
+    """A terminal's Ctrl-C reaches `gantry check` and its server together; when check has left
+    first, the server's stderr is a pipe nobody reads, and the server must still leave."""
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(
+        [str(GANTRY), "serve"],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=write_end,
+    )
+    os.close(write_end)
+    try:
+        proc.stdin.write(_frame({"id": 1, "method": "initialize", "params": {"capabilities": {}}}))
+        proc.stdin.flush()
+        answer = b""
+        while b"capabilities" not in answer:  # answered: its Ctrl-C handling is in place
+            chunk = proc.stdout.read1(65536)
+            assert chunk, "the server ended before answering initialize"
+            answer += chunk
+        os.close(read_end)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_ctrl_c_stops_index_and_its_pool(tmp_path: Path, start):
     """The indexer's pool workers are in the terminal's process group too: they leave Ctrl-C
     to their parent, whose end is theirs."""

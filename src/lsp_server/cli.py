@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -132,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _say_interrupted() -> None:
     """Ctrl-C: one line, not a traceback; 130 (128 + SIGINT) is what a shell expects."""
-    os.write(2, b"gantry: interrupted\n")
+    with contextlib.suppress(OSError):  # `gantry check`, reading a server's stderr, may be gone
+        os.write(2, b"gantry: interrupted\n")
 
 
 def _leave_at_once(signum: int, frame: object) -> None:
