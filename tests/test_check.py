@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import jsonschema
@@ -266,3 +267,148 @@ def test_a_dismissed_finding_is_not_reported(tmp_path, gantry_check):
     asyncio.run(dismiss_os_import())  # inherits the fixture's XDG_CACHE_HOME: the same store
     after = gantry_check(workspace)
     assert "mod.py:1:8" not in after.stdout and "mod.py:5:8" in after.stdout
+
+
+# -- what ruff reads, gantry check reviews: ruff's exclusions, encodings, notebooks ----------
+
+RUFF = str(Path(sysconfig.get_path("scripts")) / "ruff")
+EXCLUDING = '\n[tool.ruff]\nextend-exclude = ["generated"]\n'
+NOTEBOOK = {
+    "cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": ["# Notes\n"]},
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "metadata": {},
+            "outputs": [],
+            "source": ["import os\n", "x = 1\n"],
+        },
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "metadata": {},
+            "outputs": [],
+            "source": ["import sys\n", "print(x)\n"],
+        },
+    ],
+    "metadata": {"language_info": {"name": "python"}},
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
+
+
+def test_a_syntax_error_is_an_error_and_fails_the_check(tmp_path, gantry_check):
+    workspace = make_workspace(tmp_path / "ws", {"broken.py": "def f(:\n    pass\n"})
+    result = gantry_check(workspace, "--fail-on", "warning")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "broken.py:1:7: error invalid-syntax " in result.stdout
+
+
+def test_ruffs_exclusions_and_the_projects_apply(tmp_path, gantry_check):
+    workspace = make_workspace(
+        tmp_path / "ws",
+        {
+            ".venv/lib/x.py": UNUSED_IMPORT,
+            "generated/gen.py": UNUSED_IMPORT,
+            "mod.py": UNUSED_IMPORT,
+        },
+    )
+    with (workspace / "pyproject.toml").open("a") as pyproject:
+        pyproject.write(EXCLUDING)
+    result = gantry_check(workspace, "--format", "json")
+    document = json.loads(result.stdout)
+    assert [finding["path"] for finding in document["findings"]] == ["mod.py"]
+    assert document["summary"]["files"] == 1
+    # Named outright, an excluded file is not checked either (ruff --force-exclude).
+    result = gantry_check(workspace, "generated/gen.py")
+    assert result.returncode == 2
+    assert "skipped generated/gen.py: excluded by the project's ruff settings" in result.stderr
+    assert "nothing was checked" in result.stderr
+
+
+async def test_an_opened_file_the_project_excludes_gets_no_findings(tmp_path):
+    from lsp_harness import SERVER, diagnostics_for, initialize, open_document
+
+    workspace = make_workspace(
+        tmp_path / "ws",
+        {
+            ".venv/lib/x.py": UNUSED_IMPORT,
+            "generated/gen.py": UNUSED_IMPORT,
+            "mod.py": UNUSED_IMPORT,
+        },
+    )
+    with (workspace / "pyproject.toml").open("a") as pyproject:
+        pyproject.write(EXCLUDING)
+    client = await SERVER.start()
+    try:
+        await initialize(client, workspace)
+        venv = open_document(client, workspace / ".venv" / "lib" / "x.py")
+        generated = open_document(client, workspace / "generated" / "gen.py")
+        kept = open_document(client, workspace / "mod.py")
+        assert [d.code for d in await diagnostics_for(client, kept, 1)] == ["F401"]
+        assert await diagnostics_for(client, venv, 1) == []
+        assert await diagnostics_for(client, generated, 1) == []
+        await client.shutdown_session()
+    finally:
+        await client.stop()
+
+
+def test_a_declared_encoding_and_a_notebook_get_ruffs_findings(tmp_path, gantry_check):
+    workspace = make_workspace(
+        tmp_path / "ws",
+        {
+            "latin1.py": "# -*- coding: latin-1 -*-\nimport os\ns = 'café'\n".encode("latin-1"),
+            "analysis.ipynb": json.dumps(NOTEBOOK),
+        },
+    )
+    (workspace / "pyproject.toml").write_text('[tool.ruff.lint]\nselect = ["E", "F"]\n')
+    result = gantry_check(workspace, "--format", "json", "--fail-on", "never")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    found = {
+        (f["path"], f["cell"], f["line"], f["column"], f["rule"]) for f in document["findings"]
+    }
+    ruff = subprocess.run(
+        [RUFF, "check", "--output-format=json", "--exit-zero", "."],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    expected = {
+        (
+            Path(d["filename"]).name,
+            d["cell"],
+            d["location"]["row"],
+            d["location"]["column"],
+            d["code"],
+        )
+        for d in json.loads(ruff.stdout)
+    }
+    assert found == expected
+    assert ("analysis.ipynb", 3, 1, 8, "F401") in found  # `import sys`, line 1 of cell 3
+    assert ("latin1.py", None, 1, 1, "E902") in found  # ruff reads UTF-8 only, and says so
+    assert document["summary"]["files"] == 2
+    text = gantry_check(workspace, "analysis.ipynb", "--fail-on", "never").stdout
+    assert "analysis.ipynb:cell 2:1:8: warning F401 `os` imported but unused [*]" in text
+
+
+def test_a_path_that_is_not_python_is_nothing_checked(tmp_path, gantry_check):
+    workspace = make_workspace(tmp_path / "ws", {"notes.txt": "import os\n", "mod.py": CLEAN})
+    result = gantry_check(workspace, "notes.txt")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "skipped notes.txt: not a Python file" in result.stderr
+    assert "nothing was checked" in result.stderr
+
+
+def test_a_check_leaves_no_store_or_queue_behind(tmp_path, gantry_check, monkeypatch):
+    homes = {name: tmp_path / name for name in ("cache", "data", "state")}
+    for name, home in homes.items():
+        monkeypatch.setenv(f"XDG_{name.upper()}_HOME", str(home))
+    workspace = make_workspace(tmp_path / "ws", {"mod.py": UNUSED_IMPORT})
+    result = gantry_check(workspace)
+    assert result.returncode == 1, result.stderr
+    assert "mod.py:1:8: error F401" in result.stdout
+    for home in homes.values():
+        assert not home.exists() or not any(home.rglob("*")), list(home.rglob("*"))
