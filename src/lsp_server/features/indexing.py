@@ -32,6 +32,7 @@ class IndexerService:
         self._tasks: set[asyncio.Task] = set()  # the loop keeps only weak references
 
     def _indexer(self):
+        """Called in a thread: the indexer's modules take tens of ms to import."""
         from lsp_server.analysis.indexer import Indexer
 
         server = self.server
@@ -98,7 +99,7 @@ class IndexerService:
             status.update()
             try:
                 await verify_store(self.server)  # the index is only ever written to a sound file
-                indexer = self._indexer()
+                indexer = await asyncio.to_thread(self._indexer)
                 if indexer is None:
                     return
                 async with status.progress("Gantry: indexing") as report:
@@ -143,7 +144,7 @@ class IndexerService:
     async def index_paths(self, paths: list[Path]) -> None:
         async with self._lock:
             try:
-                indexer = self._indexer()
+                indexer = await asyncio.to_thread(self._indexer)
                 if indexer is None or not paths:
                     return
                 await asyncio.to_thread(self._run, indexer.index_paths, paths)

@@ -49,9 +49,6 @@ class RemoteService:
     async def start(self) -> None:
         if _review_only(self.server):
             return
-        from lsp_server.remote_setup import dispatcher_config
-        from remote_exec.dispatcher import Dispatcher
-
         server, loop = self.server, asyncio.get_running_loop()
 
         def on_status(status: DispatcherStatus) -> None:  # called from dispatcher threads
@@ -60,7 +57,10 @@ class RemoteService:
         def announce(message: str) -> None:
             loop.call_soon_threadsafe(server.notify_user, message)
 
-        def build() -> Dispatcher:
+        def build() -> Dispatcher:  # in a thread: importing the dispatcher takes ~100 ms
+            from lsp_server.remote_setup import dispatcher_config
+            from remote_exec.dispatcher import Dispatcher
+
             dispatcher = Dispatcher(
                 dispatcher_config(server.root, server.settings),
                 on_status=on_status,
