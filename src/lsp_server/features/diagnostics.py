@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import attrs
 from lsprotocol import types
 
+from lsp_server.analysis.fingerprint import IncrementalParser
 from lsp_server.features.convert import diagnostic
 from lsp_server.review import local, ruff_engine
 from lsp_server.review.findings import Finding, Snapshot
@@ -48,6 +49,8 @@ class Reviewer:
         self._running: dict[str, asyncio.Task] = {}
         self._again: set[str] = set()
         self._skip_noted: set[str] = set()
+        self._trees: dict[str, IncrementalParser] = {}
+        """Each open document's parser, kept between its reviews (one at a time)."""
         self._on_disk = 0
 
     @property
@@ -152,7 +155,8 @@ class Reviewer:
                 snapshot = self.server.snapshot(uri)
                 if snapshot is None:
                     return
-                result = await asyncio.to_thread(local.review, snapshot, self.server.root)
+                trees = self._trees.setdefault(uri, IncrementalParser())
+                result = await asyncio.to_thread(local.review, snapshot, self.server.root, trees)
                 self._apply(snapshot, result)
                 if uri not in self._again:
                     return
@@ -205,6 +209,7 @@ class Reviewer:
     def forget(self, uri: str) -> None:
         self.server.published.pop(uri, None)
         self._skip_noted.discard(uri)
+        self._trees.pop(uri, None)
         self.server.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import attrs
 
-from lsp_server.analysis.fingerprint import fingerprint_findings
+from lsp_server.analysis.fingerprint import IncrementalParser, fingerprint_findings
 from lsp_server.analysis.workspace_files import (
     IgnoreRules,
     SourceText,
@@ -46,8 +46,11 @@ def skip_reason(snapshot: Snapshot) -> str | None:
     return None
 
 
-def review(snapshot: Snapshot, root: Path | None = None) -> LocalReview:
-    """Review an open document; `root` is the project root ruff runs from."""
+def review(
+    snapshot: Snapshot, root: Path | None = None, trees: IncrementalParser | None = None
+) -> LocalReview:
+    """Review an open document; `root` is the project root ruff runs from, `trees` the
+    document's parser from its previous review (its next parse re-reads only what changed)."""
     if (reason := skip_reason(snapshot)) is not None:
         return LocalReview(skipped=reason)
     if snapshot.language != "python" or not snapshot.settings.ruff.enabled:
@@ -56,7 +59,8 @@ def review(snapshot: Snapshot, root: Path | None = None) -> LocalReview:
         raw = ruff_engine.check(snapshot, root)
     except (ruff_engine.RuffUnavailable, ruff_engine.RuffFailed) as exc:
         return LocalReview(problem=str(exc))
-    return LocalReview(findings=tuple(fingerprint_findings(raw, snapshot.text, snapshot.language)))
+    findings = fingerprint_findings(raw, snapshot.text, snapshot.language, trees)
+    return LocalReview(findings=tuple(findings))
 
 
 @attrs.frozen
