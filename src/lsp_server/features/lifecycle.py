@@ -143,8 +143,8 @@ def register(server: GantryServer) -> None:
         ls.ready.set()
         ls.indexer_service.start()
         ls.status.update()
+        await ls.indexer_service.watch_files()  # a round trip, before the slower remote start
         await ls.remote.start()
-        await ls.indexer_service.watch_files()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(
