@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import gc
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ from lsp_server import __version__, framing
 from lsp_server.analysis.languages import language_for_document
 from lsp_server.capabilities import ClientCaps
 from lsp_server.config import Settings
+from lsp_server.features.convert import converter
 from lsp_server.features.diagnostics import Reviewer
 from lsp_server.features.indexing import IndexerService
 from lsp_server.features.remote import RemoteService
@@ -44,6 +46,7 @@ class GantryServer(LanguageServer):
             version=__version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
             protocol_cls=GantryProtocol,
+            converter_factory=converter,
         )
         self.caps = ClientCaps()
         self.root: Path | None = None
@@ -104,6 +107,15 @@ def configure_logging(level: str = "warning") -> None:
     )
 
 
+def _tune_gc() -> None:
+    """Once start-up has imported everything: those objects live as long as the process, so
+    collections stop scanning them; and the young generation is collected every 10,000 objects,
+    not 700, or a review of a finding-dense file (hundreds of thousands of short-lived, acyclic
+    objects) spends a third of its time in full collections."""
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 10)
+
+
 def _on_sigterm(server: GantryServer) -> None:
     """SIGTERM: stop indexing so its process pool shuts down, then leave at once (a normal exit
     would wait for stdin to close). From a thread, so the interrupted loop carries on meanwhile;
@@ -120,6 +132,7 @@ def serve(tcp: tuple[str, int] | None = None, *, trust_workspace: bool = False) 
     faulthandler.enable()  # a crash in native code (SQLite, tree-sitter) leaves a trace on stderr
     configure_logging()
     server = create_server(trust_workspace=trust_workspace)
+    _tune_gc()
     signal.signal(signal.SIGTERM, lambda *_: _on_sigterm(server))
     if tcp is not None:
         server.start_tcp(*tcp)
