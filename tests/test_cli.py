@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,8 +17,13 @@ import pytest
 
 GANTRY = Path(sys.executable).parent / "gantry"
 SLOW_RUFF = """#!/bin/sh
-# ruff, slowly: Ctrl-C comes while Gantry waits for it
-[ "$1" = "--version" ] || {{ touch {marker}; sleep 600; }}
+# ruff, slowly: Ctrl-C comes while Gantry waits for it. It answers once its caller is gone (or
+# after a minute), as a real ruff would finish its run, not long after.
+if [ "$1" != "--version" ]; then
+  touch {marker}
+  i=0
+  while kill -0 $PPID 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+fi
 exec {ruff} "$@"
 """
 
@@ -81,6 +87,15 @@ def _group(pgid: int) -> dict[int, bytes]:
         except (OSError, ValueError):  # not a process, or one that just ended
             continue
     return members
+
+
+def _ignores_sigint(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ignored = int(re.search(r"^SigIgn:\s*([0-9a-f]+)", status, re.MULTILINE)[1], 16)
+    return bool(ignored & 1 << (signal.SIGINT - 1))
 
 
 def _interrupt(proc: subprocess.Popen[bytes], group: bool) -> None:
@@ -169,7 +184,7 @@ def test_ctrl_c_stops_serve_with_nowhere_to_say_so(tmp_path: Path):
 def test_ctrl_c_stops_index_and_its_pool(tmp_path: Path, start):
     """The indexer's pool workers are in the terminal's process group too: they leave Ctrl-C
     to their parent, whose end is theirs."""
-    from lsp_server.analysis.indexer import POOL_MIN_FILES
+    from lsp_server.analysis.indexer import POOL_MIN_FILES, POOL_WORKERS
 
     workspace = tmp_path / "ws"
     workspace.mkdir()
@@ -179,7 +194,10 @@ def test_ctrl_c_stops_index_and_its_pool(tmp_path: Path, start):
     proc = start(["index", "."], workspace)
 
     def pool_running() -> bool:
-        return any(b"multiprocessing.spawn" in cmd for cmd in _group(proc.pid).values())
+        """The workers and multiprocessing's resource tracker, each past the start-up in which
+        Ctrl-C still reached it (the window a worker's initializer closes)."""
+        helpers = [pid for pid, cmd in _group(proc.pid).items() if b"multiprocessing" in cmd]
+        return len(helpers) == POOL_WORKERS + 1 and all(map(_ignores_sigint, helpers))
 
     _wait_for(pool_running, proc, "indexing pool")
     _interrupt(proc, group=True)

@@ -8,7 +8,8 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from lsp_server import __version__
@@ -119,16 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The indexer's pool workers run `python -c` in the workspace, which would put it first on
         # their sys.path too; -P reaches them only when it started us.
         os.environ["PYTHONSAFEPATH"] = "1"
-    previous = signal.getsignal(signal.SIGINT)
-    if args.command in ("serve", "check"):
-        signal.signal(signal.SIGINT, _leave_at_once)
+    asyncio_driven = args.command in ("serve", "check")
     try:
-        return _run(args)
+        with _ctrl_c_leaves_at_once() if asyncio_driven else contextlib.nullcontext():
+            return _run(args)
     except KeyboardInterrupt:
         _say_interrupted()
         return 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _say_interrupted() -> None:
@@ -137,15 +135,47 @@ def _say_interrupted() -> None:
         os.write(2, b"gantry: interrupted\n")
 
 
-def _leave_at_once(signum: int, frame: object) -> None:
-    """Ctrl-C in the asyncio commands. asyncio.run would make it a cancellation, which waits for
-    the work in flight and which Python 3.11's wait_for can swallow; an exception raised inside
-    the loop instead can leave it waiting forever. So leave now: nothing is lost, since the store
-    and the queue commit as they go (a kill -9 is survived too), and what we started ends with
-    us (the server `check` runs sees its input close, pool workers and jobs have a parent-death
-    signal)."""
-    _say_interrupted()
-    os._exit(130)
+_leaving = threading.Lock()
+
+
+def _leave_at_once(*_: object) -> None:
+    if _leaving.acquire(blocking=False):  # the handler and the watcher may both get here
+        _say_interrupted()
+        os._exit(130)
+
+
+@contextlib.contextmanager
+def _ctrl_c_leaves_at_once() -> Iterator[None]:
+    """Ctrl-C in the asyncio commands leaves at once. asyncio.run would make it a cancellation,
+    which waits for the work in flight and which Python 3.11's wait_for can swallow; raised as
+    an exception inside the loop, it can leave the loop waiting forever. Nothing is lost by
+    leaving: the store and the queue commit as they go (they survive a kill -9 too), and what we
+    started ends with us (the server `check` runs sees its input close, pool workers and jobs
+    have a parent-death signal).
+
+    A Python handler runs only once the main thread runs Python again, and the kernel may hand
+    the signal to another thread while the loop sleeps; so the signal's wakeup byte, written by
+    whichever thread gets it, also wakes a thread of ours."""
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    handler = signal.signal(signal.SIGINT, _leave_at_once)
+    wakeup = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    threading.Thread(
+        target=_watch_for_ctrl_c, args=(read,), name="gantry-ctrl-c", daemon=True
+    ).start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(wakeup)
+        signal.signal(signal.SIGINT, handler)
+        os.close(write)  # the watcher reads the end and closes its side
+
+
+def _watch_for_ctrl_c(read: int) -> None:
+    while byte := os.read(read, 1):
+        if byte[0] == signal.SIGINT:  # other signals with Python handlers write theirs too
+            _leave_at_once()
+    os.close(read)
 
 
 def _run(args: argparse.Namespace) -> int:
