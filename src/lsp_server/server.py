@@ -60,8 +60,10 @@ class GantryServer(LanguageServer):
         self.store: Store | None = None
         self.dismissed: frozenset[str] = frozenset()
         self.published = PublishedFindings()
+        self.configured = asyncio.Event()
+        """Set once settings are loaded: reviews may run."""
         self.ready = asyncio.Event()
-        """Set once settings and verdicts are loaded: reviews wait for it."""
+        """Set once verdicts are loaded too: reviews publish only then."""
         self.status = StatusReporter(self)
         self.reviewer = Reviewer(self)
         self.indexer_service = IndexerService(self)
@@ -111,7 +113,7 @@ def _tune_gc() -> None:
     """Once start-up has imported everything: those objects live as long as the process, so
     collections stop scanning them; and the young generation is collected every 10,000 objects,
     not 700, or a review of a finding-dense file (hundreds of thousands of short-lived, acyclic
-    objects) spends a third of its time in full collections."""
+    objects) spends a third of its time in full collections. It costs ~10 MB of peak RSS."""
     gc.freeze()
     gc.set_threshold(10_000, 20, 10)
 

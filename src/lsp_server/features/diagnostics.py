@@ -149,7 +149,7 @@ class Reviewer:
 
     async def _review(self, uri: str) -> None:
         try:
-            await self.server.ready.wait()
+            await self.server.configured.wait()
             while True:
                 self._again.discard(uri)
                 snapshot = self.server.snapshot(uri)
@@ -157,6 +157,7 @@ class Reviewer:
                     return
                 trees = self._trees.setdefault(uri, IncrementalParser())
                 result = await asyncio.to_thread(local.review, snapshot, self.server.root, trees)
+                await self.server.ready.wait()  # the verdicts: what the user dismissed stays out
                 self._apply(snapshot, result)
                 if uri not in self._again:
                     return

@@ -139,6 +139,7 @@ def register(server: GantryServer) -> None:
     @server.feature(types.INITIALIZED)
     async def initialized(ls: GantryServer, params: types.InitializedParams) -> None:
         await reload_settings(ls)
+        ls.configured.set()  # the first reviews run while the store opens
         await open_store(ls)
         ls.ready.set()
         ls.indexer_service.start()
