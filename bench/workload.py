@@ -226,6 +226,35 @@ class Editor:
         return "".join(lines)
 
 
+# One unit of the finding-dense module: E401/F401/F811 on the re-import, F841, E711, E722, E741.
+_DENSE = """\
+import os, sys
+def check_{n}(value):
+    unused_{n} = value
+    if value == None:
+        return os.sep
+    try:
+        pass
+    except:
+        pass
+class Item{n}:
+    def size(self, other):
+        same = other == None
+        l = 1
+        return l
+"""
+
+
+def dense(kib: int) -> str:
+    """A module of about `kib` KiB where nearly every line is a finding (a file that grew by
+    copy and paste, or generated code)."""
+    chunks, size = [], 0
+    while size < kib * 1024:
+        chunks.append(_DENSE.format(n=len(chunks)))
+        size += len(chunks[-1])
+    return "".join(chunks)
+
+
 def make_workspace(root: Path, store: Path) -> Path:
     """A workspace with the pyproject and the document; returns the document's path."""
     root.mkdir(parents=True, exist_ok=True)
