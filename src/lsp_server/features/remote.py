@@ -4,6 +4,7 @@ and the queue commands (`gantry.queueStatus`, `gantry.retryQueued`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from remote_exec.jobs import Job
 
 log = logging.getLogger("gantry.remote")
+_START_WAIT_S = 30.0
 
 
 @attrs.frozen
@@ -45,8 +47,16 @@ class RemoteService:
     def __init__(self, server: GantryServer) -> None:
         self.server = server
         self.dispatcher: Dispatcher | None = None
+        self._started = asyncio.Event()
+        """Set once start() has settled, dispatcher or not: the queue commands wait for it."""
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        finally:
+            self._started.set()
+
+    async def _start(self) -> None:
         if _review_only(self.server):
             return
         server, loop = self.server, asyncio.get_running_loop()
@@ -84,7 +94,7 @@ class RemoteService:
         self.server.status.update()
 
     async def queue_status(self) -> dict[str, Any]:
-        dispatcher = self._require()
+        dispatcher = await self._require()
 
         def read() -> dict[str, Any]:
             status = dispatcher.status()
@@ -99,7 +109,7 @@ class RemoteService:
         return await asyncio.to_thread(read)
 
     async def retry(self, args: RetryArgs) -> dict[str, Any]:
-        dispatcher = self._require()
+        dispatcher = await self._require()
 
         def retry() -> int:
             from remote_exec.jobs import JobState
@@ -111,7 +121,10 @@ class RemoteService:
 
         return {"retried": await asyncio.to_thread(retry)}
 
-    def _require(self) -> Dispatcher:
+    async def _require(self) -> Dispatcher:
+        # A command that arrives while the dispatcher starts (in a thread) waits for it.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._started.wait(), _START_WAIT_S)
         if self.dispatcher is None:
             from pygls.exceptions import JsonRpcInternalError
 
