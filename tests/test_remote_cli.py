@@ -197,3 +197,12 @@ def test_gateway_refuses_a_world_readable_token_file(tmp_path: Path):
     )
     assert result.returncode == 2
     assert "token" in result.stderr.lower()
+
+
+def test_doctor_names_a_store_path_holding_another_file(workspace: Path):
+    (workspace / "notes.txt").write_text("mine\n")
+    (workspace / "pyproject.toml").write_text('[tool.gantry]\nstore = "notes.txt"\n')
+    result = gantry(workspace, "doctor")
+    assert "fail  store" in result.stdout and "point `store` at another path" in result.stdout
+    assert "unexpected error" not in result.stdout
+    assert (workspace / "notes.txt").read_text() == "mine\n"

@@ -37,12 +37,18 @@ def _ruff(settings: Settings) -> str:
 
 
 def _store(root: Path, settings: Settings) -> str:
+    from lsp_server.store import NewerSchemaError, NotAStoreError
     from lsp_server.store.db import diagnose
 
     path = store_path(root, settings)
     if not path.exists():
         return f"{path} (not created yet: it is built on first use)"
-    problem = diagnose(path)
+    try:
+        problem = diagnose(path)
+    except NotAStoreError as exc:
+        raise DoctorFailure(str(exc), "point `store` at another path") from exc
+    except NewerSchemaError as exc:
+        raise DoctorFailure(f"{path}: {exc}", "upgrade Gantry, or point `store` elsewhere") from exc
     if problem is not None:
         raise DoctorFailure(
             f"{path}: {problem}", "the server moves it aside and rebuilds it, keeping verdicts"
