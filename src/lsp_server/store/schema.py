@@ -10,8 +10,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-import sqlite_utils
-
 APPLICATION_ID = 0x47414E54  # "GANT"
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -19,6 +17,8 @@ Migration = Callable[[sqlite3.Connection], None]
 
 def _v1_catalogue(conn: sqlite3.Connection) -> None:
     """Content-addressed catalogue: files point at contents, symbols hang off contents."""
+    import sqlite_utils  # ~45 ms: only a store being created or migrated pays for it
+
     db = sqlite_utils.Database(conn)
     db["contents"].create(
         {"content_hash": str, "language": str, "lines": int, "bytes": int},
@@ -70,6 +70,8 @@ def _v2_refs_and_search(conn: sqlite3.Connection) -> None:
         " PRIMARY KEY (symbol_id, name)) WITHOUT ROWID"
     )
     conn.execute("CREATE INDEX idx_refs_name ON refs (name)")
+    import sqlite_utils
+
     sqlite_utils.Database(conn)["symbols"].enable_fts(
         ["name", "container", "signature", "docstring"],
         create_triggers=True,
