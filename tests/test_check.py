@@ -412,3 +412,33 @@ def test_a_check_leaves_no_store_or_queue_behind(tmp_path, gantry_check, monkeyp
     assert "mod.py:1:8: error F401" in result.stdout
     for home in homes.values():
         assert not home.exists() or not any(home.rglob("*")), list(home.rglob("*"))
+
+
+async def test_the_editor_and_check_give_the_same_findings_and_fingerprints(tmp_path, gantry_check):
+    """One engine: ruff on the editor's buffer (stdin) and ruff over files on disk agree."""
+    import rich.console
+    from lsp_harness import SERVER, diagnostics_for, initialize, open_document
+
+    workspace = make_workspace(
+        tmp_path / "ws", {"console.py": Path(rich.console.__file__).read_text(encoding="utf-8")}
+    )
+    (workspace / "pyproject.toml").write_text(
+        '[tool.ruff.lint]\nselect = ["E", "F", "W", "B", "I", "UP"]\n'
+    )
+    result = gantry_check(workspace, "--format", "json", "--fail-on", "never")
+    on_disk = {
+        (f["rule"], f["line"] - 1, f["fingerprint"]) for f in json.loads(result.stdout)["findings"]
+    }
+    client = await SERVER.start()
+    try:
+        await initialize(client, workspace)
+        uri = open_document(client, workspace / "console.py")
+        in_editor = {
+            (d.code, d.range.start.line, d.data["fingerprint"])
+            for d in await diagnostics_for(client, uri, 1)
+        }
+        await client.shutdown_session()
+    finally:
+        await client.stop()
+    assert len(on_disk) > 20
+    assert in_editor == on_disk

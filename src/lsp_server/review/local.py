@@ -74,7 +74,7 @@ class Selection:
 def select_files(root: Path, paths: Sequence[Path], settings: Settings) -> Selection:
     """The files on disk a review of `paths` covers. Raises RuffUnavailable, RuffFailed."""
     named, skipped = [], []
-    for path in paths:
+    for path in map(Path, map(os.path.normpath, paths)):  # as ruff lists them
         if not path.exists():
             skipped.append((path, "no such file or directory"))
         elif path.is_file() and path.suffix not in ruff_engine.PYTHON_SUFFIXES:
@@ -107,8 +107,9 @@ def select_files(root: Path, paths: Sequence[Path], settings: Settings) -> Selec
 
 
 def _ignored(rules: IgnoreRules, root: Path, path: Path) -> bool:
-    relative = os.path.relpath(path, root)
-    return not relative.startswith("..") and rules.is_ignored(Path(relative).as_posix(), False)
+    """Whether .gitignore or `index.exclude` ignore a file (inside the workspace only)."""
+    relative = Path(os.path.relpath(path, root))
+    return relative.parts[0] != ".." and rules.is_ignored(relative.as_posix(), False)
 
 
 @attrs.frozen

@@ -203,17 +203,17 @@ class PathsResult:
 
 
 def check_paths(root: Path, paths: Sequence[Path], settings: Settings) -> PathsResult:
-    """One ruff run over files on disk."""
+    """One ruff run over files on disk; like `ruff check`, it keeps its cache in the project."""
     proc = _run(
         settings, [*_check_args(settings), "--", *map(str, paths)], root, timeout=_PATHS_TIMEOUT_S
     )
     findings: dict[str, list[dict]] = {}
     for item in _json(proc):
         findings.setdefault(os.path.normpath(item["filename"]), []).append(item)
-    return PathsResult(findings, _failures(proc.stderr.decode("utf-8", "replace"), root, paths))
+    return PathsResult(findings, _failures(proc.stderr.decode("utf-8", "replace"), root))
 
 
-def _failures(stderr: str, root: Path, paths: Sequence[Path]) -> dict[str, str]:
+def _failures(stderr: str, root: Path) -> dict[str, str]:
     """`warning: Failed to lint PATH: REASON` lines, by absolute path (ruff prints it relative
     to where it ran)."""
     failed = {}
