@@ -28,7 +28,7 @@ STATUS_NOTIFICATION = "gantry/status"
 SHUTDOWN_GRACE_S = 5.0
 """How long the server gets to shut down and exit before it is killed."""
 _STDERR_TAIL_LINES = 40
-SERVE_COMMAND: tuple[str, ...] = (sys.executable, "-m", "lsp_server", "serve")
+SERVE_COMMAND: tuple[str, ...] = (sys.executable, "-P", "-m", "lsp_server", "serve")
 """The very server an editor runs, from the same interpreter as this command."""
 _HEADER_END = b"\r\n\r\n"
 _METHOD_NOT_FOUND = -32601
