@@ -442,3 +442,11 @@ async def test_the_editor_and_check_give_the_same_findings_and_fingerprints(tmp_
         await client.stop()
     assert len(on_disk) > 20
     assert in_editor == on_disk
+
+
+def test_check_help_lists_the_exit_codes_and_the_default_path(gantry_check, tmp_path):
+    result = gantry_check(tmp_path, "--help")
+    assert result.returncode == 0
+    assert "default: ." in result.stdout
+    for code in ("0  nothing", "1  at least one", "2  usage", "3  --wait"):
+        assert code in result.stdout

@@ -28,6 +28,13 @@ _TRUST_HELP = (
 )
 
 
+_CHECK_EXIT_CODES = """exit codes:
+  0  nothing at or above --fail-on
+  1  at least one finding at or above --fail-on
+  2  usage or configuration error, nothing to check, or the server failed
+  3  --wait ran out before every file was analysed (what arrived is still reported)"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gantry", description="Gantry: code review, fixes and tests in your language server."
@@ -39,8 +46,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tcp", type=_host_port, metavar="HOST:PORT", help="listen on TCP instead")
     serve.add_argument("--trust-workspace", action="store_true", help=_TRUST_HELP)
 
-    check = sub.add_parser("check", help="review files headless, as CI does")
-    check.add_argument("paths", nargs="*", default=["."], metavar="PATH")
+    check = sub.add_parser(
+        "check",
+        help="review files headless, as CI does",
+        description="Review what `ruff check PATH...` would read (ruff's and the project's "
+        "exclusions, .gitignore) through the same server an editor runs, and report.",
+        epilog=_CHECK_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument(
+        "paths", nargs="*", default=["."], metavar="PATH", help="files or folders (default: .)"
+    )
     check.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text")
     check.add_argument("--output", metavar="FILE", help="write the report here, not to stdout")
     check.add_argument(

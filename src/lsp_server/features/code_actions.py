@@ -8,6 +8,7 @@ survives edits, so a resolve after unrelated typing still targets the right code
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
@@ -80,8 +81,9 @@ def _fix_title(finding: Finding) -> str:
     return f"Gantry: {fix.message} ({finding.rule}){suffix}"
 
 
-async def _fix_all_edits(snapshot: Snapshot) -> list[Edit]:
-    fixed = await asyncio.to_thread(ruff_engine.fix_all, snapshot)
+async def _fix_all_edits(snapshot: Snapshot, root: Path | None) -> list[Edit]:
+    # From the project root, as diagnostics run: the same configuration, the same import order.
+    fixed = await asyncio.to_thread(ruff_engine.fix_all, snapshot, root=root)
     return [] if fixed == snapshot.text else [replacement_edit(snapshot.text, fixed)]
 
 
@@ -91,7 +93,7 @@ def register(server: GantryServer) -> None:
             snapshot = ls.snapshot(data.uri)
             if snapshot is None or snapshot.language != "python":
                 return None
-            edits = await _fix_all_edits(snapshot)
+            edits = await _fix_all_edits(snapshot, ls.root)
         else:
             snapshot, findings = ls.published.get(data.uri, (None, ()))
             current = ls.snapshot(data.uri)
