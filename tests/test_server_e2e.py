@@ -193,12 +193,15 @@ async def test_dismissed_finding_survives_line_shifts_not_code_changes(
     assert "E722" in by_code(await diagnostics_for(client, uri, 4))
 
 
-async def test_a_dismissal_outlives_the_server(workspace: Path):
+@pytest.mark.parametrize("indexing", [True, False], ids=["indexing", "no-index"])
+async def test_a_dismissal_outlives_the_server(workspace: Path, indexing: bool):
+    """With indexing off no store is made up front; the first dismissal makes one."""
     fingerprints = []
+    options = {"index": {"enabled": indexing}}
     for session in range(2):
         client = await SERVER.start()
         try:
-            await initialize(client, workspace)
+            await initialize(client, workspace, options=options)
             uri = open_document(client, workspace / "app.py")
             e722 = by_code(await diagnostics_for(client, uri, 1)).get("E722", [])
             fingerprints.append([d.data["fingerprint"] for d in e722])

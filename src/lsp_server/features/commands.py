@@ -14,6 +14,7 @@ from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.uris import to_fs_path
 
 from lsp_server.analysis.languages import language_for_path
+from lsp_server.features.lifecycle import open_store
 
 if TYPE_CHECKING:
     from lsp_server.features.diagnostics import OnDiskReview
@@ -76,6 +77,8 @@ def register(server: GantryServer) -> None:
             path=snapshot.path if snapshot else params.uri,
             message=(params.reason or finding.message) if finding else (params.reason or ""),
         )
+        if ls.store is None:  # not opened because nothing needed it yet (indexing is off)
+            await open_store(ls, create=True)
         if ls.store is None:
             ls.notify_user("the context store is not available: this dismissal lasts until restart")
         else:

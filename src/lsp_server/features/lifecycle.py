@@ -98,13 +98,15 @@ def _open_store(server: GantryServer) -> tuple[Store, frozenset[str]]:
         return store, _dismissed(store)
 
 
-async def open_store(server: GantryServer) -> None:
+async def open_store(server: GantryServer, *, create: bool = False) -> None:
     """Open the workspace's store; a session that does not index (`gantry check`) opens one
-    that exists, for its verdicts, and creates none."""
-    if not server.settings.index.enabled and not store_path(server.root, server.settings).exists():
+    that exists, for its verdicts, and creates none unless asked to (a first dismissal)."""
+    settings = server.settings
+    if not (create or settings.index.enabled or store_path(server.root, settings).exists()):
         return
     try:
-        server.store, server.dismissed = await asyncio.to_thread(_open_store, server)
+        server.store, dismissed = await asyncio.to_thread(_open_store, server)
+        server.dismissed = server.dismissed | dismissed  # keep this session's dismissals
     except Exception as exc:  # no store: reviews still work, verdicts are not remembered
         log.exception("cannot open the context store")
         server.status.set_problem("store", f"the context store cannot be opened ({exc})")
