@@ -47,9 +47,8 @@ def exec_payload(text: str) -> dict:
 
 
 async def command(client: LanguageClient, name: str, *args) -> dict:
-    return await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command=name, arguments=list(args))
-    )
+    params = types.ExecuteCommandParams(command=name, arguments=list(args))
+    return await asyncio.wait_for(client.workspace_execute_command_async(params), 30)
 
 
 async def until(predicate, timeout: float = 30.0) -> None:
@@ -74,9 +73,12 @@ async def test_remote_state_queue_commands_and_local_jobs(tmp_path: Path):
             return (await command(client, "gantry.queueStatus"))["remotes"] == {"gpu-box": "down"}
 
         await until(offline)
-        await idle(client)
-        status = client.statuses[-1]
-        assert status.state == "offline" and "Remote:" in status.message
+
+        async def shown_offline() -> bool:  # gantry/status is coalesced: it follows shortly
+            return bool(client.statuses) and client.statuses[-1].state == "offline"
+
+        await until(shown_offline)
+        assert "Remote:" in client.statuses[-1].message
 
         # A CPU job enqueued by anyone sharing the queue runs in the server's local sandbox.
         job, _ = await asyncio.to_thread(queue.enqueue, "exec:1", JobKind.EXEC, exec_payload("hi"))
@@ -110,4 +112,5 @@ async def test_remote_state_queue_commands_and_local_jobs(tmp_path: Path):
         await client.shutdown_session()
     finally:
         await asyncio.to_thread(queue.close)
-        await client.stop()
+        # Bounded: after a failure no exit was sent, and pytest-lsp would wait for the server.
+        await asyncio.wait_for(client.stop(), 30)
