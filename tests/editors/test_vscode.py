@@ -108,8 +108,9 @@ def test_vscode_extension_in_code_server(tmp_path: Path) -> None:
     (workspace / "pyproject.toml").write_text('[tool.ruff.lint]\nselect = ["E", "F"]\n')
     (workspace / "app.py").write_text(SAMPLE)
     run = tmp_path / "run"
-    # The server command is machine-scoped: user settings, which run-code-server.sh writes.
-    settings = run / "ud" / "User" / "settings.json"
+    # The server command is machine-scoped: code-server, like any remote VS Code, reads it from
+    # the machine's settings (a remote window ignores machine-scoped values in local user ones).
+    settings = run / "ud" / "Machine" / "settings.json"
     port = _free_port()
     env = dict(os.environ)
     starter = subprocess.Popen(
@@ -134,9 +135,8 @@ def test_vscode_extension_in_code_server(tmp_path: Path) -> None:
         assert starter.returncode == 0, f"code-server did not start:\n{out}"
         url = out.strip().splitlines()[-1]
         # First a command that does not exist (the clear message), then drive.js sets the real one.
-        user = json.loads(settings.read_text())
-        user["gantry.server.command"] = ["/nonexistent/gantry", "serve"]
-        settings.write_text(json.dumps(user))
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        settings.write_text(json.dumps({"gantry.server.command": ["/nonexistent/gantry", "serve"]}))
         node = E2E_DEST / "node24" / "node_modules" / "node" / "bin" / "node"
         drive = subprocess.run(
             [str(node), str(EXTENSION / "e2e" / "drive.js")],

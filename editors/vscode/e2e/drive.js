@@ -3,7 +3,7 @@
 // the real server reach the Problems panel, and two palette commands answer.
 // The workspace starts with a server command that does not exist: the one clear message shows,
 // then the settings file is rewritten with the real command and the extension restarts by itself.
-// Env: CS_URL, SHOT (png path), SETTINGS_FILE (the user's settings.json: the command is machine-scoped),
+// Env: CS_URL, SHOT (png path), SETTINGS_FILE (code-server's Machine settings.json: the command is machine-scoped),
 // SERVER_COMMAND (JSON list); NODE_PATH must reach playwright-core (DEST/tools/node_modules).
 // Fails on any request that leaves loopback.
 const fs = require('fs');
@@ -45,7 +45,9 @@ async function palette(page, title) {
     step('missing server: status bar and one message');
     const settings = JSON.parse(fs.readFileSync(process.env.SETTINGS_FILE, 'utf8'));
     settings['gantry.server.command'] = JSON.parse(process.env.SERVER_COMMAND);
-    fs.writeFileSync(process.env.SETTINGS_FILE, JSON.stringify(settings));
+    // Atomically: VS Code reloads on the first write event, and a truncated file reads as no settings.
+    fs.writeFileSync(`${process.env.SETTINGS_FILE}.tmp`, JSON.stringify(settings));
+    fs.renameSync(`${process.env.SETTINGS_FILE}.tmp`, process.env.SETTINGS_FILE);
     // The item reads "Gantry" with a check icon when the server reports ready.
     await statusbar.locator('.statusbar-item:has(.codicon-check)', { hasText: 'Gantry' }).first().waitFor({ timeout: 90000 });
     step('settings changed -> restarted -> status bar: Gantry ready');
