@@ -209,13 +209,14 @@ test(':GantryDismiss dismisses the finding under the cursor and it stays gone', 
 end)
 
 test(':GantryDismiss! marks the finding under the cursor as a false positive', function()
-  local e711
-  for _, d in ipairs(vim.diagnostic.get(0)) do
-    if d.code == 'E711' then
-      e711 = d
+  -- After the restart above, the new client's diagnostics reach the buffer on their own time.
+  local e711 = wait_for('E711 in the buffer', function()
+    for _, d in ipairs(vim.diagnostic.get(0)) do
+      if d.code == 'E711' then
+        return d
+      end
     end
-  end
-  check(e711, 'no E711')
+  end)
   vim.api.nvim_win_set_cursor(0, { e711.lnum + 1, 0 })
   local since = #notes
   vim.cmd('GantryDismiss! checked by hand')
