@@ -304,17 +304,17 @@ def test_a_syntax_error_is_an_error_and_fails_the_check(tmp_path, gantry_check):
     assert "broken.py:1:7: error invalid-syntax " in result.stdout
 
 
-def test_ruffs_exclusions_and_the_projects_apply(tmp_path, gantry_check):
-    workspace = make_workspace(
-        tmp_path / "ws",
-        {
-            ".venv/lib/x.py": UNUSED_IMPORT,
-            "generated/gen.py": UNUSED_IMPORT,
-            "mod.py": UNUSED_IMPORT,
-        },
-    )
+def excluding_workspace(root: Path) -> Path:
+    """One finding in mod.py, and the same in a file ruff excludes and one the project does."""
+    files = {".venv/lib/x.py": UNUSED_IMPORT, "generated/gen.py": UNUSED_IMPORT}
+    workspace = make_workspace(root, {**files, "mod.py": UNUSED_IMPORT})
     with (workspace / "pyproject.toml").open("a") as pyproject:
         pyproject.write(EXCLUDING)
+    return workspace
+
+
+def test_ruffs_exclusions_and_the_projects_apply(tmp_path, gantry_check):
+    workspace = excluding_workspace(tmp_path / "ws")
     result = gantry_check(workspace, "--format", "json")
     document = json.loads(result.stdout)
     assert [finding["path"] for finding in document["findings"]] == ["mod.py"]
@@ -329,16 +329,7 @@ def test_ruffs_exclusions_and_the_projects_apply(tmp_path, gantry_check):
 async def test_an_opened_file_the_project_excludes_gets_no_findings(tmp_path):
     from lsp_harness import SERVER, diagnostics_for, initialize, open_document
 
-    workspace = make_workspace(
-        tmp_path / "ws",
-        {
-            ".venv/lib/x.py": UNUSED_IMPORT,
-            "generated/gen.py": UNUSED_IMPORT,
-            "mod.py": UNUSED_IMPORT,
-        },
-    )
-    with (workspace / "pyproject.toml").open("a") as pyproject:
-        pyproject.write(EXCLUDING)
+    workspace = excluding_workspace(tmp_path / "ws")
     client = await SERVER.start()
     try:
         await initialize(client, workspace)
