@@ -105,7 +105,7 @@ async def test_indexing_reports_progress_and_watches_files(tmp_path: Path):
         status = await idle(client)
         assert status.state == "ready"
         notes = [m.message for m in client.log_messages if "skipped" in m.message]
-        assert notes == ["Gantry: indexed 60 files; skipped 1 (1 not UTF-8)"]
+        assert notes == [f"Gantry: indexed 60 files in {ws.name}; skipped 1 (1 not UTF-8)"]
         assert client.progress_reports, "indexing should report $/progress"
         (kinds,) = {tuple(p.kind for p in reports) for reports in client.progress_reports.values()}
         assert kinds[0] == "begin" and kinds[-1] == "end"

@@ -25,7 +25,7 @@ import attrs
 from pygls.io_ import StdoutWriter
 
 if TYPE_CHECKING:
-    from lsp_server.server import GantryServer
+    from pygls.lsp.server import LanguageServer
 
 log = logging.getLogger("gantry.framing")
 
@@ -143,7 +143,7 @@ class FrameReader:
 _END = object()
 
 
-async def _dispatch(reader: FrameReader, server: GantryServer) -> None:
+async def _dispatch(reader: FrameReader, server: LanguageServer) -> None:
     """Hand each message to the protocol on the event loop; reading blocks in a thread.
 
     The thread is a daemon reading the raw descriptor, so one still blocked in `read` neither
@@ -167,7 +167,7 @@ async def _dispatch(reader: FrameReader, server: GantryServer) -> None:
         server.protocol.handle_json(message)
 
 
-def start_io(server: GantryServer, stdin: BinaryIO, stdout: BinaryIO) -> None:
+def start_io(server: LanguageServer, stdin: BinaryIO, stdout: BinaryIO) -> None:
     """Serve one client on stdio until its input ends; `exit` raises SystemExit out of here."""
     server.protocol.set_writer(StdoutWriter(stdout))
     reader = FrameReader(lambda n: os.read(stdin.fileno(), n))

@@ -6,7 +6,6 @@ Engines run in threads on immutable snapshots; features are thin adapters regist
 
 from __future__ import annotations
 
-import asyncio
 import faulthandler
 import gc
 import logging
@@ -14,33 +13,24 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
-from pygls.uris import to_fs_path
 
 from lsp_server import __version__, framing
-from lsp_server.analysis.languages import language_for_document
-from lsp_server.capabilities import ClientCaps
-from lsp_server.config import Settings
 from lsp_server.features.convert import converter
-from lsp_server.features.diagnostics import Reviewer
-from lsp_server.features.indexing import IndexerService
-from lsp_server.features.remote import RemoteService
-from lsp_server.features.status import PublishedFindings, StatusReporter
 from lsp_server.protocol import GantryProtocol
-from lsp_server.review.findings import Snapshot
-
-if TYPE_CHECKING:
-    from lsp_server.store import Store
+from lsp_server.services.reviewer import Engine
+from lsp_server.session import Session
 
 log = logging.getLogger("gantry")
 
 
 class GantryServer(LanguageServer):
-    def __init__(self, *, trust_workspace: bool = False) -> None:
+    """pygls' server with Gantry's protocol and converter, and the session its features share."""
+
+    def __init__(self, *, trust_workspace: bool = False, engines: Sequence[Engine] = ()) -> None:
         super().__init__(
             name="gantry",
             version=__version__,
@@ -48,52 +38,16 @@ class GantryServer(LanguageServer):
             protocol_cls=GantryProtocol,
             converter_factory=converter,
         )
-        self.caps = ClientCaps()
-        self.root: Path | None = None
-        self.trust_workspace = trust_workspace
-        """`gantry serve --trust-workspace`: the workspace's settings may name programs, URLs and
-        credentials without `gantry trust` (CI that owns its repository)."""
-        self.settings = Settings()
-        self.withheld_notice: str | None = None
-        """What the workspace's settings may not set, last said to the user (said once)."""
-        self.init_options: object = None
-        self.store: Store | None = None
-        self.dismissed: frozenset[str] = frozenset()
-        self.published = PublishedFindings()
-        self.configured = asyncio.Event()
-        """Set once settings are loaded: reviews may run."""
-        self.ready = asyncio.Event()
-        """Set once verdicts are loaded too: reviews publish only then."""
-        self.status = StatusReporter(self)
-        self.reviewer = Reviewer(self)
-        self.indexer_service = IndexerService(self)
-        self.remote = RemoteService(self)
-
-    def snapshot(self, uri: str) -> Snapshot | None:
-        """The document as it is now, or None when the client never opened it."""
-        doc = self.workspace.text_documents.get(uri)
-        if doc is None:
-            return None
-        path = to_fs_path(uri) or uri
-        return Snapshot(
-            uri=uri,
-            path=path,
-            version=doc.version,
-            text=doc.source,
-            language=language_for_document(path, doc.language_id),
-            settings=self.settings,
-        )
-
-    def notify_user(self, message: str, kind=types.MessageType.Warning) -> None:
-        log.log(logging.WARNING if kind <= types.MessageType.Warning else logging.INFO, message)
-        self.window_show_message(types.ShowMessageParams(type=kind, message=f"Gantry: {message}"))
+        self.session = Session(self, trust_workspace=trust_workspace, engines=engines)
 
 
-def create_server(*, trust_workspace: bool = False) -> GantryServer:
+def create_server(*, trust_workspace: bool = False, engines: Sequence[Engine] = ()) -> GantryServer:
+    """The server with every feature registered; `engines` review open documents beside the
+    local review, each in its own diagnostics slot."""
     from lsp_server import features
 
-    server = GantryServer(trust_workspace=trust_workspace)
-    features.register_all(server)
+    server = GantryServer(trust_workspace=trust_workspace, engines=engines)
+    features.register_all(server, server.session)
     return server
 
 
@@ -124,16 +78,22 @@ def _on_sigterm(server: GantryServer) -> None:
     the store is left to the process exit, since verdicts are journalled as they are made."""
 
     def leave() -> None:
-        server.indexer_service.halt(5.0)
+        for folder in server.session.folders:
+            if folder.indexer is not None:
+                folder.indexer.halt(5.0)
         os._exit(128 + signal.SIGTERM)
 
     threading.Thread(target=leave, name="gantry-sigterm", daemon=True).start()
 
 
 def serve(tcp: tuple[str, int] | None = None, *, trust_workspace: bool = False) -> int:
+    return run(create_server(trust_workspace=trust_workspace), tcp)
+
+
+def run(server: GantryServer, tcp: tuple[str, int] | None = None) -> int:
+    """Serve one client on stdio (or TCP) until it leaves."""
     faulthandler.enable()  # a crash in native code (SQLite, tree-sitter) leaves a trace on stderr
     configure_logging()
-    server = create_server(trust_workspace=trust_workspace)
     _tune_gc()
     signal.signal(signal.SIGTERM, lambda *_: _on_sigterm(server))
     if tcp is not None:

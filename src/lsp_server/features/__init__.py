@@ -1,22 +1,22 @@
-"""Thin LSP adapters, one module per concern. Each exposes `register(server)`."""
+"""Thin LSP adapters, one module per concern. Each exposes `register(server, session)`: the
+handlers it registers reach the server's state through the session they are given."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pygls.lsp.server import LanguageServer
 
-if TYPE_CHECKING:
-    from lsp_server.server import GantryServer
+from lsp_server.session import Session
 
 
-def register_all(server: GantryServer) -> None:
+def register_all(server: LanguageServer, session: Session) -> None:
     from lsp_server.features import (
         code_actions,
         commands,
-        diagnostics,
-        indexing,
+        documents,
         lifecycle,
-        remote,
+        queue,
+        watched_files,
     )
 
-    for module in (lifecycle, diagnostics, code_actions, commands, indexing, remote):
-        module.register(server)
+    for module in (lifecycle, documents, code_actions, commands, queue, watched_files):
+        module.register(server, session)

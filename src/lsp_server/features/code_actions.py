@@ -7,21 +7,19 @@ survives edits, so a resolve after unrelated typing still targets the right code
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import attrs
 import cattrs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
 
+from lsp_server.executors import Pool
 from lsp_server.features.convert import replacement_edit, workspace_edit
 from lsp_server.review import ruff_engine
 from lsp_server.review.findings import Edit, Finding, Snapshot
-
-if TYPE_CHECKING:
-    from lsp_server.server import GantryServer
+from lsp_server.session import Session
 
 FIX_ALL = "source.fixAll.gantry"
 QUICKFIX = types.CodeActionKind.QuickFix.value
@@ -81,44 +79,46 @@ def _fix_title(finding: Finding) -> str:
     return f"Gantry: {fix.message} ({finding.rule}){suffix}"
 
 
-async def _fix_all_edits(snapshot: Snapshot, root: Path | None) -> list[Edit]:
+async def _fix_all_edits(pool: Pool, snapshot: Snapshot, root: Path | None) -> list[Edit]:
     # From the project root, as diagnostics run: the same configuration, the same import order.
-    fixed = await asyncio.to_thread(ruff_engine.fix_all, snapshot, root=root)
+    fixed = await pool.run(ruff_engine.fix_all, snapshot, root=root)
     return [] if fixed == snapshot.text else [replacement_edit(snapshot.text, fixed)]
 
 
-def register(server: GantryServer) -> None:
-    async def edit_for(ls: GantryServer, data: ActionData) -> types.WorkspaceEdit | None:
+def register(server: LanguageServer, session: Session) -> None:
+    async def edit_for(ls: LanguageServer, data: ActionData) -> types.WorkspaceEdit | None:
         if data.fingerprint is None:
-            snapshot = ls.snapshot(data.uri)
+            snapshot = session.snapshot(data.uri)
             if snapshot is None or snapshot.language != "python":
                 return None
-            edits = await _fix_all_edits(snapshot, ls.root)
+            root = session.folders.for_uri(data.uri).root
+            edits = await _fix_all_edits(session.executors.review, snapshot, root)
         else:
-            snapshot, findings = ls.published.get(data.uri, (None, ()))
-            current = ls.snapshot(data.uri)
-            if snapshot is None or current is None or current.version != snapshot.version:
+            shown = session.publisher.shown(data.uri)
+            current = session.snapshot(data.uri)
+            if shown is None or current is None or current.version != shown.snapshot.version:
                 return None  # the text moved on: fresh diagnostics and actions are on their way
-            finding = next((f for f in findings if f.fingerprint == data.fingerprint), None)
+            snapshot = shown.snapshot
+            finding = next((f for f in shown.findings if f.fingerprint == data.fingerprint), None)
             if finding is None or finding.fix is None:
                 return None
             edits = list(finding.fix.edits)
         if not edits:
             return None
-        return workspace_edit(ls.caps, ls.workspace.position_codec, snapshot, edits)
+        return workspace_edit(session.caps, ls.workspace.position_codec, snapshot, edits)
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(code_action_kinds=[QUICKFIX, FIX_ALL], resolve_provider=True),
     )
     async def code_action(
-        ls: GantryServer, params: types.CodeActionParams
+        ls: LanguageServer, params: types.CodeActionParams
     ) -> list[types.CodeAction] | None:
         uri = params.text_document.uri
-        published = ls.published.get(uri)
-        if published is None:
+        shown = session.publisher.shown(uri)
+        if shown is None:
             return None
-        _, findings = published
+        findings = shown.findings
         only = params.context.only
         actions: list[types.CodeAction] = []
         if _wanted(QUICKFIX, only):
@@ -160,7 +160,7 @@ def register(server: GantryServer) -> None:
                     data=_converter.unstructure(ActionData(uri)),
                 )
             )
-        if not ls.caps.resolve_edits:
+        if not session.caps.resolve_edits:
             for action in actions:
                 if action.data is not None:
                     action.edit = await edit_for(ls, _converter.structure(action.data, ActionData))
@@ -168,7 +168,7 @@ def register(server: GantryServer) -> None:
         return actions
 
     @server.feature(types.CODE_ACTION_RESOLVE)
-    async def resolve(ls: GantryServer, action: types.CodeAction) -> types.CodeAction:
+    async def resolve(ls: LanguageServer, action: types.CodeAction) -> types.CodeAction:
         if action.data is None:
             return action
         try:

@@ -3,22 +3,19 @@ gets a JSON-RPC error, never a crash."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import attrs
 import cattrs
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from lsp_server.analysis.languages import language_for_path
-from lsp_server.features.lifecycle import open_store
-
-if TYPE_CHECKING:
-    from lsp_server.features.diagnostics import OnDiskReview
-    from lsp_server.server import GantryServer
+from lsp_server.services.reviewer import OnDiskReview
+from lsp_server.session import Session
 
 log = logging.getLogger("gantry.commands")
 _converter = cattrs.Converter()
@@ -62,37 +59,46 @@ def parse_args(cls: type, args: Any):
         raise JsonRpcInvalidParams(f"expected one object with {names}; got {args!r}") from exc
 
 
-def register(server: GantryServer) -> None:
+def register(server: LanguageServer, session: Session) -> None:
+    folders, reviewer = session.folders, session.reviewer
+
     @server.command("gantry.dismissFinding")
     async def dismiss_finding(ls, *args: Any) -> dict:  # no hints: pygls resolves them
         from lsp_server.store import Verdict, VerdictNotStored
 
         params: DismissArgs = parse_args(DismissArgs, list(args))
-        snapshot, findings = ls.published.get(params.uri, (None, ()))
+        shown = session.publisher.shown(params.uri)
+        findings = shown.findings if shown is not None else ()
         finding = next((f for f in findings if f.fingerprint == params.fingerprint), None)
         verdict = Verdict(
             fingerprint=params.fingerprint,
             verdict=params.verdict,
             rule=finding.rule if finding else "",
-            path=snapshot.path if snapshot else params.uri,
+            path=shown.snapshot.path if shown else params.uri,
             message=(params.reason or finding.message) if finding else (params.reason or ""),
         )
-        if ls.store is None:  # not opened because nothing needed it yet (indexing is off)
-            await open_store(ls, create=True)
-        if ls.store is None:
-            ls.notify_user("the context store is not available: this dismissal lasts until restart")
+        folder = folders.for_uri(params.uri)
+        if folder.store is None and folder.root is not None:
+            # Not opened because nothing needed it yet (indexing is off).
+            await session.folder_service.open_store(folder, create=True)
+        if folder.store is None:
+            session.notify_user(
+                "the context store is not available: this dismissal lasts until restart"
+            )
         else:
             try:
-                await asyncio.to_thread(ls.store.set_verdict, verdict)
+                await session.executors.background.run(folder.store.set_verdict, verdict)
             except VerdictNotStored as exc:  # journalled: kept, but the user should know where
-                ls.notify_user(str(exc))
+                session.notify_user(str(exc))
             except Exception as exc:  # not saved at all; it still holds for this session
                 log.exception("cannot save a verdict")
-                ls.notify_user(f"this dismissal could not be saved ({exc}): it lasts until restart")
-        ls.dismissed = ls.dismissed | {params.fingerprint}
-        for uri, (snap, kept) in list(ls.published.items()):
-            if any(f.fingerprint == params.fingerprint for f in kept):
-                ls.reviewer.publish(snap, kept)
+                session.notify_user(
+                    f"this dismissal could not be saved ({exc}): it lasts until restart"
+                )
+        folder.dismissed = folder.dismissed | {params.fingerprint}
+        for other in session.publisher.all_shown():
+            if any(f.fingerprint == params.fingerprint for f in other.findings):
+                session.publisher.republish(other.snapshot.uri)
         return {"fingerprint": params.fingerprint, "verdict": params.verdict}
 
     @server.command("gantry.reviewFile")
@@ -100,18 +106,19 @@ def register(server: GantryServer) -> None:
         params: ReviewFileArgs = parse_args(ReviewFileArgs, list(args))
         path = to_fs_path(params.uri)
         if params.uri in ls.workspace.text_documents:
-            ls.reviewer.request(params.uri)
+            reviewer.request(params.uri)
             return {"files": 1}
         if not path or language_for_path(path) is None or not Path(path).is_file():
             raise JsonRpcInvalidParams(f"not a file Gantry reviews: {params.uri}")
-        result = _reviewed(await ls.reviewer.review_on_disk([Path(path)]))
+        result = _reviewed(await reviewer.review_on_disk([Path(path)]))
         return {"files": len(result.files), "findings": result.findings}
 
     @server.command("gantry.reviewWorkspace")
     async def review_workspace(ls, *args: Any) -> dict:
-        if ls.root is None:
+        roots = [folder.root for folder in folders if folder.root is not None]
+        if not roots:
             raise JsonRpcInvalidParams("no workspace folder is open")
-        result = _reviewed(await ls.reviewer.review_on_disk([ls.root]))
+        result = _reviewed(await reviewer.review_on_disk(roots))
         return {"files": len(result.files), "findings": result.findings}
 
     @server.command("gantry.reviewPaths")
@@ -120,11 +127,10 @@ def register(server: GantryServer) -> None:
         asks); diagnostics are published, one per file reviewed, before this answers with the
         paths of the files reviewed and of those skipped, and why."""
         params: ReviewPathsArgs = parse_args(ReviewPathsArgs, list(args))
-        base = ls.root or Path.cwd()
+        first = folders.first
+        base = first.root if first is not None and first.root is not None else Path.cwd()
         paths = [base / path for path in params.paths]
-        result = _reviewed(
-            await ls.reviewer.review_on_disk(paths, fingerprints=params.fingerprints)
-        )
+        result = _reviewed(await reviewer.review_on_disk(paths, fingerprints=params.fingerprints))
         return {
             "files": [str(path) for path in result.files],
             "skipped": [{"path": str(path), "reason": reason} for path, reason in result.skipped],

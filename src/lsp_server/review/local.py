@@ -165,3 +165,19 @@ def review_files(
             found = fingerprint_findings(found, source.text, "python")
         reviews.append(FileReview(path, tuple(found), source, lines))
     return FilesReview(tuple(reviews), tuple(failed))
+
+
+class LocalEngine:
+    """The local review as an engine of open documents: each document keeps its parser between
+    reviews (one at a time), so a review re-parses only what changed."""
+
+    source = "ruff"
+
+    def __init__(self) -> None:
+        self._trees: dict[str, IncrementalParser] = {}
+
+    def review(self, snapshot: Snapshot, root: Path | None) -> LocalReview:
+        return review(snapshot, root, self._trees.setdefault(snapshot.uri, IncrementalParser()))
+
+    def forget(self, uri: str) -> None:
+        self._trees.pop(uri, None)

@@ -1,5 +1,5 @@
-"""The remote side as the editor sees it: the dispatcher's life, its state in `gantry/status`,
-and the queue commands (`gantry.queueStatus`, `gantry.retryQueued`)."""
+"""A workspace folder's remote side: its dispatcher's life, its state in `gantry/status`, and
+what the queue commands (`gantry.queueStatus`, `gantry.retryQueued`) read and do."""
 
 from __future__ import annotations
 
@@ -7,26 +7,20 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from lsp_server.config import queue_path
-from lsp_server.features.commands import parse_args
+from lsp_server.executors import Pool
+from lsp_server.services.folders import Folder
+from lsp_server.services.status import StatusReporter
 
 if TYPE_CHECKING:
-    from lsp_server.server import GantryServer
     from remote_exec.dispatcher import Dispatcher, DispatcherStatus
     from remote_exec.jobs import Job
 
 log = logging.getLogger("gantry.remote")
 _START_WAIT_S = 30.0
-
-
-@attrs.frozen
-class RetryArgs:
-    id: int | None = None
-    """One job; all dead and parked jobs when omitted."""
 
 
 def job_summary(job: Job) -> dict[str, Any]:
@@ -44,8 +38,17 @@ def job_summary(job: Job) -> dict[str, Any]:
 
 
 class RemoteService:
-    def __init__(self, server: GantryServer) -> None:
-        self.server = server
+    def __init__(
+        self,
+        folder: Folder,
+        status: StatusReporter,
+        pool: Pool,
+        notify_user: Callable[[str], None],
+    ) -> None:
+        self._folder = folder
+        self._status = status
+        self._pool = pool
+        self._notify_user = notify_user
         self.dispatcher: Dispatcher | None = None
         self._started = asyncio.Event()
         """Set once start() has settled, dispatcher or not: the queue commands wait for it."""
@@ -57,22 +60,22 @@ class RemoteService:
             self._started.set()
 
     async def _start(self) -> None:
-        if _review_only(self.server):
+        folder, loop = self._folder, asyncio.get_running_loop()
+        if _review_only(folder):
             return
-        server, loop = self.server, asyncio.get_running_loop()
 
         def on_status(status: DispatcherStatus) -> None:  # called from dispatcher threads
             loop.call_soon_threadsafe(self._show, status)
 
         def announce(message: str) -> None:
-            loop.call_soon_threadsafe(server.notify_user, message)
+            loop.call_soon_threadsafe(self._notify_user, message)
 
         def build() -> Dispatcher:  # in a thread: importing the dispatcher takes ~100 ms
             from lsp_server.remote_setup import dispatcher_config
             from remote_exec.dispatcher import Dispatcher
 
             dispatcher = Dispatcher(
-                dispatcher_config(server.root, server.settings),
+                dispatcher_config(folder.root, folder.settings),
                 on_status=on_status,
                 announce=announce,
             )
@@ -80,18 +83,20 @@ class RemoteService:
             return dispatcher
 
         try:
-            self.dispatcher = await asyncio.to_thread(build)
+            self.dispatcher = await self._pool.run(build)
         except Exception as exc:  # local review goes on without the remote side
             log.exception("the remote dispatcher could not start")
-            server.status.set_problem("remote", f"remote execution is unavailable ({exc})")
+            self._status.set_problem("remote", f"remote execution is unavailable ({exc})")
 
     async def stop(self) -> None:
         if self.dispatcher is not None:
-            await asyncio.to_thread(self.dispatcher.stop)
+            await self._pool.run(self.dispatcher.stop)
+            self._status.remotes.pop(self._folder.uri or "", None)
+            self._status.update()
 
     def _show(self, status: DispatcherStatus) -> None:
-        self.server.status.remote = status
-        self.server.status.update()
+        self._status.remotes[self._folder.uri or ""] = status
+        self._status.update()
 
     async def queue_status(self) -> dict[str, Any]:
         dispatcher = await self._require()
@@ -106,20 +111,21 @@ class RemoteService:
                 "jobs": [job_summary(job) for job in dispatcher.queue.list(limit=100)],
             }
 
-        return await asyncio.to_thread(read)
+        return await self._pool.run(read)
 
-    async def retry(self, args: RetryArgs) -> dict[str, Any]:
+    async def retry(self, job_id: int | None) -> dict[str, Any]:
+        """Retry one job, or all dead and parked ones when `job_id` is None."""
         dispatcher = await self._require()
 
         def retry() -> int:
             from remote_exec.jobs import JobState
 
-            if args.id is not None:
-                return int(dispatcher.retry(args.id))
+            if job_id is not None:
+                return int(dispatcher.retry(job_id))
             stuck = dispatcher.queue.list(states=[JobState.DEAD, JobState.PARKED], limit=10_000)
             return sum(dispatcher.retry(job.id) for job in stuck)
 
-        return {"retried": await asyncio.to_thread(retry)}
+        return {"retried": await self._pool.run(retry)}
 
     async def _require(self) -> Dispatcher:
         # A command that arrives while the dispatcher starts (in a thread) waits for it.
@@ -132,26 +138,13 @@ class RemoteService:
         return self.dispatcher
 
 
-def _review_only(server: GantryServer) -> bool:
-    """A session that does not index (`gantry check`), with nothing remote configured and no
+def _review_only(folder: Folder) -> bool:
+    """A folder that is not indexed (`gantry check`), with nothing remote configured and no
     queue to drain, has no work for a dispatcher: starting one would create the queue file."""
-    settings = server.settings
+    settings = folder.settings
     return (
         not settings.index.enabled
         and not settings.inference.endpoints
         and settings.execution.gateway is None
-        and not queue_path(server.root, settings).exists()
+        and not queue_path(folder.root, settings).exists()
     )
-
-
-def register(server: GantryServer) -> None:
-    service = server.remote
-
-    @server.command("gantry.queueStatus")
-    async def queue_status(ls, *args: Any) -> dict[str, Any]:  # no hints: pygls resolves them
-        return await service.queue_status()
-
-    @server.command("gantry.retryQueued")
-    async def retry_queued(ls, *args: Any) -> dict[str, Any]:
-        params = parse_args(RetryArgs, list(args)) if args and args != ([],) else RetryArgs()
-        return await service.retry(params)

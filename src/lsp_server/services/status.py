@@ -11,15 +11,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
-
-from lsp_server.review.findings import Finding, Snapshot
+from pygls.lsp.server import LanguageServer
 
 if TYPE_CHECKING:
-    from lsp_server.server import GantryServer
     from remote_exec.dispatcher import DispatcherStatus
 
 log = logging.getLogger("gantry.status")
@@ -28,47 +26,35 @@ _CLIENT_ANSWER_TIMEOUT_S = 5.0  # a client that never answers must not stall the
 _INTERVAL_S = 0.1
 
 
-class PublishedFindings(MutableMapping[str, tuple[Snapshot, tuple[Finding, ...]]]):
-    """The findings last published per URI, with the snapshot they were computed on, and their
-    total, kept as they change: the status counts them after every review."""
-
-    def __init__(self) -> None:
-        self._by_uri: dict[str, tuple[Snapshot, tuple[Finding, ...]]] = {}
-        self.total = 0
-
-    def __getitem__(self, uri: str) -> tuple[Snapshot, tuple[Finding, ...]]:
-        return self._by_uri[uri]
-
-    def __setitem__(self, uri: str, value: tuple[Snapshot, tuple[Finding, ...]]) -> None:
-        self.pop(uri, None)
-        self._by_uri[uri] = value
-        self.total += len(value[1])
-
-    def __delitem__(self, uri: str) -> None:
-        _, findings = self._by_uri.pop(uri)
-        self.total -= len(findings)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._by_uri)
-
-    def __len__(self) -> int:
-        return len(self._by_uri)
-
-
 class StatusReporter:
-    def __init__(self, server: GantryServer) -> None:
+    """What the server is doing: the services set their part, then call `update()`."""
+
+    def __init__(self, server: LanguageServer, notify_user: Callable[[str], None]) -> None:
         self.server = server
+        self._notify_user = notify_user
+        self.work_done_progress = False
+        """The client takes `$/progress` (known from initialize)."""
+        self.starting = True
+        """Some workspace folder is not ready yet (settings or verdicts loading)."""
         self.reviewing = 0
-        self.indexing = False
+        self.indexing = 0
+        """Folders being indexed."""
+        self.findings = 0
+        """Findings published over all documents."""
         self.problems: dict[str, str] = {}
         """Degradations by component ("ruff", "store", ...), shown until cleared."""
-        self.remote: DispatcherStatus | None = None
+        self.remotes: dict[str, DispatcherStatus] = {}
+        """Each workspace folder's remote side, by folder."""
         self._last: dict | None = None
         self._sent_at = float("-inf")
         self._due: asyncio.Handle | None = None
 
+    @property
+    def remote(self) -> DispatcherStatus | None:
+        return combined(self.remotes)
+
     def snapshot(self) -> dict:
-        pending, remote = not self.server.ready.is_set(), self.remote
+        pending, remote = self.starting, self.remote
         if pending or self.reviewing or self.indexing:
             state = "busy"
             parts = []
@@ -94,7 +80,7 @@ class StatusReporter:
                 "documents": len(self.server.workspace.text_documents),
                 "reviewing": self.reviewing,
                 "indexing": int(self.indexing),
-                "findings": self.server.published.total,
+                "findings": self.findings,
                 "queued": queue.get("pending", 0) + queue.get("leased", 0),
                 "parked": queue.get("parked", 0),
                 "dead": queue.get("dead", 0),
@@ -125,7 +111,7 @@ class StatusReporter:
             self.problems.pop(component, None)
         elif self.problems.get(component) != message:
             self.problems[component] = message
-            self.server.notify_user(message)
+            self._notify_user(message)
         self.update()
 
     @contextlib.asynccontextmanager
@@ -134,7 +120,7 @@ class StatusReporter:
         time: pygls never releases old ones."""
         server = self.server
         token = None
-        if server.caps.work_done_progress:
+        if self.work_done_progress:
             token = str(uuid.uuid4())
             try:
                 await asyncio.wait_for(
@@ -158,3 +144,29 @@ class StatusReporter:
         finally:
             if token is not None:
                 server.work_done_progress.end(token, types.WorkDoneProgressEnd())
+
+
+_WORST_FIRST = ("offline", "degraded", "queued", "ready")
+
+
+def combined(statuses: Mapping[str, DispatcherStatus]) -> DispatcherStatus | None:
+    """Several folders' remote sides as one: the worst state, counts summed."""
+    if not statuses:
+        return None
+    if len(statuses) == 1:
+        return next(iter(statuses.values()))
+    from remote_exec.dispatcher import DispatcherStatus
+
+    parts = list(statuses.values())
+    worst = min(parts, key=lambda s: _WORST_FIRST.index(s.state) if s.state in _WORST_FIRST else 0)
+    queue: dict[str, int] = {}
+    for part in parts:
+        for state, count in part.queue.items():
+            queue[state] = queue.get(state, 0) + count
+    return DispatcherStatus(
+        state=worst.state,
+        message=worst.message,
+        remotes={name: state for part in parts for name, state in part.remotes.items()},
+        queue=queue,
+        running_locally=sum(part.running_locally for part in parts),
+    )

@@ -1,30 +1,40 @@
-"""Keeps the context store's index of the workspace current: everything once after start-up,
-then the files that are saved or that change on disk (workspace/didChangeWatchedFiles)."""
+"""Keeps a workspace folder's index in its context store current: everything once after the
+folder starts, then the files that are saved or that change on disk."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from lsprotocol import types
-from pygls.uris import to_fs_path
+from pygls.lsp.server import LanguageServer
 
 from lsp_server.analysis.languages import EXTENSIONS
-from lsp_server.features.lifecycle import reload_settings, verify_store
-
-if TYPE_CHECKING:
-    from lsp_server.server import GantryServer
+from lsp_server.executors import Pool
+from lsp_server.services.folders import Folder
+from lsp_server.services.status import StatusReporter
 
 log = logging.getLogger("gantry.indexing")
-_SETTINGS_FILES = frozenset({"pyproject.toml", "gantry.toml"})
 
 
 class IndexerService:
-    def __init__(self, server: GantryServer) -> None:
-        self.server = server
+    def __init__(
+        self,
+        folder: Folder,
+        server: LanguageServer,
+        status: StatusReporter,
+        pool: Pool,
+        verify_store: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._folder = folder
+        self._server = server
+        self._status = status
+        self._pool = pool
+        self._verify_store = verify_store
+        """The whole-file integrity check: the index is only ever written to a sound file."""
         self._cancel = threading.Event()
         self._busy = threading.Lock()  # held by the thread that indexes
         self._full: asyncio.Task | None = None
@@ -35,14 +45,15 @@ class IndexerService:
         """Called in a thread: the indexer's modules take tens of ms to import."""
         from lsp_server.analysis.indexer import Indexer
 
-        server = self.server
-        if server.store is None or server.root is None or not server.settings.index.enabled:
+        folder = self._folder
+        if folder.store is None or folder.root is None or not folder.settings.index.enabled:
             return None
-        return Indexer(server.store, server.root, server.settings)
+        return Indexer(folder.store, folder.root, folder.settings)
 
     def start(self) -> None:
         if self._full is None or self._full.done():
-            self.server.status.indexing = True  # before anyone can see "ready" in between
+            self._status.indexing += 1  # before anyone can see "ready" in between
+            self._status.update()
             self._full = asyncio.create_task(self._index_all())
 
     async def stop(self, timeout: float = 10.0) -> bool:
@@ -69,37 +80,18 @@ class IndexerService:
         with self._busy:
             return index(*args)
 
-    def saved(self, uri: str) -> None:
-        if path := to_fs_path(uri):
-            task = asyncio.create_task(self.index_paths([Path(path)]))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def watch_files(self) -> None:
-        """Ask the client to tell us about files changing on disk (branch switches, tools)."""
-        if not self.server.caps.watched_files_registration:
-            return
-        registration = types.Registration(
-            id="gantry-watched-files",
-            method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
-            register_options=types.DidChangeWatchedFilesRegistrationOptions(watchers=_watchers()),
-        )
-        try:
-            await self.server.client_register_capability_async(
-                types.RegistrationParams(registrations=[registration])
-            )
-        except Exception as exc:
-            log.warning("the client refused to watch files: %s", exc)
+    def saved(self, path: Path) -> None:
+        task = asyncio.create_task(self.index_paths([path]))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _index_all(self) -> None:
-        status = self.server.status
+        status = self._status
         loop = asyncio.get_running_loop()
         async with self._lock:
-            status.indexing = True
-            status.update()
             try:
-                await verify_store(self.server)  # the index is only ever written to a sound file
-                indexer = await asyncio.to_thread(self._indexer)
+                await self._verify_store()
+                indexer = await self._pool.run(self._indexer)
                 if indexer is None:
                     return
                 async with status.progress("Gantry: indexing") as report:
@@ -110,7 +102,7 @@ class IndexerService:
                             loop.call_soon_threadsafe(report, f"{done}/{total} files", percent)
 
                     try:
-                        stats = await asyncio.to_thread(
+                        stats = await self._pool.run(
                             self._run, indexer.index_all, progress, self._cancel
                         )
                     except asyncio.CancelledError:
@@ -118,13 +110,13 @@ class IndexerService:
                         # before the process ends: stop it now rather than when it is done.
                         self._cancel.set()
                         raise
-                log.info("indexed the workspace: %s", stats)
+                log.info("indexed %s: %s", self._folder.name, stats)
                 self._note_skipped(stats)
             except Exception:
                 log.exception("indexing failed")
                 status.set_problem("index", "indexing the workspace failed; see the server log")
             finally:
-                status.indexing = False
+                status.indexing -= 1
                 status.update()
 
     def _note_skipped(self, stats) -> None:
@@ -133,10 +125,11 @@ class IndexerService:
         skipped = {reason: n for reason, n in stats.files_skipped.items() if reason != "ignored"}
         if skipped:
             parts = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
-            self.server.window_log_message(
+            self._server.window_log_message(
                 types.LogMessageParams(
                     type=types.MessageType.Info,
-                    message=f"Gantry: indexed {stats.files_parsed + stats.files_reused} files; "
+                    message=f"Gantry: indexed {stats.files_parsed + stats.files_reused} files "
+                    f"in {self._folder.name}; "
                     f"skipped {sum(skipped.values())} ({parts})",
                 )
             )
@@ -144,32 +137,30 @@ class IndexerService:
     async def index_paths(self, paths: list[Path]) -> None:
         async with self._lock:
             try:
-                indexer = await asyncio.to_thread(self._indexer)
+                indexer = await self._pool.run(self._indexer)
                 if indexer is None or not paths:
                     return
-                await asyncio.to_thread(self._run, indexer.index_paths, paths)
+                await self._pool.run(self._run, indexer.index_paths, paths)
             except Exception:
                 log.exception("indexing %s failed", paths)
+
+
+async def watch_files(server: LanguageServer) -> None:
+    """Ask the client to tell us about files changing on disk (branch switches, tools)."""
+    registration = types.Registration(
+        id="gantry-watched-files",
+        method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+        register_options=types.DidChangeWatchedFilesRegistrationOptions(watchers=_watchers()),
+    )
+    try:
+        await server.client_register_capability_async(
+            types.RegistrationParams(registrations=[registration])
+        )
+    except Exception as exc:
+        log.warning("the client refused to watch files: %s", exc)
 
 
 def _watchers() -> list[types.FileSystemWatcher]:
     sources = "**/*{" + ",".join(sorted(EXTENSIONS)) + "}"
     globs = [sources, "**/.gitignore", "**/{pyproject,gantry}.toml"]
     return [types.FileSystemWatcher(glob_pattern=g) for g in globs]
-
-
-def register(server: GantryServer) -> None:
-    service = server.indexer_service
-
-    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-    async def did_change_watched_files(
-        ls: GantryServer, params: types.DidChangeWatchedFilesParams
-    ) -> None:
-        paths = [Path(to_fs_path(change.uri) or change.uri) for change in params.changes]
-        if any(p.name in _SETTINGS_FILES for p in paths):
-            await reload_settings(ls)
-            ls.reviewer.request_all()
-        if any(p.name == ".gitignore" for p in paths):
-            service.start()  # what is ignored changed: walk everything again
-        else:
-            await service.index_paths([p for p in paths if p.name not in _SETTINGS_FILES])

@@ -1,0 +1,148 @@
+"""Diagnostics by source: each engine owns one slot per document; the client sees their union.
+
+An engine puts its findings into its slot with the snapshot they were computed on. What is
+published for a document is the union of the slots computed on its current version (for a file
+that is not open: on its text on disk), so a slow engine never delays or erases a fast one, and
+findings computed on older text are never shown on newer text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import attrs
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from lsp_server.features.convert import diagnostic
+from lsp_server.review.findings import Finding, Snapshot
+from lsp_server.services.status import StatusReporter
+
+
+@attrs.frozen
+class Slot:
+    snapshot: Snapshot
+    findings: tuple[Finding, ...]
+    cells: dict[int, int] | None = None
+    """A notebook's first line per cell number: its diagnostics count lines per cell."""
+    lines: Sequence[str] | None = None
+    """The lines positions count in, when they are not the snapshot's (a notebook's)."""
+
+
+@attrs.frozen
+class Shown:
+    """What the client was last sent for a document: the snapshot it belongs to and the
+    findings, dismissed ones left out."""
+
+    snapshot: Snapshot
+    findings: tuple[Finding, ...]
+
+
+class Publisher:
+    def __init__(
+        self,
+        server: LanguageServer,
+        status: StatusReporter,
+        dismissed: Callable[[str], frozenset[str]],
+    ) -> None:
+        self._server = server
+        self._status = status
+        self._dismissed = dismissed
+        """The fingerprints the user dismissed, for a document's URI (its folder's verdicts)."""
+        self._slots: dict[str, dict[str, Slot]] = {}
+        self._shown: dict[str, Shown] = {}
+
+    def put(
+        self,
+        source: str,
+        snapshot: Snapshot,
+        findings: tuple[Finding, ...],
+        *,
+        cells: dict[int, int] | None = None,
+        lines: Sequence[str] | None = None,
+    ) -> None:
+        """Record a source's findings for a snapshot and publish the document's union, unless
+        the snapshot is not the document's current text (then the slot waits, unseen)."""
+        uri = snapshot.uri
+        self._slots.setdefault(uri, {})[source] = Slot(snapshot, findings, cells, lines)
+        if self._is_current(snapshot):
+            self._publish(uri, snapshot)
+
+    def shown(self, uri: str) -> Shown | None:
+        return self._shown.get(uri)
+
+    def all_shown(self) -> Iterator[Shown]:
+        return iter(list(self._shown.values()))
+
+    def republish(self, uri: str) -> None:
+        """Publish again what is shown (after a dismissal: the verdicts changed)."""
+        if (shown := self._shown.get(uri)) is not None:
+            self._publish(uri, shown.snapshot)
+
+    def clear(self, uri: str) -> None:
+        """Forget every source's findings for a document and clear them in the client."""
+        self._slots.pop(uri, None)
+        self._set_shown(uri, None)
+        self._server.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
+        )
+
+    def _is_current(self, snapshot: Snapshot) -> bool:
+        document = self._server.workspace.text_documents.get(snapshot.uri)
+        if document is None:
+            return snapshot.version is None  # on-disk text, for a document that is not open
+        return document.version == snapshot.version
+
+    def _publish(self, uri: str, snapshot: Snapshot) -> None:
+        dismissed = self._dismissed(uri)
+        codec = self._server.workspace.position_codec
+        kept: list[Finding] = []
+        diagnostics: list[types.Diagnostic] = []
+        for slot in self._slots.get(uri, {}).values():
+            if slot.snapshot.version != snapshot.version:
+                continue  # computed on other text: never shown on this one
+            lines = slot.lines or slot.snapshot.lines
+            for finding in slot.findings:
+                if finding.fingerprint in dismissed:
+                    continue
+                kept.append(finding)
+                converted = diagnostic(codec, lines, finding)
+                diagnostics.append(in_cell(converted, slot.cells) if slot.cells else converted)
+        self._set_shown(uri, Shown(snapshot, tuple(kept)))
+        self._server.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(
+                uri=uri, version=snapshot.version, diagnostics=diagnostics
+            )
+        )
+
+    def _set_shown(self, uri: str, shown: Shown | None) -> None:
+        before = self._shown.pop(uri, None)
+        if before is not None:
+            self._status.findings -= len(before.findings)
+        if shown is not None:
+            self._shown[uri] = shown
+            self._status.findings += len(shown.findings)
+        self._status.update()
+
+
+def in_cell(diagnostic: types.Diagnostic, cells: dict[int, int]) -> types.Diagnostic:
+    """A notebook's diagnostic as ruff reports it: lines counted from the start of its cell,
+    whose number is in `data["cell"]`."""
+    number, first = max(
+        ((n, line) for n, line in cells.items() if line <= diagnostic.range.start.line),
+        key=lambda item: item[1],
+        default=(0, 0),
+    )
+
+    def shift(position: types.Position) -> types.Position:
+        return types.Position(line=position.line - first, character=position.character)
+
+    diagnostic.range = types.Range(
+        start=shift(diagnostic.range.start), end=shift(diagnostic.range.end)
+    )
+    data = diagnostic.data
+    for edit in (data["fix"] or {}).get("edits", ()):
+        for end in edit["range"].values():
+            end["line"] -= first
+    data["cell"] = number
+    return diagnostic
