@@ -7,7 +7,21 @@ import argparse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from lsp_server.config import Settings, load_settings, store_path
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing to parse arguments
+if TYPE_CHECKING:
+    from lsp_server.config import Settings
+
+NAME = "doctor"
+
+
+class Args(argparse.Namespace):
+    workspace: str
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(NAME, help="check endpoints, gateway, sandbox, ruff and store")
+    parser.add_argument("--workspace", default=".", metavar="PATH")
+
 
 Check = tuple[str, Callable[[], str]]
 """(name, run): run returns a detail line when fine, raises DoctorFailure otherwise."""
@@ -37,6 +51,7 @@ def _ruff(settings: Settings) -> str:
 
 
 def _store(root: Path, settings: Settings) -> str:
+    from lsp_server.config import store_path
     from lsp_server.store import NewerSchemaError, NotAStoreError
     from lsp_server.store.db import diagnose
 
@@ -125,7 +140,9 @@ def checks(root: Path, settings: Settings) -> Iterator[Check]:
         yield f"gateway {settings.execution.gateway.name}", lambda: _gateway(root, settings)
 
 
-def run_doctor(args: argparse.Namespace) -> int:
+def run(args: Args) -> int:
+    from lsp_server.config import load_settings
+
     root = Path(args.workspace).resolve()
     loaded = load_settings(root)
     settings, problems = loaded.settings, loaded.problems

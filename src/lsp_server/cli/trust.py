@@ -7,12 +7,38 @@ import argparse
 import sys
 from pathlib import Path
 
-from lsp_server.config import Settings, read_project_settings
-from lsp_server.trust import TrustStore, withhold
-from lsp_server.typed_settings import normalise_keys
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing to parse arguments
+if TYPE_CHECKING:
+    from lsp_server.trust import TrustStore
+
+NAME = "trust"
 
 
-def run_trust(args: argparse.Namespace, store: TrustStore | None = None) -> int:
+class Args(argparse.Namespace):
+    path: str
+    revoke: bool
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        NAME,
+        help="trust a workspace's settings to name programs, URLs, credentials and paths",
+        description=(
+            "Settings in a repository (gantry.toml, [tool.gantry]) may not choose what runs, "
+            "where code and credentials go or which files are written, unless you trust them "
+            "here. Trust is bound to the settings as they are now: when they change, Gantry "
+            "ignores those keys again until you trust them again."
+        ),
+    )
+    parser.add_argument("path", nargs="?", default=".", metavar="PATH")
+    parser.add_argument("--revoke", action="store_true", help="stop trusting the workspace")
+
+
+def run(args: Args, store: TrustStore | None = None) -> int:
+    from lsp_server.config import Settings, read_project_settings
+    from lsp_server.trust import TrustStore, withhold
+    from lsp_server.typed_settings import normalise_keys
+
     store = store or TrustStore.default()
     root = Path(args.path).resolve()
     if not root.is_dir():

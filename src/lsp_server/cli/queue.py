@@ -4,23 +4,43 @@ queue, from a terminal. Works while editors run: the queue file is shared safely
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import sys
 from pathlib import Path
 
-import attrs
+NAME = "queue"
 
-from lsp_server.config import load_settings, queue_path
+
+class Args(argparse.Namespace):
+    action: str
+    id: int | None
+    dead: bool
+    limit: int
+    workspace: str
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(NAME, help="inspect and steer the durable job queue")
+    parser.add_argument("action", choices=["list", "show", "retry", "cancel", "purge"])
+    parser.add_argument("id", nargs="?", type=int, metavar="ID")
+    parser.add_argument("--dead", action="store_true", help="with purge: delete dead jobs")
+    parser.add_argument("--limit", type=int, default=50, help="with list: how many jobs")
+    parser.add_argument("--workspace", default=".", metavar="PATH")
 
 
 def _when(epoch: float | None) -> str:
+    import datetime
+
     if not epoch:
         return "-"
     return datetime.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def run_queue(args: argparse.Namespace) -> int:
+def run(args: Args) -> int:
+    import json
+
+    import attrs
+
+    from lsp_server.config import load_settings, queue_path
     from remote_exec.queue import JobQueue
 
     root = Path(args.workspace).resolve()

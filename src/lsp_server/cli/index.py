@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
+import os
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing to parse arguments
+if TYPE_CHECKING:
+    from lsp_server.analysis.indexer import IndexStats
 
-from lsp_server.analysis.indexer import Indexer, IndexStats
-from lsp_server.config import load_settings, store_path
-from lsp_server.store import NewerSchemaError, NotAStoreError, Store
+NAME = "index"
 
 
-def run_index(args: argparse.Namespace) -> int:
+class Args(argparse.Namespace):
+    path: str
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(NAME, help="index a workspace into the context store")
+    parser.add_argument("path", nargs="?", default=".", metavar="PATH")
+
+
+def run(args: Args) -> int:
+    # The indexer's pool workers run `python -c` in the workspace, which would put it first on
+    # their sys.path too; -P reaches them only when it started us.
+    os.environ["PYTHONSAFEPATH"] = "1"
+    import sqlite3
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lsp_server.analysis.indexer import Indexer
+    from lsp_server.config import load_settings, store_path
+    from lsp_server.store import NewerSchemaError, NotAStoreError, Store
+
     console = Console(stderr=True, soft_wrap=True)  # never wrap paths mid-word
     root = Path(args.path).resolve()
     if not root.is_dir():

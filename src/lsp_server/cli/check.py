@@ -1,0 +1,210 @@
+"""`gantry check [PATH...]`: review files headless through the real server and report, as CI
+does. The server reviews the paths as `ruff check PATHS` would read them; the engine is
+lsp_server/headless/check.py.
+
+Exit codes:
+  0  nothing at or above --fail-on
+  1  at least one finding at or above --fail-on
+  2  usage or configuration error (a PATH that does not exist, an unwritable --output), nothing
+     to check (no Python file under the PATHs, or every one skipped), or the server could not
+     be started, failed or died
+  3  analysis incomplete: --wait ran out before every file was analysed (the report still lists
+     what arrived, and stderr names the files that were not analysed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from lsp_server.cli.serve import TRUST_HELP
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing to parse arguments
+if TYPE_CHECKING:
+    from lsp_server.headless.findings import Report
+
+NAME = "check"
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+_FINGERPRINTED = frozenset({"json", "sarif"})
+"""The formats that show fingerprints: the server computes them only for these (and to leave
+out dismissed findings)."""
+
+_EXIT_CODES = """exit codes:
+  0  nothing at or above --fail-on
+  1  at least one finding at or above --fail-on
+  2  usage or configuration error, nothing to check, or the server failed
+  3  --wait ran out before every file was analysed (what arrived is still reported)"""
+
+
+class Args(argparse.Namespace):
+    paths: list[str]
+    format: str
+    output: str | None
+    fail_on: str
+    wait: float
+    trust_workspace: bool
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        NAME,
+        help="review files headless, as CI does",
+        description="Review what `ruff check PATH...` would read (ruff's and the project's "
+        "exclusions, .gitignore) through the same server an editor runs, and report.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "paths", nargs="*", default=["."], metavar="PATH", help="files or folders (default: .)"
+    )
+    parser.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text")
+    parser.add_argument("--output", metavar="FILE", help="write the report here, not to stdout")
+    parser.add_argument(
+        "--fail-on",
+        choices=["error", "warning", "info", "never"],
+        default="error",
+        help="exit 1 when a finding is at or above this level (default: error)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for analysis to finish (default: 300)",
+    )
+
+    parser.add_argument("--trust-workspace", action="store_true", help=TRUST_HELP)
+
+
+class UsageError(Exception):
+    pass
+
+
+def exit_code(report: Report, fail_on: str) -> int:
+    from lsp_server.headless.findings import level_rank
+
+    if not report.complete:
+        return EXIT_INCOMPLETE
+    if fail_on != "never" and any(
+        level_rank(finding.level) <= level_rank(fail_on) for finding in report.findings
+    ):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _check_output(output: str | None) -> None:
+    """Fail before the (possibly long) analysis rather than after it."""
+    if output is None:
+        return
+    target = Path(output)
+    if target.is_dir():
+        raise UsageError(f"--output {output}: is a directory")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"--output {output}: directory {parent} does not exist")
+    writable = os.access(target, os.W_OK) if target.exists() else os.access(parent, os.W_OK)
+    if not writable:
+        raise UsageError(f"--output {output}: not writable")
+
+
+def _error(message: str) -> None:
+    print(f"gantry: error: {message}", file=sys.stderr)
+
+
+def _write_report(args: Args, report: Report, root: Path) -> None:
+    from lsp_server.headless.reporters import render
+    from lsp_server.headless.reporters.summary import summary_line
+
+    text = render(report, args.format, root)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    # The text report ends with the summary; every other destination gets it on stderr.
+    if args.output or args.format != "text":
+        print(summary_line(report), file=sys.stderr)
+
+
+def run(args: Args) -> int:
+    from lsp_server.cli._interrupt import ctrl_c_leaves_at_once
+
+    with ctrl_c_leaves_at_once():
+        return _check(args)
+
+
+def _check(args: Args) -> int:
+    import asyncio
+    import logging
+
+    from lsp_server.config import load_settings
+    from lsp_server.headless.check import analyse, project_root, relative_path
+    from lsp_server.headless.client import ServerError
+    from lsp_server.headless.findings import Report
+
+    root = Path.cwd().resolve()  # reports name files relative to where CI runs
+    try:
+        workspace = project_root(args.paths, root)
+    except (OSError, ValueError):
+        workspace = root  # missing paths are reported below
+    # Problems are the server's to announce, once; what it withholds is said here too, since
+    # CI has nobody to read the server's messages.
+    loaded = load_settings(workspace, trust_workspace=args.trust_workspace)
+    settings = loaded.settings
+    if (withheld := loaded.withheld_message()) is not None:
+        print(f"gantry: warning: {withheld} In CI, --trust-workspace trusts it.", file=sys.stderr)
+    if settings.log_level == "debug":
+        logging.basicConfig(stream=sys.stderr, format="%(name)s: %(message)s")
+        logging.getLogger("gantry.check").setLevel(logging.DEBUG)
+    try:
+        if args.wait <= 0:
+            raise UsageError(f"--wait must be positive, got {args.wait:g}")
+        _check_output(args.output)
+        missing = [path for path in args.paths if not Path(path).exists()]
+        if missing:
+            raise UsageError(f"no such file or directory: {', '.join(missing)}")
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+
+    paths = list(dict.fromkeys(Path(path).resolve() for path in args.paths))
+    try:
+        analysis = asyncio.run(
+            analyse(
+                workspace,
+                paths,
+                args.wait,
+                settings,
+                root,
+                fingerprints=args.format in _FINGERPRINTED,
+                trust_workspace=args.trust_workspace,
+            )
+        )
+    except ServerError as exc:
+        _error(f"the Gantry server failed: {exc}")
+        return EXIT_USAGE
+    for path, reason in analysis.skipped:
+        print(f"gantry: skipped {relative_path(path, root)}: {reason}", file=sys.stderr)
+    if not analysis.files:
+        _error(
+            f"nothing was checked: no Python file to review in {' '.join(args.paths)} "
+            "(ruff's exclusions, the project's and .gitignore apply)"
+        )
+        return EXIT_USAGE
+    not_analysed = tuple(sorted(relative_path(path, root) for path in analysis.not_analysed))
+    report = Report(analysis.findings, analysis.files, not_analysed)
+    try:
+        _write_report(args, report, root)
+    except OSError as exc:
+        _error(f"cannot write the report: {exc}")
+        return EXIT_USAGE
+    if not report.complete:
+        print(
+            f"gantry: analysis incomplete after {args.wait:g} s; not analysed: "
+            + ", ".join(report.not_analysed),
+            file=sys.stderr,
+        )
+    return exit_code(report, args.fail_on)
