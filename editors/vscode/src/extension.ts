@@ -11,9 +11,9 @@ import {
   State,
 } from 'vscode-languageclient/node';
 
-import { isExecutable, pythonHasGantry } from './probe';
+import { nodeProbes } from './probe';
 import { QueueItem, QueueStatus, queueItems, queueTitle } from './queue';
-import { Resolved, makeWhich, resolveServerCommand } from './serverCommand';
+import { Resolved, describeSkip, resolveServerCommand } from './serverCommand';
 import { contributedKeys, explicitValue, needsRestart, restrictedKeys, serverOffers, serverSettings } from './settings';
 import { ClientPhase, GantryStatus, statusView } from './status';
 
@@ -66,16 +66,16 @@ class Gantry {
   }
 
   async resolveCommand(): Promise<Resolved> {
-    const folder = vscode.workspace.workspaceFolders?.[0];
-    const trusted = vscode.workspace.isTrusted;
-    const python = await this.pythonInterpreter(folder?.uri);
+    const folders = vscode.workspace.workspaceFolders ?? [];
     return resolveServerCommand({
       configured: configuredCommand(),
-      trusted,
-      python: python ? { path: python, hasGantry: trusted && (await pythonHasGantry(python)) } : undefined,
-      which: makeWhich(process.env, process.platform, isExecutable),
-      workspaceFolder: folder?.uri.fsPath,
+      trusted: vscode.workspace.isTrusted,
+      python: await this.pythonInterpreter(folders[0]?.uri),
+      workspaceFolders: folders.filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath),
       home: os.homedir(),
+      env: process.env,
+      platform: process.platform,
+      probes: nodeProbes,
     });
   }
 
@@ -131,10 +131,20 @@ class Gantry {
     this.lastStatus = undefined;
     this.missingMessage = undefined;
     this.render();
+    this.output.info(
+      `Looking for the server (workspace ${vscode.workspace.isTrusted ? 'trusted' : 'not trusted'}): ` +
+        'gantry.server.command, the Python extension\'s interpreter, the workspace\'s .venv and venv, ' +
+        '~/.local/bin and pipx, PATH.',
+    );
     const resolved = await this.resolveCommand();
+    for (const skipped of resolved.skipped) {
+      this.output.info(`Passed over ${describeSkip(skipped)}`);
+    }
     if (!resolved.ok) {
       this.phase = 'missing';
       this.missingMessage = resolved.message;
+      // The extension host's PATH is often not the shell's (code-server, remote windows, launchers).
+      this.output.info(`PATH as VS Code's extension host sees it: ${process.env.PATH ?? process.env.Path ?? ''}`);
       this.output.error(resolved.message);
       this.render();
       this.showMissing();

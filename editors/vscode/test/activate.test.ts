@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import { FakeEmitter, hookModules, makeLanguageClientModule, makeVscode } from './fakes';
-import { EXTENSION_ROOT, PYTHON, binDir, tempDir, waitFor } from './helpers';
+import { EXTENSION_ROOT, PYTHON, binDir, tempDir, waitFor, writeScript } from './helpers';
 
 const packageJSON = require(path.join(EXTENSION_ROOT, 'package.json'));
 const SERVER_COMMANDS = [
@@ -24,6 +24,7 @@ interface Setup {
   trusted?: boolean;
   folder?: string;
   path?: string;
+  home?: string;
   python?: string;
 }
 
@@ -55,11 +56,16 @@ function load(setup: Setup = {}) {
   const extension = require(modulePath);
   const context = { subscriptions: [] as { dispose(): unknown }[], extension: { packageJSON } };
   process.env.PATH = setup.path ?? tempDir('gantry-empty-path-');
+  // The user's own installs are looked for in the home directory: a fresh one per test.
+  process.env.HOME = setup.home ?? tempDir('gantry-home-');
+  for (const name of ['PIPX_HOME', 'PIPX_BIN_DIR', 'XDG_DATA_HOME']) {
+    delete process.env[name];
+  }
   return { fake, lc, extension, context, folder, unhook, commands: fake.commands, interpreterChanged };
 }
 
 describe('activate()', () => {
-  const savedPath = process.env.PATH;
+  const savedEnv = { ...process.env };
   let loaded: ReturnType<typeof load> | undefined;
   const start = async (setup: Setup = {}) => {
     loaded = load(setup);
@@ -77,7 +83,13 @@ describe('activate()', () => {
   beforeEach(() => (loaded = undefined));
   afterEach(async () => {
     await finish();
-    process.env.PATH = savedPath;
+    for (const name of ['PATH', 'HOME', 'PIPX_HOME', 'PIPX_BIN_DIR', 'XDG_DATA_HOME']) {
+      if (savedEnv[name] === undefined) {
+        delete process.env[name];
+      } else {
+        process.env[name] = savedEnv[name];
+      }
+    }
   });
 
   it('starts `gantry serve` from PATH when nothing is configured', async () => {
@@ -125,6 +137,63 @@ describe('activate()', () => {
     assert.equal(lc.clients[0].serverOptions.command, path.join(bin, 'gantry'));
   });
 
+  it("finds Gantry in the workspace's .venv when no PATH the extension host sees has it, and says so", async () => {
+    // The reported case: Gantry in a virtualenv that is on the user's shell PATH, not on the PATH
+    // code-server's extension host was started with.
+    const folder = tempDir('gantry-ws-');
+    const gantry = writeScript(path.join(folder, '.venv', 'bin', 'gantry'), `[ "$1" = --version ] && echo 'gantry 0.1.0'`);
+    const { lc, fake } = await start({ folder });
+    assert.equal(lc.clients[0].serverOptions.command, gantry);
+    assert.deepEqual(lc.clients[0].serverOptions.args, ['serve']);
+    assert.deepEqual(fake.recorded.errors, []);
+    const log = fake.outputLines.join('\n');
+    assert.match(log, /Looking for the server \(workspace trusted\)/);
+    assert.match(log, /Passed over gantry\.server\.command: not found \(not set\)/);
+    assert.ok(log.includes(`Starting the server: ${gantry} serve (gantry 0.1.0, from the workspace's .venv)`), log);
+  });
+
+  it('takes ~/.local/bin (pipx) before PATH, and pipx\'s own environment when the link is missing', async () => {
+    const home = tempDir('gantry-home-');
+    const local = writeScript(path.join(home, '.local', 'bin', 'gantry'), `[ "$1" = --version ] && echo 'gantry 0.1.0'`);
+    let { lc } = await start({ home, path: binDir('gantry') });
+    assert.equal(lc.clients[0].serverOptions.command, local);
+    await finish();
+    fs.rmSync(local);
+    const pipx = writeScript(
+      path.join(home, '.local', 'pipx', 'venvs', 'gantry-lsp', 'bin', 'gantry'),
+      `[ "$1" = --version ] && echo 'gantry 0.1.0'`,
+    );
+    ({ lc } = await start({ home, path: binDir('gantry') }));
+    assert.equal(lc.clients[0].serverOptions.command, pipx);
+  });
+
+  it('passes over another program named gantry on PATH for the next one', async () => {
+    const other = binDir('gantry');
+    writeScript(path.join(other, 'gantry'), `echo 'gantry, version 2.0'`);
+    const ours = binDir('gantry');
+    const { lc, fake } = await start({ path: `${other}:${ours}` });
+    assert.equal(lc.clients[0].serverOptions.command, path.join(ours, 'gantry'));
+    assert.ok(fake.outputLines.some((l) => l.includes(`Passed over PATH (${path.join(other, 'gantry')}): probe failed`)));
+  });
+
+  it("in an untrusted workspace neither reads nor runs its .venv or venv, and takes the user's pipx install", async () => {
+    const folder = tempDir('gantry-hostile-');
+    const canary = path.join(folder, 'ran');
+    for (const venv of ['.venv', 'venv']) {
+      writeScript(path.join(folder, venv, 'bin', 'gantry'), `echo "$0" >> '${canary}'; echo 'gantry 0.1.0'`);
+    }
+    const home = tempDir('gantry-home-');
+    const pipx = writeScript(path.join(home, '.local', 'share', 'pipx', 'venvs', 'gantry-lsp', 'bin', 'gantry'), `echo 'gantry 0.1.0'`);
+    const { lc, fake } = await start({ folder, home, trusted: false });
+    assert.equal(lc.clients[0].serverOptions.command, pipx);
+    assert.ok(!fs.existsSync(canary), 'the workspace ran');
+    const log = fake.outputLines.join('\n');
+    assert.match(log, /Looking for the server \(workspace not trusted\)/);
+    assert.ok(log.includes(`Passed over the workspace's .venv (${path.join(folder, '.venv', 'bin', 'gantry')}): untrusted workspace`), log);
+    assert.ok(log.includes(`Starting the server: ${pipx} serve (gantry 0.1.0, from pipx's gantry-lsp environment)`), log);
+    assert.deepEqual(fake.recorded.infos, [], 'nothing the user chose was passed over: no notice');
+  });
+
   it('says once, clearly, how to install a missing server', async () => {
     const { lc, fake } = await start();
     assert.equal(lc.clients.length, 0, 'no client is started without a server');
@@ -135,6 +204,14 @@ describe('activate()', () => {
     assert.deepEqual(items, ['Open Settings', 'Show Output']);
     assert.match(fake.statusItems[0].text, /server not found/);
     assert.ok(fake.statusItems[0].backgroundColor, 'the item shows an error');
+    assert.match(message, /Looked in: the workspace's \.venv \(not found\), the workspace's venv \(not found\), ~\/\.local\/bin \(not found\), pipx's gantry-lsp environment \(not found\), PATH \(not found\)/);
+    // The output channel: every place, why each was passed over, and the PATH this window sees.
+    const log = fake.outputLines.join('\n');
+    assert.match(log, /Passed over the workspace's \.venv \(.*\/\.venv\/bin\/gantry\): not found/);
+    assert.match(log, /Passed over ~\/\.local\/bin \(.*\/\.local\/bin\/gantry\): not found/);
+    assert.match(log, /Passed over pipx's gantry-lsp environment \(.*\/\.local\/pipx\/venvs\/gantry-lsp\/bin\/gantry\): not found/);
+    assert.match(log, /Passed over PATH: not found \(no gantry in the 1 directory on it\)/);
+    assert.ok(log.includes(`PATH as VS Code's extension host sees it: ${process.env.PATH}`), log);
   });
 
   it('a missing configured command names the setting', async () => {

@@ -186,3 +186,66 @@ export function hookModules(fakes: Record<string, unknown>): () => void {
   };
   return () => (M._load = original);
 }
+
+/**
+ * A fake machine for serverCommand.ts: `files` maps a path to what lies there. `looked` records
+ * every path read (stat, with the links it follows; realpath; directory) and `ran` every program
+ * run, so a test can show that an untrusted workspace's files were neither. (realpath records the
+ * link only: finding where a link leads is how the resolution knows to stop there.)
+ */
+export type FakeFile =
+  | 'gantry' // Gantry's gantry: executable, `--version` answers `gantry 0.1.0`
+  | 'other' // another executable named gantry: `--version` answers something else
+  | 'noexec' // a file without the executable bit
+  | 'python' // an interpreter with Gantry installed
+  | 'python-bare' // an interpreter without it
+  | { link: string }; // a symbolic link
+
+export function makeProbes(files: Record<string, FakeFile>, dirs: Record<string, string[]> = {}) {
+  const looked: string[] = [];
+  const ran: string[] = [];
+  /** Where `file` leads; `visit` sees each link's target on the way (a stat reads them all). */
+  const follow = (file: string, visit: (target: string) => void = () => {}) => {
+    let at = file;
+    for (let hops = 0; hops < 10; hops++) {
+      const entry = files[at];
+      if (entry === undefined || typeof entry === 'string') {
+        break;
+      }
+      at = entry.link;
+      visit(at);
+    }
+    return at;
+  };
+  const kind = (file: string) => {
+    const entry = files[follow(file)];
+    return typeof entry === 'string' ? entry : undefined;
+  };
+  const probes = {
+    fileState: (file: string) => {
+      looked.push(file);
+      follow(file, (target) => looked.push(target));
+      const k = kind(file);
+      return k === undefined ? ('missing' as const) : k === 'noexec' ? ('not-executable' as const) : ('executable' as const);
+    },
+    realpath: (file: string) => {
+      looked.push(file);
+      return follow(file);
+    },
+    listDir: (dir: string) => {
+      looked.push(dir);
+      return dirs[dir] ?? [];
+    },
+    gantryVersion: async (file: string) => {
+      ran.push(file);
+      return kind(file) === 'gantry'
+        ? { ok: true as const, version: 'gantry 0.1.0' }
+        : { ok: false as const, why: '`gantry --version` answered "gantry, version 2.0": not Gantry\'s gantry' };
+    },
+    pythonHasGantry: async (python: string) => {
+      ran.push(python);
+      return kind(python) === 'python';
+    },
+  };
+  return { probes, looked, ran };
+}

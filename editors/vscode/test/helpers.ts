@@ -11,13 +11,22 @@ export function tempDir(prefix = 'gantry-vscode-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** A directory holding an executable `name` (a shell script that exits with `exitCode`). */
+/**
+ * A directory holding an executable `name`: a shell script that exits with `exitCode` and, asked
+ * `--version`, answers `<name> 0.0.0-test` (as Gantry's `gantry --version` does).
+ */
 export function binDir(name: string, exitCode = 0): string {
   const dir = tempDir('gantry-bin-');
-  const file = path.join(dir, name);
-  fs.writeFileSync(file, `#!/bin/sh\nexit ${exitCode}\n`);
-  fs.chmodSync(file, 0o755);
+  writeScript(path.join(dir, name), `[ "$1" = --version ] && echo '${name} 0.0.0-test'\nexit ${exitCode}`);
   return dir;
+}
+
+/** An executable shell script at `file` (directories made), running `body`. */
+export function writeScript(file: string, body: string): string {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, `#!/bin/sh\n${body}\n`);
+  fs.chmodSync(file, 0o755);
+  return file;
 }
 
 export function waitFor(predicate: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {

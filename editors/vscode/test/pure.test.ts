@@ -1,137 +1,16 @@
-// The pure modules: settings -> server command, status -> status bar, settings -> server, queue.
+// The pure modules: PATH lookup and the probes, status -> status bar, settings -> server, queue.
+// (Which server is started, and in which order: serverCommand.test.ts.)
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
-import { isExecutable, pythonHasGantry } from '../src/probe';
+import { fileState, gantryVersion, isExecutable, nodeProbes, pythonHasGantry } from '../src/probe';
 import { queueItems, queueTitle } from '../src/queue';
-import { makeWhich, resolveServerCommand } from '../src/serverCommand';
+import { makeWhich } from '../src/serverCommand';
 import { contributedKeys, explicitValue, needsRestart, restrictedKeys, serverOffers, serverSettings } from '../src/settings';
 import { statusView } from '../src/status';
 import { EXTENSION_ROOT, PYTHON, binDir, tempDir } from './helpers';
-
-const which = (found: Record<string, string>) => (name: string) => found[name];
-
-describe('resolveServerCommand', () => {
-  it('uses the configured command first', () => {
-    const r = resolveServerCommand({
-      trusted: true,
-      configured: ['gantry', 'serve', '--tcp', '127.0.0.1:2087'],
-      python: { path: '/venv/bin/python', hasGantry: true },
-      which: which({ gantry: '/usr/local/bin/gantry' }),
-    });
-    assert.deepEqual(r, {
-      ok: true,
-      command: '/usr/local/bin/gantry',
-      args: ['serve', '--tcp', '127.0.0.1:2087'],
-      source: 'setting',
-      description: '/usr/local/bin/gantry serve --tcp 127.0.0.1:2087 (from the gantry.server.command setting)',
-    });
-  });
-
-  it('expands ${workspaceFolder} and ~ in the configured command', () => {
-    const r = resolveServerCommand({
-      trusted: true,
-      configured: ['${workspaceFolder}/.venv/bin/python', '-m', 'lsp_server', 'serve', '~/x'],
-      which: (name) => name,
-      workspaceFolder: '/ws',
-      home: '/home/me',
-    });
-    assert.ok(r.ok);
-    assert.equal(r.command, '/ws/.venv/bin/python');
-    assert.deepEqual(r.args, ['-m', 'lsp_server', 'serve', '/home/me/x']);
-  });
-
-  it("then the Python extension's interpreter, when Gantry is installed in it", () => {
-    const r = resolveServerCommand({
-      trusted: true,
-      configured: [],
-      python: { path: '/venv/bin/python', hasGantry: true },
-      which: which({ gantry: '/usr/local/bin/gantry' }),
-    });
-    assert.ok(r.ok);
-    assert.deepEqual([r.command, r.args, r.source], ['/venv/bin/python', ['-P', '-m', 'lsp_server', 'serve'], 'python']);
-  });
-
-  it('then gantry on PATH', () => {
-    const r = resolveServerCommand({
-      trusted: true,
-      configured: undefined,
-      python: { path: '/venv/bin/python', hasGantry: false },
-      which: which({ gantry: '/usr/local/bin/gantry' }),
-    });
-    assert.ok(r.ok);
-    assert.deepEqual([r.command, r.args, r.source], ['/usr/local/bin/gantry', ['serve'], 'path']);
-  });
-
-  it('else one message with how to install it or where to point the extension', () => {
-    const r = resolveServerCommand({ trusted: true, configured: [], python: { path: '/venv/bin/python', hasGantry: false }, which: which({}) });
-    assert.equal(r.ok, false);
-    assert.ok(!r.ok);
-    assert.match(r.message, /not found/);
-    assert.match(r.message, /\/venv\/bin\/python/);
-    assert.match(r.message, /pip install gantry-lsp/);
-    assert.match(r.message, /gantry\.server\.command/);
-  });
-
-  it('rejects a malformed setting with a message, and a configured command that does not exist', () => {
-    for (const configured of ['gantry serve', [1, 2], ['']]) {
-      const r = resolveServerCommand({ trusted: true, configured, which: which({ gantry: '/bin/gantry' }) });
-      assert.ok(!r.ok);
-      assert.match(r.message, /must be a list of strings/);
-    }
-    const r = resolveServerCommand({ trusted: true, configured: ['/nope/gantry'], which: which({}) });
-    assert.ok(!r.ok);
-    assert.match(r.message, /`\/nope\/gantry` from `gantry.server.command` was not found/);
-  });
-});
-
-describe('resolveServerCommand in a workspace VS Code does not trust', () => {
-  const untrusted = { trusted: false, workspaceFolder: '/ws', home: '/home/me' };
-
-  it("passes over the Python extension's interpreter (it may be the workspace's .venv)", () => {
-    const r = resolveServerCommand({
-      ...untrusted,
-      configured: [],
-      python: { path: '/ws/.venv/bin/python', hasGantry: true },
-      which: which({ gantry: '/usr/local/bin/gantry' }),
-    });
-    assert.ok(r.ok);
-    assert.deepEqual([r.command, r.args, r.source], ['/usr/local/bin/gantry', ['serve'], 'path']);
-    assert.match(r.distrusted!, /not trusted.*\/ws\/\.venv\/bin\/python.*\/usr\/local\/bin\/gantry from PATH/);
-  });
-
-  it('passes over a configured command inside the workspace, not one outside it', () => {
-    for (const configured of [['${workspaceFolder}/.venv/bin/gantry', 'serve'], ['.venv/bin/gantry', 'serve'], ['/ws/gantry']]) {
-      const r = resolveServerCommand({ ...untrusted, configured, which: (name) => (name === 'gantry' ? '/usr/bin/gantry' : name) });
-      assert.ok(r.ok);
-      assert.equal(r.command, '/usr/bin/gantry', JSON.stringify(configured));
-      assert.match(r.distrusted!, /gantry\.server\.command \/ws\/(\.venv\/bin\/)?gantry, which is inside the workspace/);
-    }
-    const r = resolveServerCommand({ ...untrusted, configured: ['~/bin/gantry', 'serve'], which: (name) => name });
-    assert.ok(r.ok);
-    assert.deepEqual([r.command, r.source, r.distrusted], ['/home/me/bin/gantry', 'setting', undefined]);
-  });
-
-  it('says why when nothing else is left', () => {
-    const r = resolveServerCommand({ ...untrusted, configured: [], python: { path: '/ws/.venv/bin/python', hasGantry: false }, which: which({}) });
-    assert.ok(!r.ok);
-    assert.match(r.message, /not trusted.*\/ws\/\.venv\/bin\/python.*`gantry` is not on PATH either.*pip install gantry-lsp/);
-  });
-
-  it('changes nothing when there was nothing to pass over', () => {
-    const r = resolveServerCommand({ ...untrusted, configured: [], which: which({ gantry: '/usr/bin/gantry' }) });
-    assert.ok(r.ok);
-    assert.equal(r.distrusted, undefined);
-  });
-
-  it('in a trusted workspace, a relative command is relative to the workspace folder', () => {
-    const r = resolveServerCommand({ trusted: true, configured: ['.venv/bin/gantry', 'serve'], which: (name) => name, workspaceFolder: '/ws' });
-    assert.ok(r.ok);
-    assert.equal(r.command, '/ws/.venv/bin/gantry');
-  });
-});
 
 describe('makeWhich', () => {
   it('finds executables on PATH and checks explicit paths', () => {
@@ -156,7 +35,47 @@ describe('makeWhich', () => {
 
   it('tries PATHEXT on Windows', () => {
     const w = makeWhich({ PATH: 'C:\\bin', PATHEXT: '.EXE;.CMD' }, 'win32', (f) => f.endsWith('gantry.CMD'));
-    assert.equal(w('gantry'), path.join('C:\\bin', 'gantry.CMD'));
+    assert.equal(w('gantry'), 'C:\\bin\\gantry.CMD');
+  });
+});
+
+describe('the probes', () => {
+  it('fileState tells missing, not executable and executable apart; a directory is no program', () => {
+    const dir = binDir('gantry');
+    const file = path.join(dir, 'gantry');
+    assert.equal(fileState(file), 'executable');
+    assert.equal(fileState(path.join(dir, 'nope')), 'missing');
+    assert.equal(fileState(dir), 'missing');
+    fs.chmodSync(file, 0o644);
+    assert.equal(fileState(file), 'not-executable');
+    assert.equal(isExecutable(file), false);
+  });
+
+  it("gantryVersion accepts Gantry's `gantry --version` only", async () => {
+    assert.deepEqual(await gantryVersion(path.join(binDir('gantry'), 'gantry')), { ok: true, version: 'gantry 0.0.0-test' });
+    const other = path.join(tempDir(), 'gantry');
+    fs.writeFileSync(other, '#!/bin/sh\necho "gantry, version 2.1.0"\n', { mode: 0o755 });
+    const verdict = await gantryVersion(other);
+    assert.ok(!verdict.ok);
+    assert.match(verdict.why, /answered "gantry, version 2\.1\.0": not Gantry's gantry/);
+    const failing = await gantryVersion(path.join(binDir('gantry', 3), 'gantry'));
+    assert.ok(!failing.ok);
+    assert.match(failing.why, /failed/);
+    const hung = path.join(tempDir(), 'gantry');
+    fs.writeFileSync(hung, '#!/bin/sh\nexec sleep 5\n', { mode: 0o755 });
+    const slow = await gantryVersion(hung, 200);
+    assert.ok(!slow.ok);
+    assert.match(slow.why, /did not answer within 0\.2 s/);
+  });
+
+  it('realpath follows links and listDir lists, both quiet on failure', () => {
+    const dir = tempDir();
+    const target = path.join(binDir('gantry'), 'gantry');
+    fs.symlinkSync(target, path.join(dir, 'link'));
+    assert.equal(nodeProbes.realpath(path.join(dir, 'link')), fs.realpathSync(target));
+    assert.equal(nodeProbes.realpath('/nonexistent/x'), '/nonexistent/x');
+    assert.deepEqual(nodeProbes.listDir(dir), ['link']);
+    assert.deepEqual(nodeProbes.listDir('/nonexistent'), []);
   });
 });
 

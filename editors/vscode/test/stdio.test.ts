@@ -15,8 +15,8 @@ import {
   createMessageConnection,
 } from 'vscode-jsonrpc/node';
 
-import { isExecutable, pythonHasGantry } from '../src/probe';
-import { ServerCommand, makeWhich, resolveServerCommand } from '../src/serverCommand';
+import { nodeProbes } from '../src/probe';
+import { ServerCommand, resolveServerCommand } from '../src/serverCommand';
 import { contributedKeys, serverSettings } from '../src/settings';
 import { STATUS_NOTIFICATION } from '../src/status-notification';
 import { EXTENSION_ROOT, PYTHON, tempDir, waitFor } from './helpers';
@@ -90,11 +90,13 @@ describe('the real server over stdio', () => {
     for (const name of ['types', 'json', 'asyncio', 'selectors']) {
       fs.writeFileSync(path.join(root, `${name}.py`), 'raise SystemExit("shadowed")\n');
     }
-    const resolved = resolveServerCommand({
+    const resolved = await resolveServerCommand({
       configured: [],
       trusted: true,
-      python: { path: PYTHON, hasGantry: await pythonHasGantry(PYTHON) },
-      which: makeWhich(process.env, process.platform, isExecutable),
+      python: PYTHON,
+      env: process.env,
+      platform: process.platform,
+      probes: nodeProbes,
     });
     assert.ok(resolved.ok, `the extension finds the server: ${!resolved.ok && resolved.message}`);
     command = resolved;
