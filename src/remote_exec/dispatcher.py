@@ -17,7 +17,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -28,36 +27,10 @@ from remote_exec.jobs import Job, JobKind, JobState, Priority, Resources
 from remote_exec.queue import CPU_ONLY, JobQueue
 from remote_exec.routing import WAITING_FOR_REMOTE, Router
 from remote_exec.sandbox import Sandbox
+from remote_exec.settings import DispatcherConfig
 
 log = logging.getLogger("remote_exec.dispatcher")
 TERMINAL = frozenset({JobState.DONE, JobState.DEAD, JobState.CANCELLED, JobState.PARKED})
-
-
-@attrs.frozen
-class GatewayTarget:
-    url: str
-    name: str = "gateway"
-    token: str | None = None
-    connect_timeout_s: float = 3.0
-    read_timeout_s: float = 30.0
-
-
-@attrs.frozen
-class DispatcherConfig:
-    queue_path: Path
-    work_root: Path
-    """Where local jobs get their private directories."""
-    endpoints: tuple[inference.Endpoint, ...] = ()
-    privacy: str = "self-hosted-only"
-    gateway: GatewayTarget | None = None
-    local_fallback: bool = True
-    unsandboxed: bool = False
-    max_concurrency: int = 2
-    """Workers: how many jobs run at once, which bounds the drain when a remote returns."""
-    lease_s: float = 30.0
-    retry_down_s: float = 5.0
-    """How soon a job that found its remote down looks again (no attempt is consumed)."""
-    probe_interval_s: float = 5.0
 
 
 @attrs.frozen
@@ -97,7 +70,7 @@ class Dispatcher:
             gw = config.gateway
             self._gateway = execution.ExecutionClient(
                 gw.url,
-                gw.token,
+                gw.read_token(),
                 connect_timeout_s=gw.connect_timeout_s,
                 read_timeout_s=gw.read_timeout_s,
             )

@@ -78,7 +78,7 @@ class ExecutionClient:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | None,
         *,
         connect_timeout_s: float = 3.0,
         read_timeout_s: float = 30.0,
@@ -86,7 +86,8 @@ class ExecutionClient:
         self.base_url = check_remote_url(base_url).rstrip("/")
         self._http = httpx2.Client(
             base_url=self.base_url,
-            headers={"Authorization": f"Bearer {token}"},
+            # Without a token the gateway's 401 says what is missing (GatewayRejected).
+            headers={"Authorization": f"Bearer {token}"} if token else {},
             timeout=httpx2.Timeout(read_timeout_s, connect=connect_timeout_s),
         )
 
