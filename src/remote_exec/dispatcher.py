@@ -33,6 +33,24 @@ log = logging.getLogger("remote_exec.dispatcher")
 TERMINAL = frozenset({JobState.DONE, JobState.DEAD, JobState.CANCELLED, JobState.PARKED})
 
 
+@attrs.define(eq=False)
+class _Subscription:
+    on_end: Callable[[Job | None], None]
+    on_change: Callable[[Job], None] | None
+    seen: str | None = None
+    """The state on_change was last given."""
+
+    def tell(self, job_id: int, job: Job | None, ended: bool) -> None:
+        try:
+            if self.on_change is not None and job is not None and job.state != self.seen:
+                self.seen = job.state
+                self.on_change(job)
+            if ended:
+                self.on_end(job)
+        except Exception:
+            log.exception("a subscriber of job %s failed", job_id)
+
+
 @attrs.frozen
 class DispatcherStatus:
     state: str
@@ -82,7 +100,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
-        self._subscriptions: dict[int, list[Callable[[Job], None]]] = {}
+        self._subscriptions: dict[int, list[_Subscription]] = {}
         self._subscriptions_lock = threading.Lock()
         self._notifier: threading.Thread | None = None
         self._leases: dict[threading.Event, tuple[int, str]] = {}
@@ -138,11 +156,21 @@ class Dispatcher:
             with self._wake:  # woken by our own workers; polls for other processes' workers
                 self._wake.wait(0.2 if left is None else min(0.2, left))
 
-    def subscribe(self, job_id: int, callback: Callable[[Job], None]) -> None:
-        """Call `callback(job)` once, from a dispatcher thread, when the job ends (done, dead,
-        parked or cancelled), whichever process's worker ends it."""
+    def subscribe(
+        self,
+        job_id: int,
+        on_end: Callable[[Job | None], None],
+        *,
+        on_change: Callable[[Job], None] | None = None,
+    ) -> Callable[[], None]:
+        """Call `on_end(job)` once, from a dispatcher thread, when the job ends (done, dead,
+        parked or cancelled; None if it is gone from the queue), whichever process's worker
+        ends it; and `on_change(job)` each time its state is seen to change before that, the
+        end included (states are polled: a quick pending -> leased -> done may show as done).
+        Returns a function that ends the subscription; a call already under way still comes."""
+        subscription = _Subscription(on_end, on_change)
         with self._subscriptions_lock:
-            self._subscriptions.setdefault(job_id, []).append(callback)
+            self._subscriptions.setdefault(job_id, []).append(subscription)
             if self._notifier is None:
                 self._notifier = threading.Thread(
                     target=self._notify_subscribers, name="gantry-subscriptions", daemon=True
@@ -150,34 +178,60 @@ class Dispatcher:
                 self._notifier.start()
         self._notify()
 
+        def unsubscribe() -> None:
+            with self._subscriptions_lock:
+                subscriptions = self._subscriptions.get(job_id, [])
+                if subscription in subscriptions:
+                    subscriptions.remove(subscription)
+                    if not subscriptions:
+                        del self._subscriptions[job_id]
+
+        return unsubscribe
+
     def _notify_subscribers(self) -> None:
         while not self._stop.is_set():
             with self._subscriptions_lock:
                 watched = list(self._subscriptions)
+            try:
+                jobs = self.queue.get_many(watched) if watched else {}
+            except Exception:  # the queue file is busy or gone: look again next round
+                log.exception("reading the subscribed jobs failed")
+                watched = []
             for job_id in watched:
-                job = self.queue.get(job_id)
-                if job is not None and job.state not in TERMINAL:
-                    continue
+                job = jobs.get(job_id)
+                ended = job is None or job.state in TERMINAL
                 with self._subscriptions_lock:
-                    callbacks = self._subscriptions.pop(job_id, [])
-                for callback in callbacks:
-                    try:
-                        callback(job)
-                    except Exception:
-                        log.exception("a subscriber of job %s failed", job_id)
+                    if ended:
+                        subscriptions = self._subscriptions.pop(job_id, [])
+                    else:
+                        subscriptions = list(self._subscriptions.get(job_id, []))
+                for subscription in subscriptions:
+                    subscription.tell(job_id, job, ended)
             with self._wake:  # woken by our own workers; polls for other processes' workers
                 self._wake.wait(0.2)
 
     def cancel(self, job_id: int) -> bool:
+        """Cancel a job that has not ended; one running here stops now (locally or on the
+        gateway), one running in another process at its next lease renewal."""
         cancelled = self.queue.cancel(job_id)
-        self._publish_status()
+        self._cancelled([job_id] if cancelled else [])
         return cancelled
 
-    def cancel_superseded(self, key_prefix: str) -> int:
-        """Cancel every job whose key starts with the prefix (work for an older version)."""
-        count = self.queue.cancel_prefix(key_prefix)
+    def cancel_superseded(self, key_prefix: str) -> list[int]:
+        """Cancel every job whose key starts with the prefix (work for an older version), as
+        `cancel` does; returns their ids."""
+        job_ids = self.queue.cancel_prefix(key_prefix)
+        self._cancelled(job_ids)
+        return job_ids
+
+    def _cancelled(self, job_ids: list[int]) -> None:
+        # Setting `lost` stops a run here at once instead of at the next renewal (lease_s / 3).
+        with self._leases_lock:
+            for lost, (job_id, _owner) in self._leases.items():
+                if job_id in job_ids:
+                    lost.set()
+        self._notify()  # subscribers hear of it now
         self._publish_status()
-        return count
 
     def retry(self, job_id: int) -> bool:
         retried = self.queue.retry(job_id)

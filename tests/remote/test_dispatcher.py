@@ -221,11 +221,14 @@ def test_subscribers_hear_of_the_end_of_a_job_once(dispatcher, fake_api) -> None
     fake_api.script(text("first"), text("second"))
     run = dispatcher(endpoints=(endpoint("gpu-box", fake_api.url),))
     heard: list[Job] = []
+    changes: list[str] = []
     job = run.d.submit("review:b.py@1", JobKind.INFERENCE, PROMPT.to_body())
+    run.d.subscribe(job.id, heard.append, on_change=lambda job: changes.append(job.state))
     run.d.subscribe(job.id, heard.append)
-    run.d.subscribe(job.id, heard.append)
+    run.d.subscribe(job.id, heard.append)()  # unsubscribed at once: never called
     until(lambda: len(heard) == 2, what="both callbacks")
     assert [j.state for j in heard] == [JobState.DONE, JobState.DONE]
+    assert changes[-1] == JobState.DONE and len(changes) == len(set(changes))
     done = run.done(job)
     run.d.subscribe(done.id, heard.append)  # already ended: told at once
     until(lambda: len(heard) == 3, what="the late subscriber")
@@ -439,7 +442,7 @@ def test_cancel_and_cancel_superseded_pending_jobs(dispatcher) -> None:
         )
         for key in ("doc@1/a", "doc@1/b", "doc@2/a", "other")
     }
-    assert run.d.cancel_superseded("doc@1/") == 2
+    assert run.d.cancel_superseded("doc@1/") == [jobs["doc@1/a"].id, jobs["doc@1/b"].id]
     assert run.d.cancel(jobs["other"].id)
     states = {key: run.job(job.id).state for key, job in jobs.items()}
     cancelled = {key for key, state in states.items() if state == JobState.CANCELLED}
