@@ -16,8 +16,10 @@ from lsp_server.features.commands import parse_args
 
 if TYPE_CHECKING:
     from lsp_server.server import GantryServer
-    from remote_exec.dispatcher import Dispatcher, DispatcherStatus
+    from remote_exec.aio import AsyncDispatcher
+    from remote_exec.dispatcher import DispatcherStatus
     from remote_exec.jobs import Job
+    from remote_exec.settings import DispatcherConfig
 
 log = logging.getLogger("gantry.remote")
 _START_WAIT_S = 30.0
@@ -44,9 +46,12 @@ def job_summary(job: Job) -> dict[str, Any]:
 
 
 class RemoteService:
+    """The workspace's dispatcher, seen only through remote_exec.aio: nothing here runs on or
+    waits for a dispatcher thread."""
+
     def __init__(self, server: GantryServer) -> None:
         self.server = server
-        self.dispatcher: Dispatcher | None = None
+        self.dispatcher: AsyncDispatcher | None = None
         self._started = asyncio.Event()
         """Set once start() has settled, dispatcher or not: the queue commands wait for it."""
 
@@ -59,35 +64,28 @@ class RemoteService:
     async def _start(self) -> None:
         if _review_only(self.server):
             return
-        server, loop = self.server, asyncio.get_running_loop()
+        server = self.server
 
-        def on_status(status: DispatcherStatus) -> None:  # called from dispatcher threads
-            loop.call_soon_threadsafe(self._show, status)
-
-        def announce(message: str) -> None:
-            loop.call_soon_threadsafe(server.notify_user, message)
-
-        def build() -> Dispatcher:  # in a thread: importing the dispatcher takes ~100 ms
+        def configure() -> DispatcherConfig:  # in a thread: the imports take tens of ms
             from lsp_server.remote_setup import dispatcher_config
-            from remote_exec.dispatcher import Dispatcher
+            from remote_exec.aio import AsyncDispatcher  # noqa: F401  (loaded here, off the loop)
 
-            dispatcher = Dispatcher(
-                dispatcher_config(server.root, server.settings),
-                on_status=on_status,
-                announce=announce,
-            )
-            dispatcher.start()
-            return dispatcher
+            return dispatcher_config(server.root, server.settings)
 
         try:
-            self.dispatcher = await asyncio.to_thread(build)
+            config = await asyncio.to_thread(configure)
+            from remote_exec.aio import AsyncDispatcher
+
+            self.dispatcher = await AsyncDispatcher.start(config, announce=server.notify_user)
         except Exception as exc:  # local review goes on without the remote side
             log.exception("the remote dispatcher could not start")
             server.status.set_problem("remote", f"remote execution is unavailable ({exc})")
+            return
+        self.dispatcher.on_status(self._show)
 
     async def stop(self) -> None:
         if self.dispatcher is not None:
-            await asyncio.to_thread(self.dispatcher.stop)
+            await self.dispatcher.stop()
 
     def _show(self, status: DispatcherStatus) -> None:
         self.server.status.remote = status
@@ -95,33 +93,20 @@ class RemoteService:
 
     async def queue_status(self) -> dict[str, Any]:
         dispatcher = await self._require()
-
-        def read() -> dict[str, Any]:
-            status = dispatcher.status()
-            return {
-                "state": status.state,
-                "message": status.message,
-                "remotes": status.remotes,
-                "counts": status.queue,
-                "jobs": [job_summary(job) for job in dispatcher.queue.list(limit=100)],
-            }
-
-        return await asyncio.to_thread(read)
+        status = await dispatcher.status()
+        return {
+            "state": status.state,
+            "message": status.message,
+            "remotes": status.remotes,
+            "counts": status.queue,
+            "jobs": [job_summary(job) for job in await dispatcher.jobs(limit=100)],
+        }
 
     async def retry(self, args: RetryArgs) -> dict[str, Any]:
         dispatcher = await self._require()
+        return {"retried": await dispatcher.retry(args.id)}
 
-        def retry() -> int:
-            from remote_exec.jobs import JobState
-
-            if args.id is not None:
-                return int(dispatcher.retry(args.id))
-            stuck = dispatcher.queue.list(states=[JobState.DEAD, JobState.PARKED], limit=10_000)
-            return sum(dispatcher.retry(job.id) for job in stuck)
-
-        return {"retried": await asyncio.to_thread(retry)}
-
-    async def _require(self) -> Dispatcher:
+    async def _require(self) -> AsyncDispatcher:
         # A command that arrives while the dispatcher starts (in a thread) waits for it.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._started.wait(), _START_WAIT_S)
