@@ -8,7 +8,6 @@ resubmit the same key, which runs it once.
 
 from __future__ import annotations
 
-import base64
 import codecs
 import time
 from collections.abc import Iterator
@@ -208,8 +207,3 @@ def _reason(response: httpx2.Response) -> str:
         return str(response.json().get("error", response.text))
     except (ValueError, AttributeError):
         return response.text[:200]
-
-
-def encode_files(files: dict[str, bytes]) -> dict[str, str]:
-    """Bundle contents as ExecSpec.files wants them."""
-    return {path: base64.b64encode(data).decode("ascii") for path, data in files.items()}
