@@ -139,7 +139,9 @@ class AsyncDispatcher:
             return job.result or {}
         raise (JobCancelled if job.state == JobState.CANCELLED else JobFailed)(job)
 
-    async def run(self, key: str, kind: JobKind, payload: dict[str, Any], **options: Any) -> dict:
+    async def run(
+        self, key: str, kind: JobKind, payload: dict[str, Any], **options: Any
+    ) -> dict[str, Any]:
         """`submit` (same options), then its `result`."""
         job = await self.submit(key, kind, payload, **options)
         return await self.result(job.id)

@@ -1,10 +1,11 @@
-"""The one facade the server (and the CLI) uses: submit a job, await it or subscribe to its end,
-cancel it, read status. Workers claim jobs from the durable queue, keep their leases alive and
-hand each to the Router (routing.py), which decides where it runs. Nothing is dropped: every job
-lives in the queue until it is done, dead (kept for inspection), parked or cancelled.
+"""The one facade over the queue, its workers and routing: submit a job, wait for it or subscribe
+to its end, cancel it, read status. Workers claim jobs from the durable queue, keep their leases
+alive and hand each to the Router (routing.py), which decides where it runs. Nothing is dropped:
+every job lives in the queue until it is done, dead (kept for inspection), parked or cancelled.
 
 Threads, not asyncio: queue I/O must never run on an event loop, and the same dispatcher
-serves the language server, `gantry queue` and tests.
+serves the language server, `gantry queue` and tests. Asyncio code (the language server) uses
+it through remote_exec.aio, never directly.
 """
 
 from __future__ import annotations
