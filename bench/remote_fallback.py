@@ -38,10 +38,11 @@ import attrs
 from table import markdown, row
 
 import remote_exec.routing as routing_module
-from remote_exec.dispatcher import Dispatcher, DispatcherConfig, GatewayTarget
+from remote_exec.dispatcher import Dispatcher
 from remote_exec.jobs import ExecSpec, JobKind
 from remote_exec.local_runner import run_spec
 from remote_exec.sandbox import Sandbox
+from remote_exec.settings import DispatcherConfig, GatewayTarget
 
 SECTION = "fallback"
 TARGET_DECISION_MS = 50.0
@@ -106,7 +107,7 @@ def _dispatcher(tmp: Path, url: str, read_timeout_s: float) -> Iterator[Dispatch
         work_root=tmp / "work",
         gateway=GatewayTarget(
             url=url,
-            token="bench-token-0123456789",
+            token_env=None,  # nothing answers there: no token is ever sent
             connect_timeout_s=1.0,
             read_timeout_s=read_timeout_s,
         ),

@@ -93,6 +93,36 @@ def test_remote_settings_and_secrets(tmp_path: Path):
     assert "sk-1" not in joined and "'t'" not in joined
 
 
+def test_the_settings_are_remote_execs_own_types(tmp_path: Path):
+    """One type per concept: what the dispatcher gets is what the user typed, checks included."""
+    from remote_exec.settings import Endpoint, GatewayTarget
+
+    settings, problems = load_settings(
+        tmp_path,
+        {
+            "inference": {
+                "endpoints": [
+                    {"name": "gpu", "base_url": "http://127.0.0.1:8000", "model": "m"},
+                    {"name": "mislabelled", "base_url": "https://api.anthropic.com", "model": "m"},
+                ]
+            },
+            "execution": {"gateway": {"url": "http://127.0.0.1:9000", "token_file": "~/t"}},
+        },
+    )
+    assert settings.inference.endpoints == [
+        Endpoint(name="gpu", base_url="http://127.0.0.1:8000", model="m")
+    ]
+    assert settings.execution.gateway == GatewayTarget(
+        url="http://127.0.0.1:9000", token_file="~/t"
+    )
+    assert problems == [
+        (
+            "inference.endpoints[1]: endpoint 'mislabelled': api.anthropic.com is Anthropic's "
+            "cloud, not self-hosted; ignored"
+        )
+    ]
+
+
 def test_queue_path_is_data_not_cache(tmp_path: Path):
     from lsp_server.config import queue_path
 

@@ -18,7 +18,7 @@ from lsprotocol import types
 from lsp_server.config import Settings, load_settings, store_path
 from lsp_server.trust import TrustStore
 from remote_exec.execution import ExecutionClient
-from remote_exec.inference import Endpoint
+from remote_exec.settings import Endpoint
 
 SECRET = "aws-secret-0123456789abcdef"
 GATEWAY_TOKEN = "gantry-token-0123456789abcdef"

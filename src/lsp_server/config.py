@@ -20,7 +20,7 @@ import attrs
 
 from lsp_server.trust import USER_ONLY, WORKSPACE_PATH, TrustState, TrustStore, withhold
 from lsp_server.typed_settings import normalise_keys, structure
-from remote_exec.urls import check_remote_url
+from remote_exec.settings import Endpoint, GatewayTarget, PrivacyPolicy
 
 Level = Literal["error", "warning", "info", "hint"]
 CLIENT_ONLY = frozenset({"server", "trace"})
@@ -46,48 +46,17 @@ class IndexSettings:
     """gitignore-style patterns skipped on top of .gitignore."""
 
 
-def _remote_url(_instance: object, _attribute: attrs.Attribute, value: str) -> None:
-    check_remote_url(value)
-
-
-@attrs.frozen
-class EndpointSettings:
-    """A Messages-API endpoint. Its key comes from an environment variable or a file."""
-
-    name: str
-    base_url: str = attrs.field(validator=_remote_url)
-    model: str
-    api_key_env: str | None = None
-    api_key_file: str | None = None
-    privacy: Literal["self-hosted", "cloud"] = "self-hosted"
-    connect_timeout_s: float = attrs.field(default=3.0, validator=attrs.validators.gt(0))
-    read_timeout_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
-    max_tokens: int = attrs.field(default=4096, validator=attrs.validators.gt(0))
-
-
 @attrs.frozen
 class InferenceSettings:
-    endpoints: list[EndpointSettings] = attrs.field(factory=list, metadata=USER_ONLY)
+    endpoints: list[Endpoint] = attrs.field(factory=list, metadata=USER_ONLY)
     """Tried in order."""
-    privacy: Literal["self-hosted-only", "any"] = attrs.field(
-        default="self-hosted-only", metadata=USER_ONLY
-    )
+    privacy: PrivacyPolicy = attrs.field(default="self-hosted-only", metadata=USER_ONLY)
     """Whether code may be sent to `cloud` endpoints at all."""
 
 
 @attrs.frozen
-class GatewaySettings:
-    url: str = attrs.field(validator=_remote_url)
-    name: str = "gateway"
-    token_env: str | None = "GANTRY_GATEWAY_TOKEN"
-    token_file: str | None = None
-    connect_timeout_s: float = attrs.field(default=3.0, validator=attrs.validators.gt(0))
-    read_timeout_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
-
-
-@attrs.frozen
 class ExecutionSettings:
-    gateway: GatewaySettings | None = attrs.field(default=None, metadata=USER_ONLY)
+    gateway: GatewayTarget | None = attrs.field(default=None, metadata=USER_ONLY)
     local_fallback: bool = True
     """Run CPU jobs in the local sandbox while the gateway is down or busy."""
     unsandboxed: bool = attrs.field(default=False, metadata=USER_ONLY)

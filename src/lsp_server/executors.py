@@ -28,6 +28,11 @@ class Pool:
         self.workers = workers
         self._threads = ThreadPoolExecutor(workers, thread_name_prefix=f"gantry-{name}")
 
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """For APIs that take an Executor (remote_exec.aio)."""
+        return self._threads
+
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn(*args, **kwargs)` on one of this pool's threads, with the caller's context."""
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)

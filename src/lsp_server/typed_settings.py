@@ -130,7 +130,11 @@ def structure(cls: type, data: Any, path: str, problems: list[str]) -> Any:
     if missing:
         problems.append(f"{where_all}: missing {', '.join(missing)}; ignored")
         raise ValueError(missing)
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:  # a check across fields, e.g. an endpoint's privacy and host
+        problems.append(f"{where_all}: {exc}; ignored")
+        raise
 
 
 def _structure_items(item: type, values: list, where: str, problems: list[str]) -> list:

@@ -1,10 +1,11 @@
-"""The one facade the server (and the CLI) uses: submit a job, await it or subscribe to its end,
-cancel it, read status. Workers claim jobs from the durable queue, keep their leases alive and
-hand each to the Router (routing.py), which decides where it runs. Nothing is dropped: every job
-lives in the queue until it is done, dead (kept for inspection), parked or cancelled.
+"""The one facade over the queue, its workers and routing: submit a job, wait for it or subscribe
+to its end, cancel it, read status. Workers claim jobs from the durable queue, keep their leases
+alive and hand each to the Router (routing.py), which decides where it runs. Nothing is dropped:
+every job lives in the queue until it is done, dead (kept for inspection), parked or cancelled.
 
 Threads, not asyncio: queue I/O must never run on an event loop, and the same dispatcher
-serves the language server, `gantry queue` and tests.
+serves the language server, `gantry queue` and tests. Asyncio code (the language server) uses
+it through remote_exec.aio, never directly.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -28,36 +28,28 @@ from remote_exec.jobs import Job, JobKind, JobState, Priority, Resources
 from remote_exec.queue import CPU_ONLY, JobQueue
 from remote_exec.routing import WAITING_FOR_REMOTE, Router
 from remote_exec.sandbox import Sandbox
+from remote_exec.settings import DispatcherConfig
 
 log = logging.getLogger("remote_exec.dispatcher")
 TERMINAL = frozenset({JobState.DONE, JobState.DEAD, JobState.CANCELLED, JobState.PARKED})
 
 
-@attrs.frozen
-class GatewayTarget:
-    url: str
-    name: str = "gateway"
-    token: str | None = None
-    connect_timeout_s: float = 3.0
-    read_timeout_s: float = 30.0
+@attrs.define(eq=False)
+class _Subscription:
+    on_end: Callable[[Job | None], None]
+    on_change: Callable[[Job], None] | None
+    seen: str | None = None
+    """The state on_change was last given."""
 
-
-@attrs.frozen
-class DispatcherConfig:
-    queue_path: Path
-    work_root: Path
-    """Where local jobs get their private directories."""
-    endpoints: tuple[inference.Endpoint, ...] = ()
-    privacy: str = "self-hosted-only"
-    gateway: GatewayTarget | None = None
-    local_fallback: bool = True
-    unsandboxed: bool = False
-    max_concurrency: int = 2
-    """Workers: how many jobs run at once, which bounds the drain when a remote returns."""
-    lease_s: float = 30.0
-    retry_down_s: float = 5.0
-    """How soon a job that found its remote down looks again (no attempt is consumed)."""
-    probe_interval_s: float = 5.0
+    def tell(self, job_id: int, job: Job | None, ended: bool) -> None:
+        try:
+            if self.on_change is not None and job is not None and job.state != self.seen:
+                self.seen = job.state
+                self.on_change(job)
+            if ended:
+                self.on_end(job)
+        except Exception:
+            log.exception("a subscriber of job %s failed", job_id)
 
 
 @attrs.frozen
@@ -97,7 +89,7 @@ class Dispatcher:
             gw = config.gateway
             self._gateway = execution.ExecutionClient(
                 gw.url,
-                gw.token,
+                gw.read_token(),
                 connect_timeout_s=gw.connect_timeout_s,
                 read_timeout_s=gw.read_timeout_s,
             )
@@ -109,7 +101,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
-        self._subscriptions: dict[int, list[Callable[[Job], None]]] = {}
+        self._subscriptions: dict[int, list[_Subscription]] = {}
         self._subscriptions_lock = threading.Lock()
         self._notifier: threading.Thread | None = None
         self._leases: dict[threading.Event, tuple[int, str]] = {}
@@ -165,11 +157,21 @@ class Dispatcher:
             with self._wake:  # woken by our own workers; polls for other processes' workers
                 self._wake.wait(0.2 if left is None else min(0.2, left))
 
-    def subscribe(self, job_id: int, callback: Callable[[Job], None]) -> None:
-        """Call `callback(job)` once, from a dispatcher thread, when the job ends (done, dead,
-        parked or cancelled), whichever process's worker ends it."""
+    def subscribe(
+        self,
+        job_id: int,
+        on_end: Callable[[Job | None], None],
+        *,
+        on_change: Callable[[Job], None] | None = None,
+    ) -> Callable[[], None]:
+        """Call `on_end(job)` once, from a dispatcher thread, when the job ends (done, dead,
+        parked or cancelled; None if it is gone from the queue), whichever process's worker
+        ends it; and `on_change(job)` each time its state is seen to change before that, the
+        end included (states are polled: a quick pending -> leased -> done may show as done).
+        Returns a function that ends the subscription; a call already under way still comes."""
+        subscription = _Subscription(on_end, on_change)
         with self._subscriptions_lock:
-            self._subscriptions.setdefault(job_id, []).append(callback)
+            self._subscriptions.setdefault(job_id, []).append(subscription)
             if self._notifier is None:
                 self._notifier = threading.Thread(
                     target=self._notify_subscribers, name="gantry-subscriptions", daemon=True
@@ -177,34 +179,60 @@ class Dispatcher:
                 self._notifier.start()
         self._notify()
 
+        def unsubscribe() -> None:
+            with self._subscriptions_lock:
+                subscriptions = self._subscriptions.get(job_id, [])
+                if subscription in subscriptions:
+                    subscriptions.remove(subscription)
+                    if not subscriptions:
+                        del self._subscriptions[job_id]
+
+        return unsubscribe
+
     def _notify_subscribers(self) -> None:
         while not self._stop.is_set():
             with self._subscriptions_lock:
                 watched = list(self._subscriptions)
+            try:
+                jobs = self.queue.get_many(watched) if watched else {}
+            except Exception:  # the queue file is busy or gone: look again next round
+                log.exception("reading the subscribed jobs failed")
+                watched = []
             for job_id in watched:
-                job = self.queue.get(job_id)
-                if job is not None and job.state not in TERMINAL:
-                    continue
+                job = jobs.get(job_id)
+                ended = job is None or job.state in TERMINAL
                 with self._subscriptions_lock:
-                    callbacks = self._subscriptions.pop(job_id, [])
-                for callback in callbacks:
-                    try:
-                        callback(job)
-                    except Exception:
-                        log.exception("a subscriber of job %s failed", job_id)
+                    if ended:
+                        subscriptions = self._subscriptions.pop(job_id, [])
+                    else:
+                        subscriptions = list(self._subscriptions.get(job_id, []))
+                for subscription in subscriptions:
+                    subscription.tell(job_id, job, ended)
             with self._wake:  # woken by our own workers; polls for other processes' workers
                 self._wake.wait(0.2)
 
     def cancel(self, job_id: int) -> bool:
+        """Cancel a job that has not ended; one running here stops now (locally or on the
+        gateway), one running in another process at its next lease renewal."""
         cancelled = self.queue.cancel(job_id)
-        self._publish_status()
+        self._cancelled([job_id] if cancelled else [])
         return cancelled
 
-    def cancel_superseded(self, key_prefix: str) -> int:
-        """Cancel every job whose key starts with the prefix (work for an older version)."""
-        count = self.queue.cancel_prefix(key_prefix)
+    def cancel_superseded(self, key_prefix: str) -> list[int]:
+        """Cancel every job whose key starts with the prefix (work for an older version), as
+        `cancel` does; returns their ids."""
+        job_ids = self.queue.cancel_prefix(key_prefix)
+        self._cancelled(job_ids)
+        return job_ids
+
+    def _cancelled(self, job_ids: list[int]) -> None:
+        # Setting `lost` stops a run here at once instead of at the next renewal (lease_s / 3).
+        with self._leases_lock:
+            for lost, (job_id, _owner) in self._leases.items():
+                if job_id in job_ids:
+                    lost.set()
+        self._notify()  # subscribers hear of it now
         self._publish_status()
-        return count
 
     def retry(self, job_id: int) -> bool:
         retried = self.queue.retry(job_id)

@@ -8,7 +8,6 @@ resubmit the same key, which runs it once.
 
 from __future__ import annotations
 
-import base64
 import codecs
 import time
 from collections.abc import Iterator
@@ -78,7 +77,7 @@ class ExecutionClient:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | None,
         *,
         connect_timeout_s: float = 3.0,
         read_timeout_s: float = 30.0,
@@ -86,7 +85,8 @@ class ExecutionClient:
         self.base_url = check_remote_url(base_url).rstrip("/")
         self._http = httpx2.Client(
             base_url=self.base_url,
-            headers={"Authorization": f"Bearer {token}"},
+            # Without a token the gateway's 401 says what is missing (GatewayRejected).
+            headers={"Authorization": f"Bearer {token}"} if token else {},
             timeout=httpx2.Timeout(read_timeout_s, connect=connect_timeout_s),
         )
 
@@ -207,8 +207,3 @@ def _reason(response: httpx2.Response) -> str:
         return str(response.json().get("error", response.text))
     except (ValueError, AttributeError):
         return response.text[:200]
-
-
-def encode_files(files: dict[str, bytes]) -> dict[str, str]:
-    """Bundle contents as ExecSpec.files wants them."""
-    return {path: base64.b64encode(data).decode("ascii") for path, data in files.items()}

@@ -421,25 +421,26 @@ class JobQueue:
     def cancel(self, job_id: int) -> bool:
         """Cancel a pending, leased or parked job; a leased job's owner learns it when its next
         heartbeat or outcome is refused."""
-        return self._cancel("id = ?", (job_id,)) == 1
+        return self._cancel("id = ?", (job_id,)) == [job_id]
 
-    def cancel_prefix(self, key_prefix: str) -> int:
-        """Cancel every cancellable job whose key starts with `key_prefix` (work superseded by a
-        newer document version); returns how many."""
+    def cancel_prefix(self, key_prefix: str) -> list[int]:
+        """Cancel, in one transaction, every pending, leased or parked job whose key starts with
+        `key_prefix` (work superseded by a newer document version); returns their ids."""
         if not key_prefix:
             raise ValueError("an empty prefix would cancel every job")
         # GLOB is case-sensitive and can use the key index; bracket its wildcards to match them.
         pattern = "".join(f"[{c}]" if c in "*?[" else c for c in key_prefix) + "*"
         return self._cancel("key GLOB ?", (pattern,))
 
-    def _cancel(self, where: str, params: tuple[Any, ...]) -> int:
+    def _cancel(self, where: str, params: tuple[Any, ...]) -> list[int]:
         with self._write() as db:
-            cursor = db.execute(
+            rows = db.execute(
                 "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, lease_until = NULL,"
-                f" updated_at = ? WHERE {where} AND state IN ('pending', 'leased', 'parked')",
+                f" updated_at = ? WHERE {where} AND state IN ('pending', 'leased', 'parked')"
+                " RETURNING id",
                 (self._clock(), *params),
-            )
-        return cursor.rowcount
+            ).fetchall()
+        return sorted(row["id"] for row in rows)
 
     def reclaim_expired(self) -> int:
         """Return jobs whose lease expired to pending (or DEAD); claim also does this."""
@@ -479,6 +480,14 @@ class JobQueue:
     def get(self, job_id: int) -> Job | None:
         row = self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return None if row is None else _job(row)
+
+    def get_many(self, job_ids: Collection[int]) -> dict[int, Job]:
+        """The jobs with these ids that exist, by id: one query for any number."""
+        rows = self._conn().execute(
+            "SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(job_ids)),),
+        )
+        return {row["id"]: _job(row) for row in rows}
 
     def get_by_key(self, key: str) -> Job | None:
         row = self._conn().execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()

@@ -10,7 +10,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import cattrs
 
@@ -21,9 +20,7 @@ from remote_exec.jobs import ExecResult, ExecSpec, Job, JobKind
 from remote_exec.local_runner import run_spec
 from remote_exec.queue import JobQueue
 from remote_exec.sandbox import Sandbox, SandboxUnavailable
-
-if TYPE_CHECKING:
-    from remote_exec.dispatcher import DispatcherConfig
+from remote_exec.settings import DispatcherConfig
 
 log = logging.getLogger("remote_exec.routing")
 WAITING_FOR_REMOTE = "waiting for a remote: "
@@ -187,5 +184,3 @@ class Router:
         self.queue.release(
             job.id, job.lease_owner, not_before=not_before, reason=WAITING_FOR_REMOTE + reason
         )
-
-    # -- health and status --------------------------------------------------------------------

@@ -3,7 +3,7 @@
     dispatch_child.py CONFIG_JSON
 
 CONFIG_JSON holds: queue, work_root, acked, completed, events (file paths), run, seed, gateway
-(base URL: the real gateway or a closed port), token, jobs (new keys to enqueue), job_sleep_s
+(base URL: the real gateway or a closed port), token_file, jobs (new keys to enqueue), job_sleep_s
 (the longest a job sleeps), max_attempts, lease_s, drain (true for the last, unkilled child) and
 drain_timeout_s.
 
@@ -38,8 +38,9 @@ from typing import Any
 import attrs
 
 from remote_exec import routing as routing_module
-from remote_exec.dispatcher import Dispatcher, DispatcherConfig, GatewayTarget
+from remote_exec.dispatcher import Dispatcher
 from remote_exec.jobs import ExecSpec, JobKind, JobState
+from remote_exec.settings import DispatcherConfig, GatewayTarget
 
 JOB_SCRIPT = """\
 import sys, time
@@ -92,7 +93,10 @@ def make_dispatcher(cfg: dict[str, Any]) -> Dispatcher:
         queue_path=Path(cfg["queue"]),
         work_root=Path(cfg["work_root"]),
         gateway=GatewayTarget(
-            url=cfg["gateway"], token=cfg["token"], connect_timeout_s=1.0, read_timeout_s=5.0
+            url=cfg["gateway"],
+            token_file=cfg["token_file"],
+            connect_timeout_s=1.0,
+            read_timeout_s=5.0,
         ),
         local_fallback=True,
         max_concurrency=2,
@@ -351,6 +355,8 @@ def run_crash(
     for path in files.values():
         path.touch()
     child_log = workdir / "children.log"
+    token_file = workdir / "client-token"
+    token_file.write_text(TOKEN)
     port, closed_port = free_port(), free_port()
     gateway = spawn_gateway(state, port)
     real_url, closed_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{closed_port}"
@@ -364,7 +370,7 @@ def run_crash(
             "run": run,
             "seed": seed * 100_003 + run,
             "gateway": url,
-            "token": TOKEN,
+            "token_file": str(token_file),
             "jobs": jobs_per_child,
             "job_sleep_s": job_sleep_s,
             "max_attempts": max_attempts,

@@ -60,8 +60,9 @@ def test_long_jobs_do_not_leak_queue_connections(tmp_path: Path) -> None:
     every job that outlived a third of its lease."""
     from dispatch_child import job_spec
 
-    from remote_exec.dispatcher import Dispatcher, DispatcherConfig
+    from remote_exec.dispatcher import Dispatcher
     from remote_exec.jobs import JobKind, JobState
+    from remote_exec.settings import DispatcherConfig
 
     dispatcher = Dispatcher(
         DispatcherConfig(
@@ -92,8 +93,9 @@ def test_a_stalled_worker_learns_it_lost_its_job(tmp_path: Path, monkeypatch) ->
     from dispatch_child import job_spec
 
     from remote_exec import routing as routing_module
-    from remote_exec.dispatcher import Dispatcher, DispatcherConfig
+    from remote_exec.dispatcher import Dispatcher
     from remote_exec.jobs import JobKind, JobState
+    from remote_exec.settings import DispatcherConfig
 
     runs: list[str] = []
     run_spec = routing_module.run_spec

@@ -23,11 +23,12 @@ from fake_messages_api import FakeMessagesAPI, malformed, rate_limited, spend_li
 from gateway_harness import TOKEN, free_port, make_config, python_spec, serve_in_thread
 
 from remote_exec import inference
-from remote_exec.dispatcher import Dispatcher, DispatcherConfig, DispatcherStatus, GatewayTarget
+from remote_exec.dispatcher import Dispatcher, DispatcherStatus
 from remote_exec.execution import ExecutionClient
 from remote_exec.gateway.backends.local import LocalBackend
 from remote_exec.jobs import ExecSpec, Job, JobKind, JobState, Resources
 from remote_exec.sandbox import Sandbox
+from remote_exec.settings import DispatcherConfig, Endpoint, GatewayTarget
 
 pytestmark = pytest.mark.skipif(
     Sandbox().check() is not None, reason=f"bubblewrap cannot run here: {Sandbox().check()}"
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.skipif(
 PROMPT = inference.InferenceRequest([{"role": "user", "content": "Review this."}])
 GPU = Resources(gpus=1)
 READ_TIMEOUT_S = 1.0
+TOKEN_ENV = "GANTRY_TEST_GATEWAY_TOKEN"
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -50,14 +52,16 @@ def until(predicate: Callable[[], object], timeout_s: float = 20.0, what: str = 
         time.sleep(0.02)
 
 
-def endpoint(name: str, url: str, **fields: object) -> inference.Endpoint:
-    return inference.Endpoint(
+def endpoint(name: str, url: str, **fields: object) -> Endpoint:
+    return Endpoint(
         name=name, base_url=url, model="m", connect_timeout_s=0.5, read_timeout_s=2.0, **fields
     )
 
 
 def gateway_target(url: str) -> GatewayTarget:
-    return GatewayTarget(url=url, token=TOKEN, connect_timeout_s=0.5, read_timeout_s=READ_TIMEOUT_S)
+    return GatewayTarget(
+        url=url, token_env=TOKEN_ENV, connect_timeout_s=0.5, read_timeout_s=READ_TIMEOUT_S
+    )
 
 
 def refused_url() -> str:
@@ -93,7 +97,8 @@ class Run:
 
 
 @pytest.fixture
-def dispatcher(tmp_path: Path) -> Iterator[Callable[..., Run]]:
+def dispatcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Run]]:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)  # the gateway's token, read as a user passes it
     runs: list[Dispatcher] = []
 
     def start(**fields: object) -> Run:
@@ -216,11 +221,14 @@ def test_subscribers_hear_of_the_end_of_a_job_once(dispatcher, fake_api) -> None
     fake_api.script(text("first"), text("second"))
     run = dispatcher(endpoints=(endpoint("gpu-box", fake_api.url),))
     heard: list[Job] = []
+    changes: list[str] = []
     job = run.d.submit("review:b.py@1", JobKind.INFERENCE, PROMPT.to_body())
+    run.d.subscribe(job.id, heard.append, on_change=lambda job: changes.append(job.state))
     run.d.subscribe(job.id, heard.append)
-    run.d.subscribe(job.id, heard.append)
+    run.d.subscribe(job.id, heard.append)()  # unsubscribed at once: never called
     until(lambda: len(heard) == 2, what="both callbacks")
     assert [j.state for j in heard] == [JobState.DONE, JobState.DONE]
+    assert changes[-1] == JobState.DONE and len(changes) == len(set(changes))
     done = run.done(job)
     run.d.subscribe(done.id, heard.append)  # already ended: told at once
     until(lambda: len(heard) == 3, what="the late subscriber")
@@ -434,7 +442,7 @@ def test_cancel_and_cancel_superseded_pending_jobs(dispatcher) -> None:
         )
         for key in ("doc@1/a", "doc@1/b", "doc@2/a", "other")
     }
-    assert run.d.cancel_superseded("doc@1/") == 2
+    assert run.d.cancel_superseded("doc@1/") == [jobs["doc@1/a"].id, jobs["doc@1/b"].id]
     assert run.d.cancel(jobs["other"].id)
     states = {key: run.job(job.id).state for key, job in jobs.items()}
     cancelled = {key for key, state in states.items() if state == JobState.CANCELLED}

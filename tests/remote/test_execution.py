@@ -121,10 +121,11 @@ def test_errors_and_garbage_are_gateway_down(reply: bytes) -> None:
 
 def test_rejections_are_not_retryable(scripted) -> None:
     url, _ = scripted
-    with ExecutionClient(url, "not-a-valid-token-at-all") as client:
-        with pytest.raises(GatewayRejected) as rejected:
-            client.health()
-        assert rejected.value.status == 401
+    for token in ("not-a-valid-token-at-all", None):  # None: no token configured
+        with ExecutionClient(url, token) as client:
+            with pytest.raises(GatewayRejected) as rejected:
+                client.health()
+            assert rejected.value.status == 401
     with ExecutionClient(url, READ_ONLY_TOKEN) as client:
         with pytest.raises(GatewayRejected) as rejected:
             client.submit("k", SPEC)

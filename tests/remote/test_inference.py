@@ -32,7 +32,6 @@ from fake_messages_api import (
 from remote_exec.inference import (
     DEFAULT_BACKOFF_S,
     BadAnswer,
-    Endpoint,
     EndpointDown,
     InferenceRequest,
     InferenceResult,
@@ -49,6 +48,7 @@ from remote_exec.inference import (
     not_before_from,
     privacy_allows,
 )
+from remote_exec.settings import Endpoint
 
 REPORT_TOOL = {
     "name": "report",

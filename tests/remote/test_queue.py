@@ -283,14 +283,16 @@ def test_cancel_by_id(q: JobQueue) -> None:
 
 
 def test_cancel_prefix(q: JobQueue) -> None:
-    for key in ["file.py@v1#a", "file.py@v1#b", "file.py@v10#a", "file.py@v2#a", "f*le.py@v1#a"]:
-        q.enqueue(key, JobKind.INFERENCE, {})
-    q.claim("w")  # a leased one is cancelled too
+    keys = ["file.py@v1#a", "file.py@v1#b", "file.py@v10#a", "file.py@v2#a", "f*le.py@v1#a"]
+    ids = {key: q.enqueue(key, JobKind.INFERENCE, {})[0].id for key in keys}
+    leased = q.claim("w")  # a leased one is cancelled too, and its owner is fenced out
     parked, _ = q.enqueue("file.py@v1#parked", JobKind.INFERENCE, {})
     q.claim("w2")
     q.park(parked.id, "w2", "spend")
-    assert q.cancel_prefix("file.py@v1#") == 3
-    assert q.cancel_prefix("f*le.py@") == 1  # wildcards are literal
+    assert q.cancel_prefix("file.py@v1#") == [ids["file.py@v1#a"], ids["file.py@v1#b"], parked.id]
+    assert not q.heartbeat(leased.id, "w") and not q.complete(leased.id, "w", {})
+    assert q.cancel_prefix("f*le.py@") == [ids["f*le.py@v1#a"]]  # wildcards are literal
+    assert q.cancel_prefix("file.py@v1#") == []  # already cancelled
     states = {j.key: j.state for j in q.list()}
     assert states["file.py@v10#a"] == states["file.py@v2#a"] == JobState.PENDING
     assert q.counts()[JobState.CANCELLED] == 4
@@ -324,6 +326,7 @@ def test_get_list_counts(q: JobQueue) -> None:
     q.claim("w")
     assert q.get(999) is None and q.get_by_key("nope") is None
     assert q.get_by_key("b") == b
+    assert q.get_many([b.id, 999, a.id]) == {a.id: q.get(a.id), b.id: b}
     assert [j.key for j in q.list()] == ["b", "a"]
     assert [j.key for j in q.list(states=[JobState.LEASED])] == ["a"]
     assert [j.key for j in q.list(limit=1)] == ["b"]

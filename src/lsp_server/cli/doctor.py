@@ -107,18 +107,17 @@ def _endpoint(endpoint) -> str:
 
 
 def _gateway(root: Path, settings: Settings) -> str:
-    from lsp_server.remote_setup import SecretMissing, gateway_target
+    from remote_exec.credentials import SecretMissing
     from remote_exec.execution import ExecutionClient, GatewayRejected
 
+    target = settings.execution.gateway
     try:
-        target = gateway_target(settings.execution.gateway)
+        token = target.read_token()
     except SecretMissing as exc:
         raise DoctorFailure(str(exc), "set token_env or token_file to a readable token") from exc
-    if not target.token:
-        raise DoctorFailure(
-            "no token", f"export {settings.execution.gateway.token_env} or set token_file"
-        )
-    client = ExecutionClient(target.url, target.token, connect_timeout_s=target.connect_timeout_s)
+    if not token:
+        raise DoctorFailure("no token", f"export {target.token_env} or set token_file")
+    client = ExecutionClient(target.url, token, connect_timeout_s=target.connect_timeout_s)
     try:
         health = client.health()
     except GatewayRejected as exc:

@@ -16,8 +16,10 @@ from lsp_server.services.folders import Folder
 from lsp_server.services.status import StatusReporter
 
 if TYPE_CHECKING:
-    from remote_exec.dispatcher import Dispatcher, DispatcherStatus
+    from remote_exec.aio import AsyncDispatcher
+    from remote_exec.dispatcher import DispatcherStatus
     from remote_exec.jobs import Job
+    from remote_exec.settings import DispatcherConfig
 
 log = logging.getLogger("gantry.remote")
 _START_WAIT_S = 30.0
@@ -38,6 +40,9 @@ def job_summary(job: Job) -> dict[str, Any]:
 
 
 class RemoteService:
+    """The folder's dispatcher, seen only through remote_exec.aio: nothing here runs on or
+    waits for a dispatcher thread; its blocking calls run in the remote pool."""
+
     def __init__(
         self,
         folder: Folder,
@@ -49,7 +54,7 @@ class RemoteService:
         self._status = status
         self._pool = pool
         self._notify_user = notify_user
-        self.dispatcher: Dispatcher | None = None
+        self.dispatcher: AsyncDispatcher | None = None
         self._started = asyncio.Event()
         """Set once start() has settled, dispatcher or not: the queue commands wait for it."""
 
@@ -60,37 +65,32 @@ class RemoteService:
             self._started.set()
 
     async def _start(self) -> None:
-        folder, loop = self._folder, asyncio.get_running_loop()
+        folder = self._folder
         if _review_only(folder):
             return
 
-        def on_status(status: DispatcherStatus) -> None:  # called from dispatcher threads
-            loop.call_soon_threadsafe(self._show, status)
-
-        def announce(message: str) -> None:
-            loop.call_soon_threadsafe(self._notify_user, message)
-
-        def build() -> Dispatcher:  # in a thread: importing the dispatcher takes ~100 ms
+        def configure() -> DispatcherConfig:  # in a thread: the imports take tens of ms
             from lsp_server.remote_setup import dispatcher_config
-            from remote_exec.dispatcher import Dispatcher
+            from remote_exec.aio import AsyncDispatcher  # noqa: F401  (loaded here, off the loop)
 
-            dispatcher = Dispatcher(
-                dispatcher_config(folder.root, folder.settings),
-                on_status=on_status,
-                announce=announce,
-            )
-            dispatcher.start()
-            return dispatcher
+            return dispatcher_config(folder.root, folder.settings)
 
         try:
-            self.dispatcher = await self._pool.run(build)
+            config = await self._pool.run(configure)
+            from remote_exec.aio import AsyncDispatcher
+
+            self.dispatcher = await AsyncDispatcher.start(
+                config, announce=self._notify_user, executor=self._pool.executor
+            )
         except Exception as exc:  # local review goes on without the remote side
-            log.exception("the remote dispatcher could not start")
+            log.exception("the remote dispatcher of %s could not start", folder.name)
             self._status.set_problem("remote", f"remote execution is unavailable ({exc})")
+            return
+        self.dispatcher.on_status(self._show)
 
     async def stop(self) -> None:
         if self.dispatcher is not None:
-            await self._pool.run(self.dispatcher.stop)
+            await self.dispatcher.stop()
             self._status.remotes.pop(self._folder.uri or "", None)
             self._status.update()
 
@@ -100,35 +100,22 @@ class RemoteService:
 
     async def queue_status(self) -> dict[str, Any]:
         dispatcher = await self._require()
-
-        def read() -> dict[str, Any]:
-            status = dispatcher.status()
-            return {
-                "state": status.state,
-                "message": status.message,
-                "remotes": status.remotes,
-                "counts": status.queue,
-                "jobs": [job_summary(job) for job in dispatcher.queue.list(limit=100)],
-            }
-
-        return await self._pool.run(read)
+        status = await dispatcher.status()
+        return {
+            "state": status.state,
+            "message": status.message,
+            "remotes": status.remotes,
+            "counts": status.queue,
+            "jobs": [job_summary(job) for job in await dispatcher.jobs(limit=100)],
+        }
 
     async def retry(self, job_id: int | None) -> dict[str, Any]:
         """Retry one job, or all dead and parked ones when `job_id` is None."""
         dispatcher = await self._require()
+        return {"retried": await dispatcher.retry(job_id)}
 
-        def retry() -> int:
-            from remote_exec.jobs import JobState
-
-            if job_id is not None:
-                return int(dispatcher.retry(job_id))
-            stuck = dispatcher.queue.list(states=[JobState.DEAD, JobState.PARKED], limit=10_000)
-            return sum(dispatcher.retry(job.id) for job in stuck)
-
-        return {"retried": await self._pool.run(retry)}
-
-    async def _require(self) -> Dispatcher:
-        # A command that arrives while the dispatcher starts (in a thread) waits for it.
+    async def _require(self) -> AsyncDispatcher:
+        # A command that arrives while the dispatcher starts waits for it.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._started.wait(), _START_WAIT_S)
         if self.dispatcher is None:

@@ -1,12 +1,12 @@
-"""Anthropic Messages-API inference over an ordered chain of endpoints.
+"""Anthropic Messages-API inference over an ordered chain of endpoints (remote_exec.settings).
 
 Self-hosted servers (vLLM, llama.cpp, Ollama, LiteLLM) and Anthropic's cloud all speak
 /v1/messages. Importing this package does not import the anthropic SDK (about a second):
 ``call`` and ``count_tokens`` do, on first use.
 """
 
-from .chain import call_chain, most_useful, privacy_allows
-from .client import call, count_tokens, estimate_tokens, resolve_api_key
+from .chain import call_chain, privacy_allows
+from .client import call, count_tokens, estimate_tokens
 from .errors import (
     DEFAULT_BACKOFF_S,
     BadAnswer,
@@ -18,30 +18,16 @@ from .errors import (
     Unusable,
     not_before_from,
 )
-from .records import (
-    ContentBlock,
-    Endpoint,
-    InferenceRequest,
-    InferenceResult,
-    Privacy,
-    PrivacyPolicy,
-    TextBlock,
-    ToolUseBlock,
-    Usage,
-)
+from .records import InferenceRequest, InferenceResult, TextBlock, ToolUseBlock, Usage
 
 __all__ = [
     "DEFAULT_BACKOFF_S",
     "BadAnswer",
-    "ContentBlock",
-    "Endpoint",
     "EndpointDown",
     "InferenceError",
     "InferenceRequest",
     "InferenceResult",
     "Parked",
-    "Privacy",
-    "PrivacyPolicy",
     "Rejected",
     "RetryLater",
     "TextBlock",
@@ -52,8 +38,6 @@ __all__ = [
     "call_chain",
     "count_tokens",
     "estimate_tokens",
-    "most_useful",
     "not_before_from",
     "privacy_allows",
-    "resolve_api_key",
 ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from remote_exec.settings import Endpoint, PrivacyPolicy
+
 from .client import call
 from .errors import EndpointDown, InferenceError, Parked, Rejected, RetryLater, Unusable
-from .records import Endpoint, InferenceRequest, InferenceResult, PrivacyPolicy
+from .records import InferenceRequest, InferenceResult
 
 Outcome = Callable[[str, InferenceError | None], None]
 

@@ -10,11 +10,12 @@ import functools
 import json
 import logging
 import math
-import os
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from remote_exec.credentials import SecretMissing, read_secret
+from remote_exec.settings import Endpoint
 
 from .errors import (
     BadAnswer,
@@ -28,7 +29,6 @@ from .errors import (
 )
 from .records import (
     ContentBlock,
-    Endpoint,
     InferenceRequest,
     InferenceResult,
     TextBlock,
@@ -62,24 +62,14 @@ _no_counting_lock = threading.Lock()
 
 def resolve_api_key(endpoint: Endpoint) -> str | None:
     """The endpoint's key from its environment variable or file; raises Unusable if missing."""
+    try:
+        key = read_secret(endpoint.api_key_env, endpoint.api_key_file, endpoint.name)
+    except SecretMissing as exc:
+        raise Unusable(str(exc)) from None
+    if key is not None:
+        return key
     if endpoint.api_key_env:
-        key = os.environ.get(endpoint.api_key_env, "").strip()
-        if not key:
-            raise Unusable(
-                f"{endpoint.name}: environment variable {endpoint.api_key_env} is not set"
-            )
-        return key
-    if endpoint.api_key_file:
-        path = Path(endpoint.api_key_file).expanduser()
-        try:
-            key = path.read_text().strip()
-        except OSError as exc:
-            raise Unusable(
-                f"{endpoint.name}: cannot read key file {path}: {exc.strerror}"
-            ) from None
-        if not key:
-            raise Unusable(f"{endpoint.name}: key file {path} is empty")
-        return key
+        raise Unusable(f"{endpoint.name}: environment variable {endpoint.api_key_env} is not set")
     if endpoint.privacy == "cloud":
         raise Unusable(f"{endpoint.name}: a cloud endpoint needs api_key_env or api_key_file")
     return None

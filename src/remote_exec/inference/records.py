@@ -1,43 +1,11 @@
-"""Plain records of the inference chain: endpoints, requests and answers (storable as JSON)."""
+"""Plain records of the inference chain: requests and answers (storable as JSON). Endpoints are
+settings: see remote_exec.settings."""
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Any, Literal
 
 import attrs
-
-from remote_exec.urls import check_remote_url
-
-Privacy = Literal["self-hosted", "cloud"]
-PrivacyPolicy = Literal["self-hosted-only", "any"]
-
-
-def _not_anthropic_cloud(
-    instance: Endpoint, _attribute: attrs.Attribute[Privacy], value: Privacy
-) -> None:
-    # A mislabelled endpoint would send code to the cloud under a "self-hosted-only" policy.
-    host = urllib.parse.urlsplit(instance.base_url).hostname or ""
-    if value == "self-hosted" and (host == "anthropic.com" or host.endswith(".anthropic.com")):
-        raise ValueError(
-            f"endpoint {instance.name!r}: {host} is Anthropic's cloud, not self-hosted"
-        )
-
-
-@attrs.frozen
-class Endpoint:
-    """One Messages-API server. Secrets are named here (variable or file), never held."""
-
-    name: str
-    base_url: str = attrs.field(validator=lambda _i, _a, url: check_remote_url(url))
-    """Without /v1 (the SDK adds it), e.g. http://gpu-box:8000 or https://api.anthropic.com."""
-    model: str
-    api_key_env: str | None = None
-    api_key_file: str | None = None
-    privacy: Privacy = attrs.field(default="self-hosted", validator=_not_anthropic_cloud)
-    connect_timeout_s: float = 3.0
-    read_timeout_s: float = 60.0
-    max_tokens: int = 4096
 
 
 @attrs.frozen

@@ -1,0 +1,89 @@
+"""What remote_exec is configured with: the inference endpoints, the gateway, the dispatcher.
+
+A leaf: it imports nothing else of remote_exec but URL checks and secret reading, so the
+dispatcher, routing and the inference chain all import it, and the language server's settings
+reuse these very types (structured from TOML and editor JSON) instead of copies.
+Secrets are named here (an environment variable or a file), never held.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from pathlib import Path
+from typing import Literal
+
+import attrs
+
+from remote_exec.credentials import read_secret
+from remote_exec.urls import check_remote_url
+
+Privacy = Literal["self-hosted", "cloud"]
+PrivacyPolicy = Literal["self-hosted-only", "any"]
+
+
+def _remote_url(_instance: object, _attribute: attrs.Attribute, value: str) -> None:
+    check_remote_url(value)
+
+
+_positive = attrs.validators.gt(0)
+
+
+@attrs.frozen
+class Endpoint:
+    """One Messages-API server. Its key comes from an environment variable or a file."""
+
+    name: str
+    base_url: str = attrs.field(validator=_remote_url)
+    """Without /v1 (the SDK adds it), e.g. http://gpu-box:8000 or https://api.anthropic.com."""
+    model: str
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    privacy: Privacy = "self-hosted"
+    connect_timeout_s: float = attrs.field(default=3.0, validator=_positive)
+    read_timeout_s: float = attrs.field(default=60.0, validator=_positive)
+    max_tokens: int = attrs.field(default=4096, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        # A mislabelled endpoint would send code to the cloud under a "self-hosted-only" policy.
+        # Checked here, not in a field validator: it needs two fields.
+        host = urllib.parse.urlsplit(self.base_url).hostname or ""
+        if self.privacy == "self-hosted" and (
+            host == "anthropic.com" or host.endswith(".anthropic.com")
+        ):
+            raise ValueError(
+                f"endpoint {self.name!r}: {host} is Anthropic's cloud, not self-hosted"
+            )
+
+
+@attrs.frozen
+class GatewayTarget:
+    """The execution gateway (`gantry gateway` on the GPU box) and where its token is."""
+
+    url: str = attrs.field(validator=_remote_url)
+    name: str = "gateway"
+    token_env: str | None = "GANTRY_GATEWAY_TOKEN"
+    token_file: str | None = None
+    connect_timeout_s: float = attrs.field(default=3.0, validator=_positive)
+    read_timeout_s: float = attrs.field(default=30.0, validator=_positive)
+
+    def read_token(self) -> str | None:
+        """The token, read now; None when neither source holds one. Raises SecretMissing."""
+        return read_secret(self.token_env, self.token_file, f"gateway {self.name}")
+
+
+@attrs.frozen
+class DispatcherConfig:
+    queue_path: Path
+    work_root: Path
+    """Where local jobs get their private directories."""
+    endpoints: tuple[Endpoint, ...] = ()
+    privacy: PrivacyPolicy = "self-hosted-only"
+    gateway: GatewayTarget | None = None
+    local_fallback: bool = True
+    unsandboxed: bool = False
+    max_concurrency: int = 2
+    """Workers: how many jobs run at once, which bounds the drain when a remote returns."""
+    lease_s: float = 30.0
+    retry_down_s: float = 5.0
+    """How soon a job that found its remote down looks again (no attempt is consumed)."""
+    probe_interval_s: float = 5.0
