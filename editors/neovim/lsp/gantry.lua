@@ -52,6 +52,11 @@ return {
   cmd_env = { PATH = gantry.safe_path() },
   filetypes = { 'python' },
   root_markers = { 'pyproject.toml', 'gantry.toml', '.git' },
+  -- One server for every project of the session: another project's root joins the running
+  -- client as a workspace folder, with its own settings and store (`:help gantry-workspaces`).
+  -- No `workspace_required`: a file outside every project gets the user's and the editor's
+  -- settings, and nothing is written for it.
+  reuse_client = gantry.reuse_client,
   settings = {
     gantry = vim.empty_dict(),
   },

@@ -20,7 +20,9 @@ function M.test(name, fn)
   end
 end
 
-function M.wait_for(what, cond, ms)
+-- Wait (bounded) until cond() returns a true value, and return it; on a timeout, fail with
+-- `what` and, when given, seen(): what there was instead.
+function M.wait_for(what, cond, ms, seen)
   local last
   local ok = vim.wait(ms or M.WAIT, function()
     local good, value = pcall(cond)
@@ -28,7 +30,8 @@ function M.wait_for(what, cond, ms)
     return good and value and true or false
   end, 20)
   if not ok then
-    error(('timed out after %d ms waiting for %s'):format(ms or M.WAIT, what), 2)
+    local saw = seen and ('\n  saw: ' .. tostring(seen())) or ''
+    error(('timed out after %d ms waiting for %s%s'):format(ms or M.WAIT, what, saw), 2)
   end
   return last
 end

@@ -327,7 +327,7 @@ test(':help gantry parses (helptags)', function()
   for _, l in ipairs(tags) do
     names[l:match('^(%S+)')] = true
   end
-  for _, tag in ipairs({ 'gantry', 'gantry.txt', ':GantryReview', ':GantryQueue', ':GantryDismiss', ':GantryTests', 'gantry-statusline', 'gantry-health', 'gantry-settings', 'gantry-install', 'gantry-trust' }) do
+  for _, tag in ipairs({ 'gantry', 'gantry.txt', ':GantryReview', ':GantryQueue', ':GantryDismiss', ':GantryTests', 'gantry-statusline', 'gantry-health', 'gantry-settings', 'gantry-install', 'gantry-trust', 'gantry-workspaces', 'gantry.reuse_client()', 'gantry.folder()' }) do
     check(names[tag], 'tag %s missing', tag)
   end
   local text = table.concat(vim.fn.readfile(tmp .. '/doc/gantry.txt'), '\n')

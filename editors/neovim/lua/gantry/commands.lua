@@ -151,7 +151,9 @@ function M.retry(id)
   if not client then
     return
   end
-  gantry.execute(client, 'gantry.retryQueued', { id and { id = id } or vim.empty_dict() }, function(err, result)
+  local folder = gantry.folder(client, 0)
+  local args = require('gantry.queue').args({ id = id }, folder and folder.uri)
+  gantry.execute(client, 'gantry.retryQueued', { args }, function(err, result)
     if err then
       return failed('retry', err)
     end

@@ -165,6 +165,15 @@ local function report(c, fail_level)
   end
 end
 
+---A client's workspace folders, for the report: their paths, or "no root".
+---@param client vim.lsp.Client
+local function folder_names(client)
+  local names = vim.tbl_map(function(folder)
+    return vim.uri_to_fname(folder.uri)
+  end, client.workspace_folders or {})
+  return #names > 0 and table.concat(names, ', ') or 'no root'
+end
+
 function M.check()
   health.start('gantry: Neovim and the client configuration')
   if vim.fn.has('nvim-0.11') == 1 then
@@ -226,42 +235,62 @@ function M.check()
       end
     end
     if said == 0 then
-      health.ok(('server (client %d, %s) accepted the settings'):format(client.id, client.root_dir or 'no root'))
+      health.ok(('server (client %d, %s) accepted the settings'):format(client.id, folder_names(client)))
     end
   end
 
-  local root = clients[1] and clients[1].root_dir
-    or vim.fs.root(0, config.root_markers or { 'pyproject.toml' })
-    or vim.fn.getcwd()
-  local doctor_cmd = M.gantry_cmd(cmd, { 'doctor', '--workspace', root })
-  local checks = {}
-  if doctor_cmd then
-    local done, err = run(doctor_cmd, 30000, config.cmd_env)
-    if not done then
-      health.warn(('`gantry doctor` did not run: %s'):format(err))
-    else
-      checks = M.parse_doctor(done.stdout)
-      if #checks == 0 then
-        health.warn(('`gantry doctor` said nothing useful: %s'):format(vim.trim((done.stderr or '') .. (done.stdout or ''))))
+  -- Every workspace folder of the running servers (one server may serve several projects, each
+  -- with its own settings and store), else the current project.
+  local roots, seen = {}, {}
+  for _, client in ipairs(clients) do
+    for _, folder in ipairs(client.workspace_folders or {}) do
+      local root = vim.uri_to_fname(folder.uri)
+      if not seen[root] then
+        seen[root], roots[#roots + 1] = true, root
       end
     end
   end
-  local by_name = {}
-  for _, c in ipairs(checks) do
-    by_name[c.name] = c
+  if #roots == 0 then
+    roots[1] = vim.fs.root(0, config.root_markers or { 'pyproject.toml' }) or vim.fn.getcwd()
   end
-  if by_name.settings then
-    report({ status = by_name.settings.status, name = 'project settings (' .. root .. ')', detail = by_name.settings.detail, hint = by_name.settings.hint }, 'error')
+  local doctors = {} -- by root: { checks, by_name }
+  for _, root in ipairs(roots) do
+    local doctor_cmd = M.gantry_cmd(cmd, { 'doctor', '--workspace', root })
+    local checks = {}
+    if doctor_cmd then
+      local done, err = run(doctor_cmd, 30000, config.cmd_env)
+      if not done then
+        health.warn(('`gantry doctor` did not run for %s: %s'):format(root, err))
+      else
+        checks = M.parse_doctor(done.stdout)
+        if #checks == 0 then
+          health.warn(('`gantry doctor` said nothing useful for %s: %s'):format(root, vim.trim((done.stderr or '') .. (done.stdout or ''))))
+        end
+      end
+    end
+    local by_name = {}
+    for _, c in ipairs(checks) do
+      by_name[c.name] = c
+    end
+    doctors[#doctors + 1] = { checks = checks, by_name = by_name }
+    if by_name.settings then
+      report({ status = by_name.settings.status, name = 'project settings (' .. root .. ')', detail = by_name.settings.detail, hint = by_name.settings.hint }, 'error')
+    end
   end
+  -- ruff, the sandbox and the remotes are the user's: the first folder's doctor tells
+  local checks, by_name = doctors[1].checks, doctors[1].by_name
   if by_name.ruff then
     report(by_name.ruff, 'error')
   end
 
   health.start('gantry: context store')
-  if by_name.store then
-    report(by_name.store, 'error')
-  else
-    health.info('not checked (`gantry doctor` unavailable)')
+  for i, root in ipairs(roots) do
+    local store = doctors[i].by_name.store
+    if store then
+      report(#roots > 1 and vim.tbl_extend('force', store, { name = ('store (%s)'):format(root) }) or store, 'error')
+    else
+      health.info(('%s: not checked (`gantry doctor` unavailable)'):format(root))
+    end
   end
 
   health.start('gantry: remote health')
@@ -274,18 +303,26 @@ function M.check()
     end
   end
   for _, client in ipairs(clients) do
-    if require('gantry').offers(client, 'gantry.queueStatus') then
-      local resp = client:request_sync('workspace/executeCommand', { command = 'gantry.queueStatus', arguments = {} }, 5000)
+    -- each folder's queue; a server without folders has none to name
+    local folders = client.workspace_folders or {}
+    for i = 1, math.max(#folders, 1) do
+      local folder = folders[i]
+      local who = folder and ('client %d (%s)'):format(client.id, vim.uri_to_fname(folder.uri)) or ('client %d'):format(client.id)
+      if not require('gantry').offers(client, 'gantry.queueStatus') then
+        break
+      end
+      local args = require('gantry.queue').args({}, folder and folder.uri)
+      local resp = client:request_sync('workspace/executeCommand', { command = 'gantry.queueStatus', arguments = { args } }, 5000)
       if not resp then
-        health.warn(('client %d: gantry.queueStatus did not answer'):format(client.id))
+        health.warn(('%s: gantry.queueStatus did not answer'):format(who))
       elseif resp.err then
-        health.warn(('client %d: %s'):format(client.id, resp.err.message or vim.inspect(resp.err)))
+        health.warn(('%s: %s'):format(who, resp.err.message or vim.inspect(resp.err)))
       else
         local result = resp.result or {}
         local remotes = type(result.remotes) == 'table' and result.remotes or {}
         local names = vim.tbl_keys(remotes)
         table.sort(names)
-        health.info(('client %d: state %s (%s)'):format(client.id, tostring(result.state), tostring(result.message or '')))
+        health.info(('%s: state %s (%s)'):format(who, tostring(result.state), tostring(result.message or '')))
         for _, name in ipairs(names) do
           local h = remotes[name]
           if h == 'up' then

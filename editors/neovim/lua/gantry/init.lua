@@ -54,6 +54,94 @@ function M.clients()
   return vim.lsp.get_clients({ name = M.name })
 end
 
+---A config's workspace folders: its `workspace_folders`, else its `root_dir`, else none.
+---@param config vim.lsp.ClientConfig
+---@return lsp.WorkspaceFolder[]
+local function folders_of(config)
+  if type(config.workspace_folders) == 'table' then
+    return config.workspace_folders
+  end
+  if type(config.root_dir) == 'string' then
+    return { { uri = vim.uri_from_fname(config.root_dir), name = config.root_dir } }
+  end
+  return {}
+end
+
+---Whether a running client's server takes workspace folders at run time
+---(`workspace/didChangeWorkspaceFolders`).
+---@param client vim.lsp.Client
+---@return boolean
+local function serves_folders(client)
+  if not client.initialized then
+    return false
+  end
+  local folders = vim.tbl_get(client.server_capabilities or {}, 'workspace', 'workspaceFolders') or {}
+  return folders.supported == true and (folders.changeNotifications or false) ~= false
+end
+
+---`reuse_client` of `lsp/gantry.lua` (`:help gantry-workspaces`): one Gantry server for every
+---project of the session. A buffer in a project the running client does not serve yet joins it:
+---its root is added as a workspace folder (`workspace/didChangeWorkspaceFolders`, before the
+---buffer's didOpen) and the server reviews it with that folder's settings and store. A buffer
+---outside every project joins it too (the server gives it the user's and the editor's settings
+---and writes nothing). A client with another command, one still starting or a server without
+---run-time workspace folders is reused only as Neovim would: for a root it already serves.
+---@param client vim.lsp.Client
+---@param config vim.lsp.ClientConfig
+---@return boolean
+function M.reuse_client(client, config)
+  if client.name ~= config.name or client:is_stopped() then
+    return false
+  end
+  if not (vim.deep_equal(client.config.cmd, config.cmd) and vim.deep_equal(client.config.cmd_env, config.cmd_env)) then
+    return false
+  end
+  local served = {}
+  for _, folder in ipairs(client.workspace_folders or {}) do
+    served[folder.uri] = true
+  end
+  local wanted = folders_of(config)
+  local missing = vim.tbl_filter(function(folder)
+    return not served[folder.uri]
+  end, wanted)
+  if #missing == 0 and (#wanted > 0 or next(served) == nil) then
+    return true -- Neovim's own rule: every root of the buffer is served already
+  end
+  if not serves_folders(client) then
+    return false
+  end
+  if #missing > 0 then
+    client:notify('workspace/didChangeWorkspaceFolders', { event = { added = missing, removed = {} } })
+    client.workspace_folders = vim.list_extend(client.workspace_folders or {}, missing)
+  end
+  return true
+end
+
+---The innermost of the client's workspace folders that holds the buffer's file; nil for a file
+---outside them all and for a buffer that is not a file. The queue commands name it: one server
+---may serve several projects, each with its own queue.
+---@param client vim.lsp.Client
+---@param bufnr? integer default: current buffer
+---@return lsp.WorkspaceFolder?
+function M.folder(client, bufnr)
+  if bufnr == nil or bufnr == 0 then
+    bufnr = vim.api.nvim_get_current_buf()
+  end
+  local name = vim.api.nvim_buf_get_name(bufnr)
+  if name == '' or vim.bo[bufnr].buftype ~= '' then
+    return nil
+  end
+  local path = vim.fs.normalize(vim.fn.fnamemodify(name, ':p'))
+  local best, best_len
+  for _, folder in ipairs(client.workspace_folders or {}) do
+    local root = vim.fs.normalize(vim.uri_to_fname(folder.uri)):gsub('/+$', '')
+    if (path == root or vim.startswith(path, root .. '/')) and (best_len == nil or #root > best_len) then
+      best, best_len = folder, #root
+    end
+  end
+  return best
+end
+
 ---Whether a client's server offers an executeCommand command, checked at run time.
 ---@param client vim.lsp.Client
 ---@param command string

@@ -3,7 +3,7 @@ local gantry = require('gantry')
 
 local M = {}
 
----@type { buf: integer?, win: integer? }
+---@type { buf: integer?, win: integer?, client_id: integer?, uri: string?, jobs_at: table? }
 M.current = {}
 
 local function ago(ts)
@@ -90,7 +90,8 @@ end
 ---@param lines string[]
 ---@param jobs_at table<integer, integer>
 ---@param client vim.lsp.Client
-local function show(lines, jobs_at, client)
+---@param uri string? the workspace folder whose queue this is
+local function show(lines, jobs_at, client, uri)
   local buf = M.current.buf
   if not (buf and vim.api.nvim_buf_is_valid(buf)) then
     buf = vim.api.nvim_create_buf(false, true)
@@ -114,7 +115,7 @@ local function show(lines, jobs_at, client)
     col = math.floor((vim.o.columns - width) / 2),
     style = 'minimal',
     border = 'rounded',
-    title = ' Gantry queue ',
+    title = uri and (' Gantry queue: %s '):format(vim.fs.basename(vim.uri_to_fname(uri))) or ' Gantry queue ',
     title_pos = 'center',
   }
   local win = M.current.win
@@ -123,40 +124,56 @@ local function show(lines, jobs_at, client)
   else
     win = vim.api.nvim_open_win(buf, true, config)
   end
-  M.current = { buf = buf, win = win, client_id = client.id, jobs_at = jobs_at }
+  M.current = { buf = buf, win = win, client_id = client.id, uri = uri, jobs_at = jobs_at }
   local function map(lhs, rhs)
     vim.keymap.set('n', lhs, rhs, { buffer = buf, nowait = true, silent = true })
   end
   map('q', close)
   map('<Esc>', close)
   map('R', function()
-    M.open(client)
+    M.open(client, uri)
   end)
   map('r', function()
     local id = (M.current.jobs_at or {})[vim.api.nvim_win_get_cursor(0)[1]]
-    gantry.execute(client, 'gantry.retryQueued', { id and { id = id } or vim.empty_dict() }, function(err, result)
+    gantry.execute(client, 'gantry.retryQueued', { M.args({ id = id }, uri) }, function(err, result)
       if err then
         gantry.notify('retry failed: ' .. (err.message or ''), vim.log.levels.ERROR)
       else
         gantry.notify(('retried %d job(s)'):format((result or {}).retried or 0))
       end
-      M.open(client)
+      M.open(client, uri)
     end)
   end)
 end
 
----Open (or refresh) the queue window for a client (default: the current buffer's).
+---A queue command's argument: {args} with `uri` (a workspace folder) when given; `{}` when
+---empty (the server's first folder).
+---@param args table
+---@param uri string?
+---@return table
+function M.args(args, uri)
+  args.uri = uri
+  return next(args) ~= nil and args or vim.empty_dict()
+end
+
+---Open (or refresh) the queue window for a client (default: the current buffer's), showing the
+---queue of workspace folder {uri} (default: the current buffer's folder, else the server's first).
 ---@param client? vim.lsp.Client
-function M.open(client)
+---@param uri? string
+function M.open(client, uri)
   client = client or gantry.client(nil, true)
   if not client then
     gantry.notify('no Gantry server is running (`:checkhealth gantry`)', vim.log.levels.WARN)
     return
   end
-  gantry.execute(client, 'gantry.queueStatus', {}, function(err, result)
+  if uri == nil then
+    local folder = gantry.folder(client, 0)
+    uri = folder and folder.uri
+  end
+  gantry.execute(client, 'gantry.queueStatus', { M.args({}, uri) }, function(err, result)
     vim.schedule(function()
       local lines, jobs_at = M.render(result, err)
-      show(lines, jobs_at, client)
+      show(lines, jobs_at, client, uri)
     end)
   end)
 end
