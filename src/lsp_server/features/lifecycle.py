@@ -39,6 +39,7 @@ def register(server: LanguageServer, session: Session) -> None:
     @server.feature(types.INITIALIZED)
     async def initialized(ls: LanguageServer, params: types.InitializedParams) -> None:
         started = list(folders)
+        folders.outside.started = True
         await asyncio.gather(service.start_outside(), *(service.start(f) for f in started))
         session.status.update()
         if session.caps.watched_files_registration:
@@ -54,6 +55,8 @@ def register(server: LanguageServer, session: Session) -> None:
         added = [service.add(folder.uri) for folder in params.event.added]
         # Open documents may now belong to another folder: their settings and verdicts changed.
         session.reviewer.request_all()
+        if not folders.outside.started:
+            return  # before `initialized`: it starts every folder known by then
         for folder in added:
             await service.start(folder)
         for folder in added:

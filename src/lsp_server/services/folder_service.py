@@ -108,6 +108,9 @@ class FolderService:
         return folder
 
     async def start(self, folder: Folder) -> None:
+        if folder.started:
+            return
+        folder.started = True
         await self.reload(folder)
         folder.configured.set()  # the first reviews run while the store opens
         await self.open_store(folder)

@@ -36,6 +36,8 @@ class Folder:
     """What the folder's settings may not set, last said to the user (said once)."""
     store: Store | None = None
     dismissed: frozenset[str] = frozenset()
+    started: bool = False
+    """Its start has begun (a folder announced before `initialized` is started once)."""
     configured: asyncio.Event = attrs.field(factory=asyncio.Event)
     """Set once settings are loaded: reviews may run."""
     ready: asyncio.Event = attrs.field(factory=asyncio.Event)

@@ -55,10 +55,14 @@ class RemoteService:
         self._pool = pool
         self._notify_user = notify_user
         self.dispatcher: AsyncDispatcher | None = None
+        self._starting = False
         self._started = asyncio.Event()
         """Set once start() has settled, dispatcher or not: the queue commands wait for it."""
 
     async def start(self) -> None:
+        if self._starting:
+            return
+        self._starting = True
         try:
             await self._start()
         finally:
