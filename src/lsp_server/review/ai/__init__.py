@@ -1,0 +1,1 @@
+"""AI review: units, context packs, the prompt, the answer schema, fix validation, noise control."""
