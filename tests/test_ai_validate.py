@@ -148,7 +148,7 @@ def test_a_fix_must_change_the_flagged_lines(tmp_path):
     assert verdict == FixRefused("target", "the fix changes only whitespace on the flagged lines")
 
 
-def test_code_that_does_not_parse_before_gets_no_fix(tmp_path):
+def test_a_fix_on_code_that_did_not_parse_says_so(tmp_path):
     text = PYTHON + "\ndef broken(:\n    pass\n"
     fix = SuggestedFix("    return total / len(xs)", "    return total / len(xs) if xs else 0.0")
     verdict = validate_fix(fix, snapshot(tmp_path, text), RETURN, MEAN, root=tmp_path)
@@ -189,3 +189,19 @@ def test_comments_in_the_code_change_nothing(tmp_path, injected):
     fix = SuggestedFix("    return total / len(xs)", "    return total / len(xs) +")
     verdict = validate_fix(fix, snapshot(tmp_path, text), (6, 6), (3, 6), root=tmp_path)
     assert isinstance(verdict, FixRefused) and verdict.check == "parses"
+
+
+def test_a_fix_that_repairs_a_syntax_error_passes(tmp_path):
+    text = PYTHON.replace("    return total / len(xs)", "    return total / len(xs")
+    fix = SuggestedFix("    return total / len(xs", "    return total / len(xs)")
+    verdict = validate_fix(fix, snapshot(tmp_path, text), RETURN, MEAN, root=tmp_path)
+    assert isinstance(verdict, FixValid), verdict
+
+
+def test_a_repair_that_brings_an_undefined_name_is_still_refused(tmp_path):
+    text = PYTHON.replace("    return total / len(xs)", "    return total / len(xs")
+    fix = SuggestedFix("    return total / len(xs", "    return total / length(xs)")
+    verdict = validate_fix(fix, snapshot(tmp_path, text), RETURN, MEAN, root=tmp_path)
+    assert verdict == FixRefused(
+        "ruff", "the fix brings new ruff findings: F821 Undefined name `length`"
+    )

@@ -8,7 +8,8 @@ the current text, cheapest first:
    Python `compile()` accepts it;
 4. ruff (Python): no F (pyflakes) or E9 (syntax) finding that was not there before.
 
-Code that does not parse before the fix gets no fix: "parses after" would say nothing.
+A fix that breaks code which parsed is refused; on code that did not parse (or compile)
+before, the refusal says so, and a fix that makes it parse passes.
 Nothing here runs the code: `compile()` only compiles it.
 """
 
@@ -25,7 +26,7 @@ from tree_sitter import Node
 from lsp_server.analysis.languages import LANGUAGES, parser
 from lsp_server.review import ruff_engine
 from lsp_server.review.ai.answer import SuggestedFix
-from lsp_server.review.findings import Edit, Snapshot
+from lsp_server.review.findings import Edit, Finding, Snapshot
 
 Check = Literal["applies", "target", "parses", "compiles", "ruff"]
 _RUFF_RULES = ["F", "E9"]
@@ -89,31 +90,39 @@ def validate_fix(
         return refused
     checks.append("target")
 
+    # The text before the fix is checked only when the fixed one fails, to say whose fault it
+    # is: most fixes pass, and each check of the before text costs as much as of the after.
     language = snapshot.language
     if language in LANGUAGES:
-        if (line := _first_error(language, snapshot.text)) is not None:
-            return FixRefused("parses", f"the document does not parse before the fix (line {line})")
         if (line := _first_error(language, text)) is not None:
+            if (before := _first_error(language, snapshot.text)) is not None:
+                return FixRefused(
+                    "parses", f"the document does not parse before the fix (line {before})"
+                )
             return FixRefused("parses", f"the fixed text does not parse (tree-sitter, line {line})")
         checks.append("parses")
     if language != "python":
         return FixValid(edit, text, tuple(checks))
 
-    try:
-        compile(snapshot.text, snapshot.path, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError) as exc:
-        return FixRefused("compiles", f"the document does not compile before the fix: {exc}")
-    try:
-        compile(text, snapshot.path, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError) as exc:
-        return FixRefused("compiles", f"the fixed text does not compile: {exc}")
+    if (error := _compile_error(text, snapshot.path)) is not None:
+        if (before := _compile_error(snapshot.text, snapshot.path)) is not None:
+            return FixRefused("compiles", f"the document does not compile before the fix: {before}")
+        return FixRefused("compiles", f"the fixed text does not compile: {error}")
     checks.append("compiles")
 
     try:
-        before = errors_before if errors_before is not None else ruff_errors(snapshot, root)
-        after = ruff_errors(attrs.evolve(snapshot, text=text), root)
+        found = _ruff_findings(attrs.evolve(snapshot, text=text), root)
+        after = Counter((f.rule, f.message) for f in found)
+        if after and errors_before is None:
+            errors_before = ruff_errors(snapshot, root)
     except (ruff_engine.RuffUnavailable, ruff_engine.RuffFailed) as exc:
         return FixRefused("ruff", f"ruff could not check the fix: {exc}")
+    before = errors_before or Counter()
+    if any(_syntax(rule) for rule, _ in before):
+        # Ruff reports no pyflakes findings on code it cannot parse, so a fix that repairs it
+        # brings the whole file's back: only those on the lines the fix wrote count as its own.
+        written = range(edit.start[0], edit.start[0] + fix.replace.count("\n") + 1)
+        after = Counter((f.rule, f.message) for f in found if f.start[0] in written)
     new = after - before
     if new:
         shown = "; ".join(f"{rule} {message}" for rule, message in sorted(new))
@@ -122,15 +131,30 @@ def validate_fix(
     return FixValid(edit, text, tuple(checks))
 
 
+def _compile_error(text: str, path: str) -> str | None:
+    try:
+        compile(text, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:  # ValueError: a NUL byte in the source
+        return str(exc)
+    return None
+
+
 def ruff_errors(snapshot: Snapshot, root: Path | None = None) -> Counter[tuple[str, str]]:
     """Ruff's F and E9 findings on a Python snapshot, as (rule, message) counts: positions
     move when a fix adds or removes lines, what is reported does not."""
+    return Counter((f.rule, f.message) for f in _ruff_findings(snapshot, root))
+
+
+def _ruff_findings(snapshot: Snapshot, root: Path | None) -> list[Finding]:
     settings = snapshot.settings
     ruff = attrs.evolve(settings.ruff, select=_RUFF_RULES, extend_select=[])
-    findings = ruff_engine.check(
+    return ruff_engine.check(
         attrs.evolve(snapshot, settings=attrs.evolve(settings, ruff=ruff)), root
     )
-    return Counter((f.rule, f.message) for f in findings)
+
+
+def _syntax(rule: str) -> bool:
+    return rule in (ruff_engine.SYNTAX_ERROR, "syntax-error") or rule.startswith("E9")
 
 
 def _occurrences(text: str, search: str, start: int, end: int) -> list[int]:
