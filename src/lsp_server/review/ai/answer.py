@@ -47,10 +47,11 @@ FINDINGS_SCHEMA: dict[str, Any] = {
                     "end_line": {**_LINE, "description": "Last line (inclusive)."},
                     "start_column": {**_LINE, "description": "Optional, 1-based."},
                     "end_column": {**_LINE, "description": "Optional, 1-based, inclusive."},
-                    "severity": {"enum": list(SEVERITIES)},
-                    "category": {"enum": list(CATEGORIES)},
-                    "message": {"type": "string", "minLength": 1, "maxLength": 300},
-                    "rationale": {"type": "string", "minLength": 1, "maxLength": 2000},
+                    # "type" beside "enum" for the constrained decoders of self-hosted servers
+                    "severity": {"type": "string", "enum": list(SEVERITIES)},
+                    "category": {"type": "string", "enum": list(CATEGORIES)},
+                    "message": {"type": "string", "minLength": 1, "maxLength": 500},
+                    "rationale": {"type": "string", "minLength": 1, "maxLength": 3000},
                     "confidence": {"type": "number", "minimum": 0, "maximum": 1},
                     "fix": {
                         "type": "object",
