@@ -1,0 +1,1 @@
+"""AI review: units, context packs, prompts, answers and their validation, the cache key."""
