@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
-from lsp_server.store.records import ContentRecord, FileRecord, FileState, SymbolHit
+from lsp_server.store.records import ContentRecord, FileRecord, FileState, SymbolHit, SymbolUses
 
 _CHUNK = 500  # stays well under SQLite's bound-parameter limit
+T = TypeVar("T")
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
 
@@ -153,3 +155,32 @@ def symbols_in(conn: sqlite3.Connection, path: str) -> list[SymbolHit]:
         " WHERE f.path = ? ORDER BY s.start_line, s.start_col"
     )
     return [SymbolHit(*row) for row in conn.execute(sql, (path,))]
+
+
+def neighbourhood(
+    conn: sqlite3.Connection, defined: Sequence[str], used: Sequence[str], limit: int = -1
+) -> list[SymbolUses]:
+    """Symbols named in `defined`, then symbols whose bodies use a name in `used` (in path
+    order; at most `limit` for each batch of names, none when negative), each with the
+    identifiers it uses."""
+    found: dict[int, SymbolHit] = {}
+    located = "FROM symbols s JOIN files f ON f.content_hash = s.content_hash"
+    for names, where in (
+        (defined, "s.name IN ({marks})"),
+        (used, "s.id IN (SELECT symbol_id FROM refs WHERE name IN ({marks}))"),
+    ):
+        for chunk in _chunks(list(dict.fromkeys(names))):
+            query = (
+                f"SELECT s.id, {_HIT_COLUMNS} {located} WHERE "
+                + where.format(marks=",".join("?" * len(chunk)))
+                + " ORDER BY f.path, s.start_line, s.id LIMIT ?"
+            )
+            for row in conn.execute(query, (*chunk, limit)):
+                found.setdefault(row[0], SymbolHit(*row[1:]))
+    refs: dict[int, list[str]] = {symbol_id: [] for symbol_id in found}
+    for chunk in _chunks(list(found)):
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT symbol_id, name FROM refs WHERE symbol_id IN ({marks}) ORDER BY name"
+        for symbol_id, name in conn.execute(sql, chunk):
+            refs[symbol_id].append(name)
+    return [SymbolUses(hit, tuple(refs[symbol_id])) for symbol_id, hit in found.items()]
