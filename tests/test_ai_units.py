@@ -204,3 +204,15 @@ def test_blocks_of_nothing_but_comments_or_a_docstring_are_not_units() -> None:
     assert [(u.kind, u.name) for u in split_units("python", source)] == [("function", "f")]
     only_methods = "class A:\n    '''Doc.'''\n\n    def m(self):\n        pass\n"
     assert [u.name for u in split_units("python", only_methods)] == ["A.m"]
+
+
+def test_a_language_without_unit_queries_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="no review units for 'java'"):
+        split_units("java", "class A {}\n")
+
+
+def test_code_being_typed_still_splits() -> None:
+    assert split_units("python", "") == ()
+    broken = "def f(:\n    pass\n\ndef g():\n    return h(1)\n"
+    units = {u.name: u for u in split_units("python", broken)}
+    assert units["g"].calls == ("h",) and units["g"].spans == ((3, 5),)

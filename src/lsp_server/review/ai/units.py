@@ -138,7 +138,10 @@ class _Draft:
 def split_units(language: str, source: str | bytes, tree: Tree | None = None) -> tuple[Unit, ...]:
     """The review units of one file, in document order.
 
-    `tree`, when the caller has one (an incremental parse), must be the parse of `source`."""
+    `tree`, when the caller has one (an incremental parse), must be the parse of `source`.
+    Raises ValueError for a language without unit queries (see LANGUAGES)."""
+    if language not in UNIT_QUERIES:
+        raise ValueError(f"no review units for {language!r}; units exist for {LANGUAGES}")
     data = source.encode("utf-8", "surrogatepass") if isinstance(source, str) else source
     if tree is None:
         tree = parser(language).parse(data)
