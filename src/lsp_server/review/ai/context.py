@@ -302,23 +302,29 @@ def personalised_pagerank(
 
     Written out rather than taken from networkx, whose `pagerank` needs numpy and scipy: the
     graphs here have tens to hundreds of nodes."""
-    nodes = set(restart) | set(edges)
-    for targets in edges.values():
-        nodes.update(targets)
+    names = list(dict.fromkeys([*restart, *edges, *(t for ts in edges.values() for t in ts)]))
+    index = {node: i for i, node in enumerate(names)}
     total = sum(restart.values())
-    start = {node: weight / total for node, weight in restart.items()}
-    out = {node: sum(targets.values()) for node, targets in edges.items()}
-    rank = {node: start.get(node, 0.0) for node in nodes}
+    start = [restart.get(node, 0.0) / total for node in names]
+    # Each node's out-edges as (target, normalised weight); a list walk is what keeps the
+    # iteration cheap enough to rank every unit of a file.
+    links: list[list[tuple[int, float]]] = [[] for _ in names]
+    for node, targets in edges.items():
+        out = sum(targets.values())
+        if out > 0:
+            links[index[node]] = [(index[t], w / out) for t, w in targets.items() if w > 0]
+    dangling_nodes = [i for i, targets in enumerate(links) if not targets]
+    rank = list(start)
     for _ in range(max_iterations):
-        dangling = sum(rank[node] for node in nodes if not out.get(node))
-        new = {node: (1 - damping + damping * dangling) * start.get(node, 0.0) for node in nodes}
-        for node, targets in edges.items():
-            if out[node]:
-                share = damping * rank[node] / out[node]
-                for target, weight in targets.items():
-                    new[target] += share * weight
-        change = sum(abs(new[node] - rank[node]) for node in nodes)
+        dangling = sum(rank[i] for i in dangling_nodes)
+        base = 1 - damping + damping * dangling
+        new = [base * weight for weight in start]
+        for i, targets in enumerate(links):
+            share = damping * rank[i]
+            for target, weight in targets:
+                new[target] += share * weight
+        change = sum(abs(a - b) for a, b in zip(new, rank, strict=True))
         rank = new
-        if change < tolerance * len(nodes):
+        if change < tolerance * len(names):
             break
-    return rank
+    return dict(zip(names, rank, strict=True))
