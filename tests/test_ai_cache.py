@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sqlite3
+import sysconfig
 import textwrap
 import threading
 from pathlib import Path
@@ -14,12 +16,21 @@ import attrs
 import pytest
 from test_store import _read_only
 
+from lsp_server.analysis.indexer import Indexer
+from lsp_server.config import Settings
 from lsp_server.review.ai.cache import cache_key
-from lsp_server.review.ai.context import ContextItem, ContextPack, pack_digest
+from lsp_server.review.ai.context import (
+    ContextItem,
+    ContextPack,
+    build_pack,
+    neighbourhoods,
+    pack_digest,
+)
 from lsp_server.review.ai.units import split_units
 from lsp_server.store import FileRecord, Store, Verdict
 from lsp_server.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
 DAY = 86400.0
 T0 = 1_800_000_000.0
 
@@ -152,3 +163,40 @@ def test_a_version_2_store_migrates_keeping_its_data(store_path: Path) -> None:
         assert set(store.file_states()) == {"a.py", "b.py"}
     with contextlib.closing(sqlite3.connect(store_path)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def _keys(store: Store, root: Path, path: str) -> dict[str, str]:
+    units = split_units("python", (root / path).read_text())
+    packs = neighbourhoods(store, units)
+    return {
+        unit.name: cache_key(unit, build_pack(unit, path, around), "v1", "m")
+        for unit, around in zip(units, packs, strict=True)
+    }
+
+
+def test_after_a_one_line_change_only_that_units_key_is_new(tmp_path: Path) -> None:
+    """Over the standard library's json package, indexed into a real store."""
+    root = tmp_path / "ws"
+    shutil.copytree(STDLIB / "json", root / "json", ignore=shutil.ignore_patterns("__pycache__"))
+    with Store.open(tmp_path / "store.db") as store:
+        indexer = Indexer(store, root, Settings())
+        indexer.index_all()
+        before = {
+            path: _keys(store, root, path) for path in ("json/encoder.py", "json/__init__.py")
+        }
+        encoder = root / "json" / "encoder.py"
+        source = encoder.read_text()
+        line = "        chunks = self.iterencode(o, _one_shot=True)\n"
+        assert source.count(line) == 1
+        encoder.write_text(
+            source.replace(line, line.replace("chunks", "parts") + "        chunks = parts\n")
+        )
+        indexer.index_paths([encoder])
+        after = {path: _keys(store, root, path) for path in before}
+        changed = [
+            (path, name)
+            for path, keys in after.items()
+            for name, key in keys.items()
+            if before[path].get(name) != key
+        ]
+        assert changed == [("json/encoder.py", "JSONEncoder.encode")]
