@@ -19,6 +19,7 @@ from lsp_server.review.ai.context import (
     is_test_path,
     item_tokens,
     neighbourhood,
+    neighbourhoods,
     pack_digest,
     personalised_pagerank,
 )
@@ -198,3 +199,13 @@ def test_pagerank_restarting_at_one_node() -> None:
     edges = {"u": {"x": 1.0, "y": 1.0}, "x": {"z": 1.0}, "y": {"z": 1.0, "w": 1.0}}
     rank = personalised_pagerank(edges, {"u": 1.0})
     assert rank["z"] > rank["w"] and sum(rank.values()) == pytest.approx(1.0)
+
+
+def test_neighbourhoods_read_once_per_file_and_cap_each_name(store: Store, workspace: Path) -> None:
+    units = split_units("python", (workspace / "json/encoder.py").read_text())
+    together = neighbourhoods(store, units)
+    assert together == tuple(neighbourhood(store, unit) for unit in units)
+    # A popular name is capped, in path order.
+    everything = store.neighbourhood([], ["encode"])
+    capped = store.neighbourhood([], ["encode"], per_name=2)
+    assert len(everything) > 2 and capped == everything[:2]

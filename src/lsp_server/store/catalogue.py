@@ -113,6 +113,7 @@ _HIT_COLUMNS = (
     "f.path, s.name, s.kind, s.container, s.start_line, s.start_col, s.end_line, s.end_col,"
     " s.signature, s.docstring"
 )
+_HIT_NAMES = _HIT_COLUMNS.replace("f.", "").replace("s.", "")  # the same, unqualified
 
 
 def search_symbols(conn: sqlite3.Connection, query: str, limit: int) -> list[SymbolHit]:
@@ -158,24 +159,27 @@ def symbols_in(conn: sqlite3.Connection, path: str) -> list[SymbolHit]:
 
 
 def neighbourhood(
-    conn: sqlite3.Connection, defined: Sequence[str], used: Sequence[str], limit: int = -1
+    conn: sqlite3.Connection, defined: Sequence[str], used: Sequence[str], per_name: int = -1
 ) -> list[SymbolUses]:
-    """Symbols named in `defined`, then symbols whose bodies use a name in `used` (in path
-    order; at most `limit` for each batch of names, none when negative), each with the
-    identifiers it uses."""
+    """Symbols named in `defined`, then symbols whose bodies use a name in `used`, each with
+    the identifiers it uses. At most `per_name` symbols for each name (the first in path
+    order; all when negative), so that one popular name (`get`, `run`) cannot flood the rest."""
     found: dict[int, SymbolHit] = {}
-    located = "FROM symbols s JOIN files f ON f.content_hash = s.content_hash"
-    for names, where in (
-        (defined, "s.name IN ({marks})"),
-        (used, "s.id IN (SELECT symbol_id FROM refs WHERE name IN ({marks}))"),
+    for names, key, source in (
+        (defined, "s.name", "symbols s"),
+        (used, "r.name", "refs r JOIN symbols s ON s.id = r.symbol_id"),
     ):
         for chunk in _chunks(list(dict.fromkeys(names))):
+            marks = ",".join("?" * len(chunk))
             query = (
-                f"SELECT s.id, {_HIT_COLUMNS} {located} WHERE "
-                + where.format(marks=",".join("?" * len(chunk)))
-                + " ORDER BY f.path, s.start_line, s.id LIMIT ?"
+                f"SELECT id, {_HIT_NAMES} FROM"
+                f" (SELECT s.id, {_HIT_COLUMNS}, row_number() OVER"
+                f" (PARTITION BY {key} ORDER BY f.path, s.start_line, s.id) AS nth"
+                f" FROM {source} JOIN files f ON f.content_hash = s.content_hash"
+                f" WHERE {key} IN ({marks}))"
+                " WHERE ? < 0 OR nth <= ? ORDER BY path, start_line, id"
             )
-            for row in conn.execute(query, (*chunk, limit)):
+            for row in conn.execute(query, (*chunk, per_name, per_name)):
                 found.setdefault(row[0], SymbolHit(*row[1:]))
     refs: dict[int, list[str]] = {symbol_id: [] for symbol_id in found}
     for chunk in _chunks(list(found)):

@@ -143,11 +143,11 @@ class Store:
         return catalogue.symbols_in(self._reader(), path)
 
     def neighbourhood(
-        self, defined: Sequence[str], used: Sequence[str], limit: int = -1
+        self, defined: Sequence[str], used: Sequence[str], per_name: int = -1
     ) -> list[SymbolUses]:
         """The definitions of `defined` and the users of `used`, with what each uses (a repo
-        map's nodes around some code); `limit` per batch of names, none when negative."""
-        return catalogue.neighbourhood(self._reader(), defined, used, limit)
+        map's nodes around some code); at most `per_name` for each name, all when negative."""
+        return catalogue.neighbourhood(self._reader(), defined, used, per_name)
 
     # -- the AI review cache -----------------------------------------------------------------
 

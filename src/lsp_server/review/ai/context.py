@@ -102,7 +102,8 @@ def neighbourhoods(
     """Each unit's `neighbourhood` (at most `limit` definitions and `limit` users, in path
     order), all from one read of the store: a file's units share most of their names."""
     names = {name for unit in units if (name := short_name(unit))}
-    symbols = store.neighbourhood(sorted({r for u in units for r in u.refs}), sorted(names))
+    refs = sorted({ref for unit in units for ref in unit.refs})
+    symbols = store.neighbourhood(refs, sorted(names), per_name=limit)
     defined: dict[str, list[SymbolUses]] = defaultdict(list)
     users: dict[str, list[SymbolUses]] = defaultdict(list)
     for symbol in symbols:
