@@ -3,11 +3,13 @@
 from lsp_server.store.db import NotAStoreError
 from lsp_server.store.records import (
     VERDICT_KINDS,
+    CachedReview,
     ContentRecord,
     FileRecord,
     FileState,
     SymbolHit,
     SymbolRecord,
+    SymbolUses,
     Verdict,
     VerdictKind,
 )
@@ -16,6 +18,7 @@ from lsp_server.store.store import Store, VerdictNotStored
 
 __all__ = [
     "VERDICT_KINDS",
+    "CachedReview",
     "ContentRecord",
     "FileRecord",
     "FileState",
@@ -24,6 +27,7 @@ __all__ = [
     "Store",
     "SymbolHit",
     "SymbolRecord",
+    "SymbolUses",
     "Verdict",
     "VerdictKind",
     "VerdictNotStored",

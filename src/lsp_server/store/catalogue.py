@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
-from lsp_server.store.records import ContentRecord, FileRecord, FileState, SymbolHit
+from lsp_server.store.records import ContentRecord, FileRecord, FileState, SymbolHit, SymbolUses
 
 _CHUNK = 500  # stays well under SQLite's bound-parameter limit
+T = TypeVar("T")
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
 
@@ -111,6 +113,7 @@ _HIT_COLUMNS = (
     "f.path, s.name, s.kind, s.container, s.start_line, s.start_col, s.end_line, s.end_col,"
     " s.signature, s.docstring"
 )
+_HIT_NAMES = _HIT_COLUMNS.replace("f.", "").replace("s.", "")  # the same, unqualified
 
 
 def search_symbols(conn: sqlite3.Connection, query: str, limit: int) -> list[SymbolHit]:
@@ -153,3 +156,35 @@ def symbols_in(conn: sqlite3.Connection, path: str) -> list[SymbolHit]:
         " WHERE f.path = ? ORDER BY s.start_line, s.start_col"
     )
     return [SymbolHit(*row) for row in conn.execute(sql, (path,))]
+
+
+def neighbourhood(
+    conn: sqlite3.Connection, defined: Sequence[str], used: Sequence[str], per_name: int = -1
+) -> list[SymbolUses]:
+    """Symbols named in `defined`, then symbols whose bodies use a name in `used`, each with
+    the identifiers it uses. At most `per_name` symbols for each name (the first in path
+    order; all when negative), so that one popular name (`get`, `run`) cannot flood the rest."""
+    found: dict[int, SymbolHit] = {}
+    for names, key, source in (
+        (defined, "s.name", "symbols s"),
+        (used, "r.name", "refs r JOIN symbols s ON s.id = r.symbol_id"),
+    ):
+        for chunk in _chunks(list(dict.fromkeys(names))):
+            marks = ",".join("?" * len(chunk))
+            query = (
+                f"SELECT id, {_HIT_NAMES} FROM"
+                f" (SELECT s.id, {_HIT_COLUMNS}, row_number() OVER"
+                f" (PARTITION BY {key} ORDER BY f.path, s.start_line, s.id) AS nth"
+                f" FROM {source} JOIN files f ON f.content_hash = s.content_hash"
+                f" WHERE {key} IN ({marks}))"
+                " WHERE ? < 0 OR nth <= ? ORDER BY path, start_line, id"
+            )
+            for row in conn.execute(query, (*chunk, per_name, per_name)):
+                found.setdefault(row[0], SymbolHit(*row[1:]))
+    refs: dict[int, list[str]] = {symbol_id: [] for symbol_id in found}
+    for chunk in _chunks(list(found)):
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT symbol_id, name FROM refs WHERE symbol_id IN ({marks}) ORDER BY name"
+        for symbol_id, name in conn.execute(sql, chunk):
+            refs[symbol_id].append(name)
+    return [SymbolUses(hit, tuple(refs[symbol_id])) for symbol_id, hit in found.items()]

@@ -90,3 +90,26 @@ class SymbolHit:
     end_col: int
     signature: str
     docstring: str | None
+
+
+@attrs.frozen
+class SymbolUses:
+    """A stored symbol, located, with the identifiers its body uses: one node of a repo map."""
+
+    hit: SymbolHit
+    refs: tuple[str, ...]
+
+
+@attrs.frozen
+class CachedReview:
+    """One AI review result, stored by its cache key (see review/ai/cache.py). The store keeps
+    the answer as the caller serialised it and never looks inside."""
+
+    key: str
+    answer: str
+    """Opaque JSON text: the findings (possibly none: "clean") and their provenance."""
+    model: str
+    prompt_version: str
+    created_at: float
+    read_at: float
+    """When a review last used it, to the hour: entries unread for long are pruned."""

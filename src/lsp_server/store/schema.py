@@ -80,7 +80,18 @@ def _v2_refs_and_search(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_catalogue, _v2_refs_and_search)
+def _v3_ai_cache(conn: sqlite3.Connection) -> None:
+    """AI review results by cache key, shared by the editor and `gantry check`."""
+    # A rowid table: answers run to kilobytes, which WITHOUT ROWID tables store poorly.
+    conn.execute(
+        "CREATE TABLE ai_reviews (key TEXT PRIMARY KEY, answer TEXT NOT NULL,"
+        " model TEXT NOT NULL, prompt_version TEXT NOT NULL, created_at REAL NOT NULL,"
+        " read_at REAL NOT NULL)"
+    )
+    conn.execute("CREATE INDEX idx_ai_reviews_read_at ON ai_reviews (read_at)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_catalogue, _v2_refs_and_search, _v3_ai_cache)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -12,20 +12,34 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Self, TypeVar
 
-from lsp_server.store import catalogue
+import attrs
+
+from lsp_server.store import ai_reviews, catalogue
 from lsp_server.store.db import connect, diagnose, move_aside, retry_busy
 from lsp_server.store.journal import VerdictJournal, journal_path
-from lsp_server.store.records import ContentRecord, FileRecord, FileState, SymbolHit, Verdict
+from lsp_server.store.records import (
+    CachedReview,
+    ContentRecord,
+    FileRecord,
+    FileState,
+    SymbolHit,
+    SymbolUses,
+    Verdict,
+)
 from lsp_server.store.schema import migrate
 from lsp_server.store.writer import StoreWriter
 
 T = TypeVar("T")
 log = logging.getLogger("gantry.store")
 _VERDICT_COLUMNS = "fingerprint, verdict, rule, path, message, created_at"
+READ_AT_RESOLUTION_S = 3600.0
+"""A cache hit records its read only when the last recorded one is older than this: pruning
+counts in days, so nearly every hit stays a pure read, with no write transaction."""
 
 
 class VerdictNotStored(Exception):
@@ -127,6 +141,60 @@ class Store:
 
     def symbols_in(self, path: str) -> list[SymbolHit]:
         return catalogue.symbols_in(self._reader(), path)
+
+    def neighbourhood(
+        self, defined: Sequence[str], used: Sequence[str], per_name: int = -1
+    ) -> list[SymbolUses]:
+        """The definitions of `defined` and the users of `used`, with what each uses (a repo
+        map's nodes around some code); at most `per_name` for each name, all when negative."""
+        return catalogue.neighbourhood(self._reader(), defined, used, per_name)
+
+    # -- the AI review cache -----------------------------------------------------------------
+
+    def ai_cached(self, key: str, *, now: float | None = None) -> CachedReview | None:
+        """The cached review under `key`, or None. Any thread."""
+        return self.ai_cached_many([key], now=now).get(key)
+
+    def ai_cached_many(
+        self, keys: Iterable[str], *, now: float | None = None
+    ) -> dict[str, CachedReview]:
+        """The cached reviews among `keys` (a file's units at once: one query). Any thread."""
+        now = time.time() if now is None else now
+        found = ai_reviews.read(self._reader(), list(dict.fromkeys(keys)))
+        stale = [
+            key for key, review in found.items() if review.read_at < now - READ_AT_RESOLUTION_S
+        ]
+        if stale:
+            try:
+                self._write(lambda conn: ai_reviews.touch(conn, stale, now))
+            except sqlite3.OperationalError as exc:  # a read-only file still answers hits
+                log.warning("cannot record reads of cached AI reviews in %s: %s", self.path, exc)
+            else:
+                found.update((key, attrs.evolve(found[key], read_at=now)) for key in stale)
+        return found
+
+    def put_ai_review(
+        self,
+        key: str,
+        answer: str,
+        *,
+        model: str,
+        prompt_version: str,
+        now: float | None = None,
+    ) -> CachedReview:
+        """Cache a review's answer (JSON text, an empty answer too: "clean") under `key`,
+        replacing what was there. Any thread; returns once committed. Raises
+        sqlite3.OperationalError when the file cannot be written: the review stands uncached."""
+        now = time.time() if now is None else now
+        review = CachedReview(key, answer, model, prompt_version, now, now)
+        self._write(lambda conn: ai_reviews.write(conn, review))
+        return review
+
+    def prune_ai_reviews(self, unread_days: float, *, now: float | None = None) -> int:
+        """Drop cached reviews no review has read for `unread_days`; returns how many."""
+        now = time.time() if now is None else now
+        cutoff = now - unread_days * 86400
+        return self._write(lambda conn: ai_reviews.prune(conn, cutoff))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
