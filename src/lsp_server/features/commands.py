@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import attrs
-import cattrs
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.uris import to_fs_path
 
 from lsp_server.analysis.languages import language_for_path
+from lsp_server.contract import commands
+from lsp_server.contract.commands import DismissArgs, NoArgs, ReviewFileArgs, ReviewPathsArgs
+from lsp_server.contract.converter import ContractError
 from lsp_server.features.lifecycle import open_store
 
 if TYPE_CHECKING:
@@ -21,29 +23,7 @@ if TYPE_CHECKING:
     from lsp_server.server import GantryServer
 
 log = logging.getLogger("gantry.commands")
-_converter = cattrs.Converter()
-
-
-@attrs.frozen
-class DismissArgs:
-    uri: str
-    fingerprint: str
-    verdict: Literal["dismissed", "false_positive"] = "dismissed"
-    reason: str | None = None
-
-
-@attrs.frozen
-class ReviewFileArgs:
-    uri: str
-
-
-@attrs.frozen
-class ReviewPathsArgs:
-    paths: list[str]
-    """Files or folders on disk (file system paths, not URIs); relative ones are taken from
-    the workspace root."""
-    fingerprints: bool = True
-    """False when the caller will not read them (a text report): they cost a parse per file."""
+Handler = Callable[[Any, Any], Awaitable[Any]]
 
 
 def _reviewed(result: OnDiskReview) -> OnDiskReview:
@@ -52,22 +32,31 @@ def _reviewed(result: OnDiskReview) -> OnDiskReview:
     return result
 
 
-def parse_args(cls: type, args: Any):
-    """Commands take one object argument; accept it bare or as the single list element."""
-    value = args[0] if isinstance(args, list) and len(args) == 1 else args
-    try:
-        return _converter.structure(value, cls)
-    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
-        names = ", ".join(f.name for f in attrs.fields(cls))
-        raise JsonRpcInvalidParams(f"expected one object with {names}; got {args!r}") from exc
+def command(server: GantryServer, name: str) -> Callable[[Handler], Handler]:
+    """Register a `gantry.*` command whose handler takes its arguments typed, as the class
+    `contract.commands.COMMANDS` names for it: arguments that do not fit get InvalidParams
+    saying what is wrong, and the handler never runs."""
+    cls = commands.COMMANDS[name]
+
+    def register(handler: Handler) -> Handler:
+        @server.command(name)
+        async def run(ls, *args: Any) -> Any:  # no hints: pygls would structure by them
+            try:
+                params = commands.parse(cls, list(args))
+            except ContractError as exc:
+                raise JsonRpcInvalidParams(f"{name}: invalid arguments: {exc}") from exc
+            return await handler(ls, params)
+
+        return handler
+
+    return register
 
 
 def register(server: GantryServer) -> None:
-    @server.command("gantry.dismissFinding")
-    async def dismiss_finding(ls, *args: Any) -> dict:  # no hints: pygls resolves them
+    @command(server, "gantry.dismissFinding")
+    async def dismiss_finding(ls: GantryServer, params: DismissArgs) -> dict:
         from lsp_server.store import Verdict, VerdictNotStored
 
-        params: DismissArgs = parse_args(DismissArgs, list(args))
         snapshot, findings = ls.published.get(params.uri, (None, ()))
         finding = next((f for f in findings if f.fingerprint == params.fingerprint), None)
         verdict = Verdict(
@@ -95,9 +84,8 @@ def register(server: GantryServer) -> None:
                 ls.reviewer.publish(snap, kept)
         return {"fingerprint": params.fingerprint, "verdict": params.verdict}
 
-    @server.command("gantry.reviewFile")
-    async def review_file(ls, *args: Any) -> dict:
-        params: ReviewFileArgs = parse_args(ReviewFileArgs, list(args))
+    @command(server, "gantry.reviewFile")
+    async def review_file(ls: GantryServer, params: ReviewFileArgs) -> dict:
         path = to_fs_path(params.uri)
         if params.uri in ls.workspace.text_documents:
             ls.reviewer.request(params.uri)
@@ -107,19 +95,18 @@ def register(server: GantryServer) -> None:
         result = _reviewed(await ls.reviewer.review_on_disk([Path(path)]))
         return {"files": len(result.files), "findings": result.findings}
 
-    @server.command("gantry.reviewWorkspace")
-    async def review_workspace(ls, *args: Any) -> dict:
+    @command(server, "gantry.reviewWorkspace")
+    async def review_workspace(ls: GantryServer, params: NoArgs) -> dict:
         if ls.root is None:
             raise JsonRpcInvalidParams("no workspace folder is open")
         result = _reviewed(await ls.reviewer.review_on_disk([ls.root]))
         return {"files": len(result.files), "findings": result.findings}
 
-    @server.command("gantry.reviewPaths")
-    async def review_paths(ls, *args: Any) -> dict:
+    @command(server, "gantry.reviewPaths")
+    async def review_paths(ls: GantryServer, params: ReviewPathsArgs) -> dict:
         """Review files and folders on disk as `ruff check PATHS` would (what `gantry check`
         asks); diagnostics are published, one per file reviewed, before this answers with the
         paths of the files reviewed and of those skipped, and why."""
-        params: ReviewPathsArgs = parse_args(ReviewPathsArgs, list(args))
         base = ls.root or Path.cwd()
         paths = [base / path for path in params.paths]
         result = _reviewed(

@@ -9,10 +9,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from lsp_server.config import queue_path
-from lsp_server.features.commands import parse_args
+from lsp_server.contract.commands import NoArgs, RetryArgs
+from lsp_server.features.commands import command
 
 if TYPE_CHECKING:
     from lsp_server.server import GantryServer
@@ -21,12 +20,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gantry.remote")
 _START_WAIT_S = 30.0
-
-
-@attrs.frozen
-class RetryArgs:
-    id: int | None = None
-    """One job; all dead and parked jobs when omitted."""
 
 
 def job_summary(job: Job) -> dict[str, Any]:
@@ -147,11 +140,10 @@ def _review_only(server: GantryServer) -> bool:
 def register(server: GantryServer) -> None:
     service = server.remote
 
-    @server.command("gantry.queueStatus")
-    async def queue_status(ls, *args: Any) -> dict[str, Any]:  # no hints: pygls resolves them
+    @command(server, "gantry.queueStatus")
+    async def queue_status(ls: GantryServer, params: NoArgs) -> dict[str, Any]:
         return await service.queue_status()
 
-    @server.command("gantry.retryQueued")
-    async def retry_queued(ls, *args: Any) -> dict[str, Any]:
-        params = parse_args(RetryArgs, list(args)) if args and args != ([],) else RetryArgs()
+    @command(server, "gantry.retryQueued")
+    async def retry_queued(ls: GantryServer, params: RetryArgs) -> dict[str, Any]:
         return await service.retry(params)

@@ -28,7 +28,7 @@ import attrs
 
 from lsp_server.config import Settings, load_settings
 from lsp_server.headless.client import SERVE_COMMAND, CheckSession, ServerError, normalise_uri
-from lsp_server.headless.findings import Finding, Report, finding_from_diagnostic, level_rank
+from lsp_server.headless.report import Report, Reported, level_rank, reported
 from lsp_server.headless.reporters import render
 from lsp_server.headless.reporters.summary import summary_line
 
@@ -47,7 +47,7 @@ class UsageError(Exception):
 
 @attrs.frozen
 class Analysis:
-    findings: tuple[Finding, ...]
+    findings: tuple[Reported, ...]
     files: int
     """Files the server was to review, analysed or not."""
     skipped: tuple[tuple[Path, str], ...] = ()
@@ -98,7 +98,7 @@ async def analyse(
         files, skipped = list(selection.files), selection.skipped
         missing = tuple(path for path in files if _uri(path) not in published)
     findings = tuple(
-        finding_from_diagnostic(_relative(path, root), diagnostic)
+        reported(_relative(path, root), diagnostic)
         for path in files
         for diagnostic in published.get(_uri(path), ())
     )
@@ -133,7 +133,7 @@ def exit_code(report: Report, fail_on: str) -> int:
     if not report.complete:
         return EXIT_INCOMPLETE
     if fail_on != "never" and any(
-        level_rank(finding.level) <= level_rank(fail_on) for finding in report.findings
+        level_rank(item.finding.level) <= level_rank(fail_on) for item in report.findings
     ):
         return EXIT_FINDINGS
     return EXIT_OK
