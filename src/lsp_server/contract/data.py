@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from lsp_server.contract.converter import ContractError, structure
+from lsp_server.contract.converter import ContractError, intern, structure
 from lsp_server.review.findings import Applicability, Provenance
 
 log = logging.getLogger("gantry.contract")
@@ -57,13 +57,16 @@ class DiagnosticData:
     range counts, as ruff reports it."""
 
 
+intern(Provenance)
+
+
 def read(data: Any) -> DiagnosticData | None:
     """A diagnostic's `data` as Gantry wrote it; None when it is missing or not Gantry's (a
     client may send back anything)."""
     if data is None:
         return None
     try:
-        return structure(data, DiagnosticData)
+        return structure(data, DiagnosticData, explain=False)
     except ContractError as exc:
         log.debug("diagnostic data that is not Gantry's: %s", exc)
         return None
