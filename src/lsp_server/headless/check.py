@@ -97,12 +97,12 @@ async def analyse(
         selection = await asyncio.to_thread(_selection, workspace, paths, settings)
         files, skipped = list(selection.files), selection.skipped
         missing = tuple(path for path in files if _uri(path) not in published)
-    findings = tuple(
-        reported(_relative(path, root), diagnostic)
-        for path in files
-        for diagnostic in published.get(_uri(path), ())
-    )
-    return Analysis(findings, len(files), skipped, missing)
+    findings: list[Reported] = []
+    for path in files:
+        if diagnostics := published.get(_uri(path)):  # relpath once per file: it is costly
+            relative = _relative(path, root)
+            findings.extend(reported(relative, diagnostic) for diagnostic in diagnostics)
+    return Analysis(tuple(findings), len(files), skipped, missing)
 
 
 def _selection(workspace: Path, paths: list[Path], settings: Settings) -> Selection:
