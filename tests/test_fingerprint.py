@@ -17,7 +17,7 @@ from lsp_server.analysis.fingerprint import (
     fingerprint_findings,
 )
 from lsp_server.analysis.languages import parser
-from lsp_server.review.findings import Finding
+from lsp_server.review.findings import Finding, Provenance
 
 SOURCE = """import os
 
@@ -39,7 +39,7 @@ class Shop:
 def _finding(text: str, line_text: str, nth: int = 0, rule: str = "E722") -> Finding:
     lines = text.splitlines()
     line = [i for i, line in enumerate(lines) if line.strip() == line_text][nth]
-    return Finding(rule, "msg", "info", (line, 8), (line, 14), "ruff")
+    return Finding(rule, "msg", "info", (line, 8), (line, 14), Provenance("ruff"))
 
 
 def _fp(text: str, line_text: str, nth: int = 0, rule: str = "E722") -> str:
@@ -74,15 +74,15 @@ def test_changes_when_the_flagged_code_or_its_scope_changes():
 
 def test_identical_findings_in_one_scope_are_ranked():
     text = "def f():\n    x = 1\n    x = 1\n"
-    a = Finding("F841", "m", "warning", (1, 4), (1, 5), "ruff")
-    b = Finding("F841", "m", "warning", (2, 4), (2, 5), "ruff")
+    a = Finding("F841", "m", "warning", (1, 4), (1, 5), Provenance("ruff"))
+    b = Finding("F841", "m", "warning", (2, 4), (2, 5), Provenance("ruff"))
     first, second = fingerprint_findings([a, b], text, "python")
     assert first.fingerprint != second.fingerprint
     # inserting a line above both keeps both
     moved = fingerprint_findings(
         [
-            Finding("F841", "m", "warning", (2, 4), (2, 5), "ruff"),
-            Finding("F841", "m", "warning", (3, 4), (3, 5), "ruff"),
+            Finding("F841", "m", "warning", (2, 4), (2, 5), Provenance("ruff")),
+            Finding("F841", "m", "warning", (3, 4), (3, 5), Provenance("ruff")),
         ],
         "def f():\n    y = 0\n    x = 1\n    x = 1\n",
         "python",
@@ -93,7 +93,7 @@ def test_identical_findings_in_one_scope_are_ranked():
 def test_unparsed_languages_still_get_fingerprints():
     text = "a\nb\n"
     (finding,) = fingerprint_findings(
-        [Finding("X1", "m", "info", (1, 0), (1, 1), "other")], text, None
+        [Finding("X1", "m", "info", (1, 0), (1, 1), Provenance("other"))], text, None
     )
     assert finding.fingerprint
 
@@ -142,7 +142,9 @@ def _every_line(text: str, span: int = 0) -> list[Finding]:
     repeated rules so that ranks matter."""
     count = text.count("\n") + 2
     return [
-        Finding(f"R{line % 3}", "m", "info", (line, 0), (line + span * (line % 4), 0), "t")
+        Finding(
+            f"R{line % 3}", "m", "info", (line, 0), (line + span * (line % 4), 0), Provenance("t")
+        )
         for line in range(count)
     ]
 
@@ -311,7 +313,7 @@ def test_twenty_thousand_findings_in_linear_time():
     unit = "def f{n}(a):\n    x = a == None\n    return a\n"
     text = "".join(unit.format(n=n) for n in range(10_000))
     findings = [
-        Finding(rule, "m", "info", (3 * n + 1, 4), (3 * n + 1, 5), "ruff")
+        Finding(rule, "m", "info", (3 * n + 1, 4), (3 * n + 1, 5), Provenance("ruff"))
         for n in range(10_000)
         for rule in ("F841", "E711")
     ]

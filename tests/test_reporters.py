@@ -9,55 +9,66 @@ import jsonschema
 import pytest
 
 from lsp_server import __version__
-from lsp_server.headless.findings import (
-    Finding,
-    Fix,
-    FixEdit,
-    Report,
-    Span,
-    finding_from_diagnostic,
-)
+from lsp_server.contract import data
+from lsp_server.contract.converter import unstructure
+from lsp_server.headless.report import Report, Reported, reported
 from lsp_server.headless.reporters import render
 from lsp_server.headless.reporters.github import escape_data, escape_property
 from lsp_server.headless.reporters.summary import summary_line
+from lsp_server.review.findings import Edit, Finding, Fix, Provenance
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0-schema.json").read_text())
 ROOT = Path("/work/project")
+RUFF = Provenance("ruff", "0.17.6")
+AI = Provenance("gantry-ai", model="m-1", endpoint="gpu-box", prompt_version="3", cached=False)
 
-UNUSED_IMPORT = Finding(
-    path="pkg/mod.py",
-    span=Span(1, 8, 1, 10),
-    level="error",
-    rule="F401",
-    message="`os` imported but unused",
+
+def finding(path: str, start, end, level, rule, message, **more) -> Reported:
+    """A report entry; positions 0-based, as findings hold them (reports show them 1-based)."""
+    cell = more.pop("cell", None)
+    more.setdefault("provenance", RUFF)
+    return Reported(path, Finding(rule, message, level, start, end, **more), cell)
+
+
+UNUSED_IMPORT = finding(
+    "pkg/mod.py",
+    (0, 7),
+    (0, 9),
+    "error",
+    "F401",
+    "`os` imported but unused",
     url="https://docs.astral.sh/ruff/rules/unused-import",
     fingerprint="fp-f401",
-    fix=Fix("Remove unused import: `os`", "safe", (FixEdit(Span(1, 1, 2, 1), ""),)),
+    fix=Fix("Remove unused import: `os`", "safe", (Edit((0, 0), (1, 0), ""),)),
 )
-LONG_LINE = Finding(
-    path="a b.py",
-    span=Span(3, 101, 3, 120),
-    level="warning",
-    rule="E501",
-    message="Line too long (119 > 100)",
+LONG_LINE = finding(
+    "a b.py",
+    (2, 100),
+    (2, 119),
+    "warning",
+    "E501",
+    "Line too long (119 > 100)",
     url="https://docs.astral.sh/ruff/rules/line-too-long",
     fingerprint="fp-e501",
 )
-UNSAFE_FIX = Finding(
-    path="pkg/mod.py",
-    span=Span(7, 5, 7, 6),
-    level="info",
-    rule="F841",
-    message="Local variable `x` is assigned to but never used",
+UNSAFE_FIX = finding(
+    "pkg/mod.py",
+    (6, 4),
+    (6, 5),
+    "info",
+    "F841",
+    "Local variable `x` is assigned to but never used",
     fingerprint="fp-f841",
-    fix=Fix("Remove assignment to unused variable `x`", "unsafe", (FixEdit(Span(7, 5, 7, 9), ""),)),
+    fix=Fix("Remove assignment to unused variable `x`", "unsafe", (Edit((6, 4), (6, 8), ""),)),
 )
-HINT = Finding(
-    path="pkg/mod.py",
-    span=Span(2, 1, 2, 1),
-    level="hint",
-    rule="AI001",
-    message="Consider a docstring:\nit explains why, 100% of the time",
+HINT = finding(
+    "pkg/mod.py",
+    (1, 0),
+    (1, 0),
+    "hint",
+    "AI001",
+    "Consider a docstring:\nit explains why, 100% of the time",
+    provenance=AI,
 )
 REPORT = Report((UNUSED_IMPORT, LONG_LINE, UNSAFE_FIX, HINT), files_checked=3)
 
@@ -104,7 +115,16 @@ def test_json_is_a_stable_versioned_document():
             "applicability": "safe",
             "edits": [{"line": 1, "column": 1, "endLine": 2, "endColumn": 1, "newText": ""}],
         },
+        "provenance": {"engine": "ruff", "version": "0.17.6"},
     }
+    assert document["findings"][2]["provenance"] == {
+        "engine": "gantry-ai",
+        "model": "m-1",
+        "endpoint": "gpu-box",
+        "promptVersion": "3",
+        "cached": False,
+    }
+    assert document["findings"][2]["fingerprint"] is None
     assert document["summary"] == {
         "findings": 4,
         "errors": 1,
@@ -191,13 +211,8 @@ def test_github_annotations():
     assert render(Report((), files_checked=1), "github", ROOT) == ""
 
 
-NOTEBOOK_CELL = Finding(
-    path="nb.ipynb",
-    span=Span(1, 8, 1, 10),
-    level="warning",
-    rule="F401",
-    message="`os` imported but unused",
-    cell=2,
+NOTEBOOK_CELL = finding(
+    "nb.ipynb", (0, 7), (0, 9), "warning", "F401", "`os` imported but unused", cell=2
 )
 
 
@@ -217,13 +232,18 @@ def test_a_notebook_finding_names_its_cell_as_ruff_does():
 def test_github_escaping():
     assert escape_data("50% done\r\nnext: a,b") == "50%25 done%0D%0Anext: a,b"
     assert escape_property("dir:x,y%\n") == "dir%3Ax%2Cy%25%0A"
-    weird = Finding("we,ird:name.py", Span(1, 1, 1, 2), "error", "X1", "bad")
+    weird = finding("we,ird:name.py", (0, 0), (0, 1), "error", "X1", "bad")
     assert render(Report((weird,), 1), "github", ROOT).startswith(
         "::error file=we%2Cird%3Aname.py,"
     )
 
 
-def test_finding_from_diagnostic_reads_the_server_contract():
+def test_a_published_diagnostic_reads_back_as_the_servers_finding():
+    fix = data.FixData(
+        "Remove it",
+        "safe",
+        (data.TextEdit(data.Range(data.Position(4, 0), data.Position(5, 0)), ""),),
+    )
     diagnostic = {
         "range": {"start": {"line": 4, "character": 0}, "end": {"line": 4, "character": 9}},
         "message": "`sys` imported but unused",
@@ -231,37 +251,30 @@ def test_finding_from_diagnostic_reads_the_server_contract():
         "code": "F401",
         "codeDescription": {"href": "https://docs.astral.sh/ruff/rules/unused-import"},
         "source": "gantry",
-        "data": {
-            "fingerprint": "abc",
-            "fix": {
-                "message": "Remove it",
-                "applicability": "safe",
-                "edits": [
-                    {
-                        "range": {
-                            "start": {"line": 4, "character": 0},
-                            "end": {"line": 5, "character": 0},
-                        },
-                        "newText": "",
-                    }
-                ],
-            },
-        },
+        "data": unstructure(data.DiagnosticData("abc", fix, RUFF)),
     }
-    finding = finding_from_diagnostic("m.py", diagnostic)
-    assert finding == Finding(
-        path="m.py",
-        span=Span(5, 1, 5, 10),
-        level="warning",
-        rule="F401",
-        message="`sys` imported but unused",
+    assert reported("m.py", diagnostic) == finding(
+        "m.py",
+        (4, 0),
+        (4, 9),
+        "warning",
+        "F401",
+        "`sys` imported but unused",
         url="https://docs.astral.sh/ruff/rules/unused-import",
         fingerprint="abc",
-        fix=Fix("Remove it", "safe", (FixEdit(Span(5, 1, 6, 1), ""),)),
+        fix=Fix("Remove it", "safe", (Edit((4, 0), (5, 0), ""),)),
     )
-    bare = {"range": diagnostic["range"], "message": "m", "data": {"fix": None}}
-    assert finding_from_diagnostic("m.py", bare).level == "error"
-    assert finding_from_diagnostic("m.py", bare).fix is None
-    in_cell = {**bare, "data": {"fix": None, "fingerprint": "", "cell": 3}}
-    assert finding_from_diagnostic("nb.ipynb", in_cell).cell == 3
-    assert finding_from_diagnostic("nb.ipynb", in_cell).fingerprint is None
+    in_cell = {**diagnostic, "data": unstructure(data.DiagnosticData("", None, RUFF, cell=3))}
+    assert reported("nb.ipynb", in_cell).cell == 3
+    assert reported("nb.ipynb", in_cell).finding.fingerprint == ""
+
+
+@pytest.mark.parametrize("raw", [None, {"fix": None}, {"fingerprint": 3}, "text"])
+def test_a_diagnostic_without_gantrys_data_is_still_reported(raw):
+    diagnostic = {
+        "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 1}}
+    }
+    item = reported("m.py", {**diagnostic, "message": "m", "source": "other", "data": raw})
+    assert (item.finding.level, item.finding.rule) == ("error", "other")
+    assert (item.finding.fix, item.finding.fingerprint, item.cell) == (None, "", None)
+    assert item.finding.provenance == Provenance("other")

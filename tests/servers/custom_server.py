@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from lsp_server.review.findings import Finding
+from lsp_server.review.findings import Finding, Provenance
 from lsp_server.review.local import LocalReview
 from lsp_server.server import create_server, run
 
@@ -38,7 +38,7 @@ class GatedEngine:
             level="warning",
             start=(0, 0),
             end=(0, 1),
-            engine="gated",
+            provenance=Provenance(engine="gated"),
             fingerprint=f"gated-{snapshot.version}",
         )
         return LocalReview(findings=(finding,))

@@ -24,9 +24,29 @@ local function noted(pattern, since)
   end
 end
 
+-- What the server sends (diagnostics' data, gantry/status) and what the plugin sends it
+-- (commands' arguments), checked against the server's schemas as it passes; the last test
+-- expects no problem.
+local contract = { problems = {}, checked = {} }
+local function against(name, value, what)
+  contract.checked[name] = (contract.checked[name] or 0) + 1
+  for _, problem in ipairs(h.problems(h.schema(name), value)) do
+    contract.problems[#contract.problems + 1] = what .. ' ' .. problem
+  end
+end
+local status_module = require('gantry.status')
+local status_update = status_module.update
+status_module.update = function(client_id, params)
+  against('status.json', params, 'gantry/status')
+  return status_update(client_id, params)
+end
+
 local published = { count = 0 }
 local default_publish = vim.lsp.handlers['textDocument/publishDiagnostics']
 vim.lsp.handlers['textDocument/publishDiagnostics'] = function(err, params, ctx, config)
+  for _, d in ipairs(params.diagnostics) do
+    against('diagnostic-data.json', d.data, 'Diagnostic.data')
+  end
   published.count = published.count + 1
   published[params.uri] = { diagnostics = params.diagnostics, client_id = ctx.client_id, n = published.count }
   return default_publish(err, params, ctx, config)
@@ -55,6 +75,20 @@ local cmd = vim.env.GANTRY_NVIM_SERVER_CMD and vim.json.decode(vim.env.GANTRY_NV
 out(('server: %s; workspace: %s'):format(table.concat(cmd, ' '), ws))
 
 local gantry = require('gantry')
+local execute = gantry.execute
+gantry.execute = function(c, command, arguments, ...)
+  if h.schema('commands/' .. command .. '.json') then -- not gantry.generateTests: not offered yet
+    against('commands/' .. command .. '.json', arguments, command)
+  end
+  return execute(c, command, arguments, ...)
+end
+
+-- A gantry/status as the server sends it: what a test does not say is zero, or empty.
+local function status(state, counts, remotes, message)
+  local zero = { documents = 0, reviewing = 0, indexing = 0, findings = 0, queued = 0, parked = 0, dead = 0, runningLocally = 0 }
+  local params = { state = state, message = message or state, counts = vim.tbl_extend('force', zero, counts or {}), remotes = remotes or vim.empty_dict() }
+  return h.fits('status.json', params)
+end
 -- An empty `index = {}` must reach the server as an object (lsp/gantry.lua's before_init).
 gantry.setup({ cmd = cmd, settings = { gantry = { severity = { E711 = 'hint' }, index = {} } } })
 vim.o.statusline = "%{%v:lua.require'gantry'.statusline()%}"
@@ -117,15 +151,16 @@ test('statusline component shows the status', function()
   end)
   check(gantry.status().state == 'ready', 'status %s', vim.inspect(gantry.status()))
   local describe = require('gantry.status').describe
-  check(describe({ state = 'busy', counts = { reviewing = 1 } }) == 'reviewing', 'busy: %s', describe({ state = 'busy', counts = { reviewing = 1 } }))
-  local q = describe({ state = 'offline', counts = { queued = 3 }, remotes = { ['gpu-box'] = 'down', other = 'up' } })
+  local busy = describe(status('busy', { reviewing = 1 }))
+  check(busy == 'reviewing', 'busy: %s', busy)
+  local q = describe(status('offline', { queued = 3 }, { ['gpu-box'] = 'down', other = 'up' }))
   check(q == 'offline, 3 queued, remote gpu-box down', 'offline: %q', q)
-  check(describe({ state = 'queued', counts = { queued = 2 }, remotes = {} }) == '2 queued', 'queued')
+  check(describe(status('queued', { queued = 2 })) == '2 queued', 'queued')
   out('     statusline: ' .. text)
   -- a gantry/status notification as the server sends it when the gateway is down
   local id, saved = client().id, gantry.status()
   local handler = vim.lsp.config.gantry.handlers['gantry/status']
-  handler(nil, { state = 'offline', message = 'Remote: gateway down', counts = { queued = 3, reviewing = 0 }, remotes = { ['gpu-box'] = 'down' } }, { client_id = id, method = 'gantry/status' })
+  handler(nil, status('offline', { queued = 3 }, { ['gpu-box'] = 'down' }, 'Remote: gateway down'), { client_id = id, method = 'gantry/status' })
   local down = vim.api.nvim_eval_statusline(vim.o.statusline, {}).str
   check(down == 'Gantry: offline, 3 queued, remote gpu-box down', 'statusline %q', down)
   handler(nil, saved, { client_id = id, method = 'gantry/status' })
@@ -344,6 +379,18 @@ test(':help gantry parses (helptags)', function()
   vim.cmd('help gantry-commands')
   check(vim.fn.expand('%:t') == 'gantry.txt', 'help opened %s', vim.fn.expand('%'))
   vim.cmd('helpclose')
+end)
+
+test("what the server sent and the plugin sent it fits the server's schemas", function()
+  for _, name in ipairs({ 'status.json', 'diagnostic-data.json', 'commands/gantry.dismissFinding.json', 'commands/gantry.reviewFile.json', 'commands/gantry.reviewWorkspace.json', 'commands/gantry.queueStatus.json' }) do
+    check((contract.checked[name] or 0) > 0, 'nothing was checked against %s: %s', name, vim.inspect(contract.checked))
+  end
+  check(#contract.problems == 0, 'problems:\n%s', table.concat(contract.problems, '\n'))
+  -- and the validator finds what drifted
+  local found = h.problems(h.schema('commands/gantry.dismissFinding.json'), { { uri = 'file:///a.py', verdict = 'nope' } })
+  check(#found == 2, 'found: %s', vim.inspect(found))
+  found = h.problems(h.schema('status.json'), { state = 'ready', message = 'm', counts = { documents = 1.5 }, remotes = {} })
+  check(#found == 8, 'found: %s', vim.inspect(found))
 end)
 
 h.finish()

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import { FakeEmitter, hookModules, makeLanguageClientModule, makeVscode } from './fakes';
 import { EXTENSION_ROOT, PYTHON, binDir, tempDir, waitFor, writeScript } from './helpers';
+import { assertFits, commandSchema } from './schema';
 
 const packageJSON = require(path.join(EXTENSION_ROOT, 'package.json'));
 const SERVER_COMMANDS = [
@@ -74,6 +75,7 @@ describe('activate()', () => {
   };
   const finish = async () => {
     if (loaded) {
+      assert.deepEqual(loaded.lc.contractProblems, [], "what the fake server sent, or the extension sent it, fits the server's schemas");
       await loaded.extension.deactivate();
       loaded.context.subscriptions.forEach((d) => d.dispose());
       loaded.unhook();
@@ -283,6 +285,29 @@ describe('activate()', () => {
       ],
     );
     assert.ok(client.requests.every((r) => r.method === 'workspace/executeCommand'));
+  });
+
+  it('dismisses the chosen finding with the arguments the server expects', async () => {
+    const { lc, fake, commands } = await start({ path: binDir('gantry') });
+    const data = { fingerprint: 'fp-1', fix: null, provenance: { engine: 'ruff', version: '0.17.6' } };
+    assertFits('diagnostic-data.json', data);
+    const diagnostic = { source: 'gantry', code: 'F401', message: 'unused', range: { start: { line: 0 } }, data };
+    (fake.vscode.languages as any).getDiagnostics = () => [diagnostic];
+    (fake.vscode.window as any).activeTextEditor = {
+      document: { uri: fake.vscode.Uri.file('/ws/app.py') },
+      selection: { active: { line: 0, character: 0 } },
+    };
+    fake.answerQuickPick((items) => items[items.length - 1]);
+    await commands.get('gantry.client.dismissFinding')!();
+    assert.deepEqual(lc.clients[0].requests.map((r) => r.params), [
+      { command: 'gantry.dismissFinding', arguments: [{ uri: 'file:///ws/app.py', fingerprint: 'fp-1', verdict: 'false_positive' }] },
+    ]);
+  });
+
+  it('sends only commands the server has schemas for (test generation is not offered yet)', () => {
+    for (const id of SERVER_COMMANDS) {
+      assert.equal(commandSchema(id) !== undefined, id !== 'gantry.generateTests', id);
+    }
   });
 
   it('Generate Tests says plainly that the server does not offer it, and uses it once it does', async () => {

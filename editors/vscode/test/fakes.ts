@@ -2,6 +2,9 @@
 // install() hooks Node's module resolution so `require('vscode')` in the extension gets them.
 import Module = require('module');
 
+import { STATUS_NOTIFICATION } from '../src/status-notification';
+import { commandSchema, loadSchema, problems } from './schema';
+
 export interface Recorded {
   errors: { message: string; items: string[] }[];
   warnings: string[];
@@ -124,6 +127,9 @@ export function makeVscode(
 
 export function makeLanguageClientModule() {
   const clients: FakeClient[] = [];
+  /** Where what the tests make the fake server send, or what the extension sends it, does not
+   * fit the server's schemas: each test expects none. */
+  const contractProblems: string[] = [];
   let responder: (method: string, params: any) => any = () => null;
   let capabilities: any = { executeCommandProvider: { commands: [] } };
   class FakeClient {
@@ -142,6 +148,9 @@ export function makeLanguageClientModule() {
       return { dispose: () => this.notificationHandlers.delete(method) };
     }
     notify(method: string, params: any) {
+      if (method === STATUS_NOTIFICATION) {
+        contractProblems.push(...problems(loadSchema('status.json'), params).map((p) => `${method} ${p}`));
+      }
       this.notificationHandlers.get(method)?.(params);
     }
     async start() {
@@ -155,6 +164,10 @@ export function makeLanguageClientModule() {
     }
     sendRequest(method: string, params: any) {
       this.requests.push({ method, params });
+      const schema = method === 'workspace/executeCommand' ? commandSchema(params.command) : undefined;
+      if (schema) {
+        contractProblems.push(...problems(schema, params.arguments).map((p) => `${params.command} ${p}`));
+      }
       try {
         return Promise.resolve(responder(method, params));
       } catch (error) {
@@ -169,6 +182,7 @@ export function makeLanguageClientModule() {
       RevealOutputChannelOn: { Debug: 0, Info: 1, Warn: 2, Error: 3, Never: 4 },
     },
     clients,
+    contractProblems,
     respond: (f: (method: string, params: any) => any) => (responder = f),
     setCapabilities: (c: any) => (capabilities = c),
   };

@@ -11,6 +11,7 @@ import { makeWhich } from '../src/serverCommand';
 import { contributedKeys, explicitValue, needsRestart, restrictedKeys, serverOffers, serverSettings } from '../src/settings';
 import { statusView } from '../src/status';
 import { EXTENSION_ROOT, PYTHON, binDir, tempDir } from './helpers';
+import { assertFits, commandSchema, loadSchema, problems } from './schema';
 
 describe('makeWhich', () => {
   it('finds executables on PATH and checks explicit paths', () => {
@@ -101,8 +102,11 @@ describe('pythonHasGantry', () => {
 
 describe('statusView', () => {
   const counts = { documents: 2, reviewing: 0, indexing: 0, findings: 5, queued: 0, parked: 0, dead: 0, runningLocally: 0 };
-  const view = (state: string, extra: object = {}, remotes: Record<string, string> = {}) =>
-    statusView('running', { state, message: 'm', counts: { ...counts, ...extra }, remotes });
+  const view = (state: string, extra: object = {}, remotes: Record<string, string> = {}) => {
+    const status = { state, message: 'm', counts: { ...counts, ...extra }, remotes };
+    assertFits('status.json', status);
+    return statusView('running', status);
+  };
 
   it('names each state', () => {
     assert.equal(view('ready').text, '$(check) Gantry');
@@ -138,6 +142,36 @@ describe('statusView', () => {
     const missing = statusView('missing', undefined, 'Gantry: not found. pip install gantry-lsp');
     assert.equal(missing.text, '$(error) Gantry: server not found');
     assert.match(missing.tooltip, /pip install gantry-lsp/);
+  });
+});
+
+describe("the server's schemas", () => {
+  it('catch fixtures that drifted from what the server sends and accepts', () => {
+    const status = loadSchema('status.json');
+    const counts = { documents: 0, reviewing: 0, indexing: 0, findings: 0, queued: 0, parked: 0, dead: 0, runningLocally: 0 };
+    assert.deepEqual(problems(status, { state: 'ready', message: 'Ready', counts, remotes: { gpu: 'up' } }), []);
+    assert.deepEqual(problems(status, { state: 'sleepy', message: 'm', counts, remotes: {} }), [
+      '$.state: expected one of ["ready","busy","queued","degraded","offline"], got "sleepy"',
+    ]);
+    assert.deepEqual(problems(status, { state: 'ready', message: 'm', counts: { ...counts, running_locally: 1 }, remotes: { gpu: 'gone' } }), [
+      '$.counts: running_locally is not expected',
+      '$.remotes.gpu: expected one of ["up","down","probing"], got "gone"',
+    ]);
+    assert.deepEqual(problems(status, { state: 'ready', counts: { ...counts, documents: 1.5 }, remotes: {} }), [
+      '$: message is missing',
+      '$.counts.documents: expected integer, got number',
+    ]);
+    const dismiss = commandSchema('gantry.dismissFinding')!;
+    assert.deepEqual(problems(dismiss, [{ uri: 'file:///a.py', fingerprint: 'f', verdict: 'false_positive' }]), []);
+    assert.deepEqual(problems(dismiss, [{ uri: 'file:///a.py', fingerprint: 'f', verdict: 'nope' }]), [
+      '$[0].verdict: expected one of ["dismissed","false_positive"], got "nope"',
+    ]);
+    assert.deepEqual(problems(dismiss, []), ['$: fewer than 1 items']);
+    const data = loadSchema('diagnostic-data.json');
+    assert.deepEqual(problems(data, { fingerprint: 'f', fix: null, provenance: { engine: 'ruff' }, cell: 2 }), []);
+    assert.deepEqual(problems(data, { fingerprint: 'f', fix: { message: 'm' }, provenance: { engine: 'ruff' } }), [
+      '$.fix: {"message":"m"} fits none of its types',
+    ]);
   });
 });
 

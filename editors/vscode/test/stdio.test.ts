@@ -20,6 +20,7 @@ import { ServerCommand, resolveServerCommand } from '../src/serverCommand';
 import { contributedKeys, serverSettings } from '../src/settings';
 import { STATUS_NOTIFICATION } from '../src/status-notification';
 import { EXTENSION_ROOT, PYTHON, tempDir, waitFor } from './helpers';
+import { assertArgumentsFit, assertFits, commandSchema } from './schema';
 
 const SAMPLE = 'import os\n\n\ndef f(x):\n    if x == None:\n        return 1\n';
 
@@ -147,6 +148,9 @@ describe('the real server over stdio', () => {
     for (const id of ['gantry.dismissFinding', 'gantry.reviewFile', 'gantry.reviewWorkspace', 'gantry.queueStatus', 'gantry.retryQueued']) {
       assert.ok(caps.executeCommandProvider.commands.includes(id), id);
     }
+    for (const id of caps.executeCommandProvider.commands) {
+      assert.ok(commandSchema(id), `${id} has a schema for its arguments`);
+    }
     await connection.sendNotification('initialized', {});
     await connection.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'python', version: 1, text: SAMPLE } });
     await waitFor(() => diagnostics.some((d) => d.uri === uri && d.diagnostics.length > 0), 30000, fail('diagnostics'));
@@ -156,6 +160,9 @@ describe('the real server over stdio', () => {
     assert.equal(unused.source, 'gantry');
     assert.ok(unused.codeDescription?.href, 'a link to the rule');
     assert.ok(unused.data?.fingerprint, 'a fingerprint for verdicts');
+    for (const d of published.diagnostics) {
+      assertFits('diagnostic-data.json', d.data);
+    }
     assert.ok(published.diagnostics.some((d: any) => d.code === 'E711'));
 
     const actions: any[] = await connection.sendRequest('textDocument/codeAction', {
@@ -163,17 +170,21 @@ describe('the real server over stdio', () => {
       range: unused.range,
       context: { diagnostics: [unused], triggerKind: 1 },
     });
+    for (const action of actions.filter((a) => a.command)) {
+      assertArgumentsFit(action.command.command, action.command.arguments);
+    }
     const fix = actions.find((a) => a.kind === 'quickfix' && a.diagnostics?.[0]?.code === 'F401' && !a.edit && a.data !== undefined);
     assert.ok(fix, `a lazy quick fix for F401: ${JSON.stringify(actions)}`);
     const resolved: any = await connection.sendRequest('codeAction/resolve', fix);
     const edits = resolved.edit?.documentChanges ?? Object.values(resolved.edit?.changes ?? {});
     assert.ok(JSON.stringify(edits).includes(uri) || resolved.edit?.changes?.[uri], `an edit of the file: ${JSON.stringify(resolved)}`);
 
+    assertArgumentsFit('gantry.queueStatus', []);
     const queue: any = await connection.sendRequest('workspace/executeCommand', { command: 'gantry.queueStatus', arguments: [] });
     assert.ok(queue.state && Array.isArray(queue.jobs), JSON.stringify(queue));
 
     await waitFor(() => statuses.some((s) => s.state === 'ready'), 30000, fail('gantry/status ready'));
-    assert.ok(statuses.every((s) => typeof s.message === 'string' && s.counts && s.remotes));
+    statuses.forEach((status) => assertFits('status.json', status));
 
     await connection.sendRequest('shutdown');
     await connection.sendNotification('exit');

@@ -23,7 +23,7 @@ from lsp_server.cli.serve import TRUST_HELP
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing to parse arguments
 if TYPE_CHECKING:
-    from lsp_server.headless.findings import Report
+    from lsp_server.headless.report import Report
 
 NAME = "check"
 
@@ -84,12 +84,12 @@ class UsageError(Exception):
 
 
 def exit_code(report: Report, fail_on: str) -> int:
-    from lsp_server.headless.findings import level_rank
+    from lsp_server.headless.report import level_rank
 
     if not report.complete:
         return EXIT_INCOMPLETE
     if fail_on != "never" and any(
-        level_rank(finding.level) <= level_rank(fail_on) for finding in report.findings
+        level_rank(item.finding.level) <= level_rank(fail_on) for item in report.findings
     ):
         return EXIT_FINDINGS
     return EXIT_OK
@@ -143,7 +143,7 @@ def _check(args: Args) -> int:
     from lsp_server.config import load_settings
     from lsp_server.headless.check import analyse, project_root, relative_path
     from lsp_server.headless.client import ServerError
-    from lsp_server.headless.findings import Report
+    from lsp_server.headless.report import Report
 
     root = Path.cwd().resolve()  # reports name files relative to where CI runs
     try:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import attrs
-import cattrs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
+from lsp_server.contract import data as diagnostic_data
+from lsp_server.contract.commands import DismissArgs
+from lsp_server.contract.converter import ContractError, structure, unstructure
 from lsp_server.executors import Pool
 from lsp_server.features.convert import replacement_edit, workspace_edit
 from lsp_server.review import ruff_engine
@@ -34,16 +36,13 @@ class ActionData:
     """None for fix-all."""
 
 
-_converter = cattrs.Converter()
-
-
 def _wanted(kind: str, only: list[str] | None) -> bool:
     return not only or any(kind == o or kind.startswith(o + ".") for o in only)
 
 
 def _fingerprint(diagnostic: types.Diagnostic) -> str | None:
-    data = diagnostic.data
-    return data.get("fingerprint") if isinstance(data, dict) else None
+    data = diagnostic_data.read(diagnostic.data)
+    return data.fingerprint if data is not None else None
 
 
 def _match(diagnostic: types.Diagnostic, findings: tuple[Finding, ...]) -> Finding | None:
@@ -67,7 +66,7 @@ def _dismiss_action(finding: Finding, uri: str, verdict: str, title: str, diag) 
         command=types.Command(
             title=title,
             command="gantry.dismissFinding",
-            arguments=[{"uri": uri, "fingerprint": finding.fingerprint, "verdict": verdict}],
+            arguments=[unstructure(DismissArgs(uri, finding.fingerprint, verdict))],
         ),
     )
 
@@ -132,7 +131,7 @@ def register(server: LanguageServer, session: Session) -> None:
                             kind=QUICKFIX,
                             diagnostics=[diag],
                             is_preferred=finding.fix.applicability == "safe",
-                            data=_converter.unstructure(ActionData(uri, finding.fingerprint)),
+                            data=unstructure(ActionData(uri, finding.fingerprint)),
                         )
                     )
                 actions.append(
@@ -157,13 +156,13 @@ def register(server: LanguageServer, session: Session) -> None:
                 types.CodeAction(
                     title="Gantry: fix all safely fixable problems",
                     kind=FIX_ALL,
-                    data=_converter.unstructure(ActionData(uri)),
+                    data=unstructure(ActionData(uri)),
                 )
             )
         if not session.caps.resolve_edits:
             for action in actions:
                 if action.data is not None:
-                    action.edit = await edit_for(ls, _converter.structure(action.data, ActionData))
+                    action.edit = await edit_for(ls, structure(action.data, ActionData))
                     action.data = None
         return actions
 
@@ -172,8 +171,8 @@ def register(server: LanguageServer, session: Session) -> None:
         if action.data is None:
             return action
         try:
-            data = _converter.structure(action.data, ActionData)
-        except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
+            data = structure(action.data, ActionData)
+        except ContractError as exc:
             raise JsonRpcInvalidParams(
                 f"code action data is not Gantry's: {action.data!r}"
             ) from exc

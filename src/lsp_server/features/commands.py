@@ -4,43 +4,23 @@ gets a JSON-RPC error, never a crash."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import attrs
-import cattrs
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from lsp_server.analysis.languages import language_for_path
+from lsp_server.contract import commands
+from lsp_server.contract.commands import DismissArgs, NoArgs, ReviewFileArgs, ReviewPathsArgs
+from lsp_server.contract.converter import ContractError
 from lsp_server.services.reviewer import OnDiskReview
 from lsp_server.session import Session
 
 log = logging.getLogger("gantry.commands")
-_converter = cattrs.Converter()
-
-
-@attrs.frozen
-class DismissArgs:
-    uri: str
-    fingerprint: str
-    verdict: Literal["dismissed", "false_positive"] = "dismissed"
-    reason: str | None = None
-
-
-@attrs.frozen
-class ReviewFileArgs:
-    uri: str
-
-
-@attrs.frozen
-class ReviewPathsArgs:
-    paths: list[str]
-    """Files or folders on disk (file system paths, not URIs); relative ones are taken from
-    the workspace root."""
-    fingerprints: bool = True
-    """False when the caller will not read them (a text report): they cost a parse per file."""
+Handler = Callable[[Any, Any], Awaitable[Any]]
 
 
 def _reviewed(result: OnDiskReview) -> OnDiskReview:
@@ -49,24 +29,33 @@ def _reviewed(result: OnDiskReview) -> OnDiskReview:
     return result
 
 
-def parse_args(cls: type, args: Any):
-    """Commands take one object argument; accept it bare or as the single list element."""
-    value = args[0] if isinstance(args, list) and len(args) == 1 else args
-    try:
-        return _converter.structure(value, cls)
-    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
-        names = ", ".join(f.name for f in attrs.fields(cls))
-        raise JsonRpcInvalidParams(f"expected one object with {names}; got {args!r}") from exc
+def command(server: LanguageServer, name: str) -> Callable[[Handler], Handler]:
+    """Register a `gantry.*` command whose handler takes its arguments typed, as the class
+    `contract.commands.COMMANDS` names for it: arguments that do not fit get InvalidParams
+    saying what is wrong, and the handler never runs."""
+    cls = commands.COMMANDS[name]
+
+    def register(handler: Handler) -> Handler:
+        @server.command(name)
+        async def run(ls, *args: Any) -> Any:  # no hints: pygls would structure by them
+            try:
+                params = commands.parse(cls, list(args))
+            except ContractError as exc:
+                raise JsonRpcInvalidParams(f"{name}: invalid arguments: {exc}") from exc
+            return await handler(ls, params)
+
+        return handler
+
+    return register
 
 
 def register(server: LanguageServer, session: Session) -> None:
     folders, reviewer = session.folders, session.reviewer
 
-    @server.command("gantry.dismissFinding")
-    async def dismiss_finding(ls, *args: Any) -> dict:  # no hints: pygls resolves them
+    @command(server, "gantry.dismissFinding")
+    async def dismiss_finding(ls: LanguageServer, params: DismissArgs) -> dict:
         from lsp_server.store import Verdict, VerdictNotStored
 
-        params: DismissArgs = parse_args(DismissArgs, list(args))
         shown = session.publisher.shown(params.uri)
         findings = shown.findings if shown is not None else ()
         finding = next((f for f in findings if f.fingerprint == params.fingerprint), None)
@@ -101,9 +90,8 @@ def register(server: LanguageServer, session: Session) -> None:
                 session.publisher.republish(other.snapshot.uri)
         return {"fingerprint": params.fingerprint, "verdict": params.verdict}
 
-    @server.command("gantry.reviewFile")
-    async def review_file(ls, *args: Any) -> dict:
-        params: ReviewFileArgs = parse_args(ReviewFileArgs, list(args))
+    @command(server, "gantry.reviewFile")
+    async def review_file(ls: LanguageServer, params: ReviewFileArgs) -> dict:
         path = to_fs_path(params.uri)
         if params.uri in ls.workspace.text_documents:
             reviewer.request(params.uri)
@@ -113,20 +101,19 @@ def register(server: LanguageServer, session: Session) -> None:
         result = _reviewed(await reviewer.review_on_disk([Path(path)]))
         return {"files": len(result.files), "findings": result.findings}
 
-    @server.command("gantry.reviewWorkspace")
-    async def review_workspace(ls, *args: Any) -> dict:
+    @command(server, "gantry.reviewWorkspace")
+    async def review_workspace(ls: LanguageServer, params: NoArgs) -> dict:
         roots = [folder.root for folder in folders if folder.root is not None]
         if not roots:
             raise JsonRpcInvalidParams("no workspace folder is open")
         result = _reviewed(await reviewer.review_on_disk(roots))
         return {"files": len(result.files), "findings": result.findings}
 
-    @server.command("gantry.reviewPaths")
-    async def review_paths(ls, *args: Any) -> dict:
+    @command(server, "gantry.reviewPaths")
+    async def review_paths(ls: LanguageServer, params: ReviewPathsArgs) -> dict:
         """Review files and folders on disk as `ruff check PATHS` would (what `gantry check`
         asks); diagnostics are published, one per file reviewed, before this answers with the
         paths of the files reviewed and of those skipped, and why."""
-        params: ReviewPathsArgs = parse_args(ReviewPathsArgs, list(args))
         first = folders.first
         base = first.root if first is not None and first.root is not None else Path.cwd()
         paths = [base / path for path in params.paths]

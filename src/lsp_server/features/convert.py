@@ -6,12 +6,15 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import cattrs
 from lsprotocol import types
 from pygls.protocol import default_converter
 from pygls.workspace.position_codec import PositionCodec, ServerTextPosition
 
 from lsp_server.capabilities import ClientCaps
+from lsp_server.contract import converter as contract
+from lsp_server.contract import data
 from lsp_server.review.findings import Edit, Finding, Position, Snapshot
 
 SEVERITIES = {
@@ -49,36 +52,28 @@ def lsp_range(
     )
 
 
-def _range_json(
-    codec: PositionCodec, lines: Sequence[str], start: Position, end: Position
-) -> dict[str, dict[str, int]]:
-    (start_line, start_char), (end_line, end_char) = (
-        _client_units(codec, lines, start),
-        _client_units(codec, lines, end),
-    )
-    return {
-        "start": {"line": start_line, "character": start_char},
-        "end": {"line": end_line, "character": end_char},
-    }
-
-
 def _edit(codec: PositionCodec, lines: Sequence[str], edit: Edit) -> types.TextEdit:
     return types.TextEdit(
         range=lsp_range(codec, lines, edit.start, edit.end), new_text=edit.new_text
     )
 
 
+def _data_edit(codec: PositionCodec, lines: Sequence[str], edit: Edit) -> data.TextEdit:
+    (start_line, start_char), (end_line, end_char) = (
+        _client_units(codec, lines, edit.start),
+        _client_units(codec, lines, edit.end),
+    )
+    return data.TextEdit(
+        data.Range(data.Position(start_line, start_char), data.Position(end_line, end_char)),
+        edit.new_text,
+    )
+
+
 def diagnostic(codec: PositionCodec, lines: Sequence[str], finding: Finding) -> types.Diagnostic:
     fix = None
     if finding.fix is not None:
-        fix = {
-            "message": finding.fix.message,
-            "applicability": finding.fix.applicability,
-            "edits": [
-                {"range": _range_json(codec, lines, e.start, e.end), "newText": e.new_text}
-                for e in finding.fix.edits
-            ],
-        }
+        edits = tuple(_data_edit(codec, lines, edit) for edit in finding.fix.edits)
+        fix = data.FixData(finding.fix.message, finding.fix.applicability, edits)
     return types.Diagnostic(
         range=lsp_range(codec, lines, finding.start, finding.end),
         message=finding.message,
@@ -87,8 +82,34 @@ def diagnostic(codec: PositionCodec, lines: Sequence[str], finding: Finding) -> 
         code_description=types.CodeDescription(href=finding.url) if finding.url else None,
         source="gantry",
         tags=[types.DiagnosticTag.Unnecessary] if finding.rule in _UNNECESSARY else None,
-        data={"fingerprint": finding.fingerprint, "fix": fix},
+        data=data.DiagnosticData(finding.fingerprint, fix, finding.provenance),
     )
+
+
+def in_cell(diagnostic: types.Diagnostic, cells: dict[int, int]) -> types.Diagnostic:
+    """A notebook's diagnostic as ruff reports it: lines counted from the start of its cell,
+    whose number goes in its data."""
+    number, first = max(
+        ((n, line) for n, line in cells.items() if line <= diagnostic.range.start.line),
+        key=lambda item: item[1],
+        default=(0, 0),
+    )
+
+    def up(span: Any) -> Any:  # LSP's Range or the data's: attrs classes of the same shape
+        start, end = span.start, span.end
+        return attrs.evolve(
+            span,
+            start=attrs.evolve(start, line=start.line - first),
+            end=attrs.evolve(end, line=end.line - first),
+        )
+
+    diagnostic.range = up(diagnostic.range)
+    found: data.DiagnosticData = diagnostic.data
+    fix = found.fix
+    if fix is not None:
+        fix = attrs.evolve(fix, edits=tuple(attrs.evolve(e, range=up(e.range)) for e in fix.edits))
+    diagnostic.data = attrs.evolve(found, fix=fix, cell=number)
+    return diagnostic
 
 
 def converter() -> cattrs.Converter:
@@ -100,8 +121,8 @@ def converter() -> cattrs.Converter:
 
 
 def _diagnostic_json(base: cattrs.Converter, d: types.Diagnostic) -> dict[str, Any]:
-    """What `base` makes of a Diagnostic. `data` goes as it is: the protocol's json.dumps
-    serializes anything in it that is not JSON."""
+    """What `base` makes of a Diagnostic, with `data` (Gantry's, or what a client sent back)
+    by the contract's converter."""
     start, end = d.range.start, d.range.end
     out: dict[str, Any] = {
         "range": {
@@ -123,7 +144,7 @@ def _diagnostic_json(base: cattrs.Converter, d: types.Diagnostic) -> dict[str, A
     if d.related_information is not None:
         out["relatedInformation"] = base.unstructure(d.related_information)
     if d.data is not None:
-        out["data"] = d.data
+        out["data"] = contract.unstructure(d.data)
     return out
 
 

@@ -15,7 +15,7 @@ import attrs
 
 from lsp_server.config import Settings
 from lsp_server.headless.client import SERVE_COMMAND, CheckSession, ServerError, normalise_uri
-from lsp_server.headless.findings import Finding, finding_from_diagnostic
+from lsp_server.headless.report import Reported, reported
 
 if TYPE_CHECKING:
     from lsp_server.review.local import Selection
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class Analysis:
-    findings: tuple[Finding, ...]
+    findings: tuple[Reported, ...]
     files: int
     """Files the server was to review, analysed or not."""
     skipped: tuple[tuple[Path, str], ...] = ()
@@ -73,12 +73,12 @@ async def analyse(
         selection = await asyncio.to_thread(_selection, workspace, paths, settings)
         files, skipped = list(selection.files), selection.skipped
         missing = tuple(path for path in files if _uri(path) not in published)
-    findings = tuple(
-        finding_from_diagnostic(relative_path(path, root), diagnostic)
-        for path in files
-        for diagnostic in published.get(_uri(path), ())
-    )
-    return Analysis(findings, len(files), skipped, missing)
+    findings: list[Reported] = []
+    for path in files:
+        if diagnostics := published.get(_uri(path)):  # relpath once per file: it is costly
+            relative = relative_path(path, root)
+            findings.extend(reported(relative, diagnostic) for diagnostic in diagnostics)
+    return Analysis(tuple(findings), len(files), skipped, missing)
 
 
 def _selection(workspace: Path, paths: list[Path], settings: Settings) -> Selection:

@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from lsp_server import __version__
+from lsp_server.contract.commands import ReviewPathsArgs
+from lsp_server.contract.converter import unstructure
 
 log = logging.getLogger("gantry.check")
 
@@ -220,8 +222,8 @@ class CheckSession:
         """Ask the server to review files and folders on disk; its answer (files reviewed,
         files skipped and why) comes after their diagnostics. None when `timeout` ran out.
         Raises ServerError if the server fails or dies."""
-        arguments = {"paths": [str(path) for path in paths], "fingerprints": fingerprints}
-        params = {"command": "gantry.reviewPaths", "arguments": [arguments]}
+        arguments = ReviewPathsArgs([str(path) for path in paths], fingerprints=fingerprints)
+        params = {"command": "gantry.reviewPaths", "arguments": [unstructure(arguments)]}
         try:
             return await asyncio.wait_for(
                 self.client.request("workspace/executeCommand", params), timeout

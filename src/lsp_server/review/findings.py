@@ -6,6 +6,7 @@ strings index by. Front ends convert to their own units (UTF-16 for most LSP cli
 
 from __future__ import annotations
 
+import datetime
 from typing import Literal
 
 import attrs
@@ -47,13 +48,38 @@ class Fix:
 
 
 @attrs.frozen
+class Provenance:
+    """Where a finding comes from: enough to judge it, reproduce it, or tell that it is stale.
+    Engines fill in what they have; ruff has a name and a version. Shared by every finding of
+    one review, and sent with each in `Diagnostic.data`."""
+
+    engine: str
+    """"ruff", or the name of the AI engine."""
+    version: str | None = None
+    """The engine's own version, as it reports it."""
+    model: str | None = None
+    endpoint: str | None = None
+    """The endpoint that answered, by its configured name (never its URL or key)."""
+    prompt_version: str | None = None
+    cached: bool | None = None
+    """True for an answer from the cache, False for one asked for now; None where nothing is
+    cached."""
+    at: datetime.datetime | None = None
+    """When the answer was produced; None for engines that run on every review."""
+    context: tuple[str, ...] = ()
+    """The symbols (qualified names) the model was shown besides the code under review."""
+    tokens: int | None = None
+    """Tokens the answer cost, prompt and completion together."""
+
+
+@attrs.frozen
 class Finding:
     rule: str
     message: str
     level: Level
     start: Position
     end: Position
-    engine: str
+    provenance: Provenance
     url: str | None = None
     fix: Fix | None = None
     fingerprint: str = ""

@@ -144,7 +144,7 @@ def review_files(
         result = ruff_engine.check_paths(root, files, settings)
     except (ruff_engine.RuffUnavailable, ruff_engine.RuffFailed) as exc:
         return FilesReview(problem=str(exc))
-    reviews, failed = [], []
+    reviews, failed, origin = [], [], ruff_engine.provenance(settings)
     for path in files:
         key = os.path.normpath(path)
         if key in result.failed:
@@ -160,7 +160,9 @@ def review_files(
             failed.append((path, exc.strerror or str(exc)))
             continue
         lines = ruff_engine.split_lines(source.text)
-        found = [ruff_engine.to_finding(item, lines, settings, source.cells) for item in raw]
+        found = [
+            ruff_engine.to_finding(item, lines, settings, origin, source.cells) for item in raw
+        ]
         if fingerprints:
             found = fingerprint_findings(found, source.text, "python")
         reviews.append(FileReview(path, tuple(found), source, lines))

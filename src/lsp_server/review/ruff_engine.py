@@ -20,7 +20,7 @@ from pathlib import Path
 import attrs
 
 from lsp_server.config import Level, Settings, severity_for
-from lsp_server.review.findings import Edit, Finding, Fix, Snapshot
+from lsp_server.review.findings import Edit, Finding, Fix, Provenance, Snapshot
 
 _TIMEOUT_S = 30
 _PATHS_TIMEOUT_S = 600  # a whole tree in one invocation
@@ -66,6 +66,24 @@ def _find_ruff(configured: str | None, search_path: str) -> str:
     if path is None:
         raise RuffUnavailable("ruff was not found; install it (pip install ruff) or set ruff.path")
     return path
+
+
+def provenance(settings: Settings) -> Provenance:
+    """What the findings of a ruff run with `settings` come from."""
+    return _provenance(find_ruff(settings))
+
+
+@functools.lru_cache(maxsize=8)
+def _provenance(binary: str) -> Provenance:
+    """Asked once per binary: `ruff --version` costs a process start, reviews run often."""
+    try:
+        proc = subprocess.run(
+            [binary, "--version"], capture_output=True, timeout=_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return Provenance("ruff")
+    version = proc.stdout.decode("utf-8", "replace").strip().removeprefix("ruff ")
+    return Provenance("ruff", version if proc.returncode == 0 and version else None)
 
 
 def _absolute(search_path: str) -> str:
@@ -154,7 +172,11 @@ def _position(location: dict, lines: Sequence[str], first_line: int) -> tuple[in
 
 
 def to_finding(
-    raw: dict, lines: Sequence[str], settings: Settings, cells: Mapping[int, int] | None = None
+    raw: dict,
+    lines: Sequence[str],
+    settings: Settings,
+    provenance: Provenance,
+    cells: Mapping[int, int] | None = None,
 ) -> Finding:
     """One item of ruff's JSON output as a Finding on `lines`; `cells` maps a notebook's cell
     numbers to their first line in the text, since ruff counts rows per cell."""
@@ -177,7 +199,7 @@ def to_finding(
         level=severity_for(rule, settings, default_level(rule)),
         start=_position(raw["location"], lines, first_line),
         end=_position(raw["end_location"], lines, first_line),
-        engine="ruff",
+        provenance=provenance,
         url=raw.get("url"),
         fix=fix,
     )
@@ -189,8 +211,8 @@ def check(snapshot: Snapshot, root: Path | None = None) -> list[Finding]:
     settings = snapshot.settings
     args = [*_check_args(settings), "--stdin-filename", snapshot.path, "-"]
     raw = _json(_run(settings, args, root or Path(snapshot.path).parent, snapshot.text))
-    lines = split_lines(snapshot.text)
-    return [to_finding(item, lines, settings) for item in raw]
+    lines, origin = split_lines(snapshot.text), provenance(settings)
+    return [to_finding(item, lines, settings, origin) for item in raw]
 
 
 @attrs.frozen

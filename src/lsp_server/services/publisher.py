@@ -14,7 +14,7 @@ import attrs
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from lsp_server.features.convert import diagnostic
+from lsp_server.features.convert import diagnostic, in_cell
 from lsp_server.review.findings import Finding, Snapshot
 from lsp_server.services.status import StatusReporter
 
@@ -123,26 +123,3 @@ class Publisher:
             self._shown[uri] = shown
             self._status.findings += len(shown.findings)
         self._status.update()
-
-
-def in_cell(diagnostic: types.Diagnostic, cells: dict[int, int]) -> types.Diagnostic:
-    """A notebook's diagnostic as ruff reports it: lines counted from the start of its cell,
-    whose number is in `data["cell"]`."""
-    number, first = max(
-        ((n, line) for n, line in cells.items() if line <= diagnostic.range.start.line),
-        key=lambda item: item[1],
-        default=(0, 0),
-    )
-
-    def shift(position: types.Position) -> types.Position:
-        return types.Position(line=position.line - first, character=position.character)
-
-    diagnostic.range = types.Range(
-        start=shift(diagnostic.range.start), end=shift(diagnostic.range.end)
-    )
-    data = diagnostic.data
-    for edit in (data["fix"] or {}).get("edits", ()):
-        for end in edit["range"].values():
-            end["line"] -= first
-    data["cell"] = number
-    return diagnostic

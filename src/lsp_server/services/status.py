@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
+from lsp_server.contract.converter import unstructure
+from lsp_server.contract.status import Status, StatusCounts
+
 if TYPE_CHECKING:
     from remote_exec.dispatcher import DispatcherStatus
 
@@ -45,7 +48,7 @@ class StatusReporter:
         """Degradations by component ("ruff", "store", ...), shown until cleared."""
         self.remotes: dict[str, DispatcherStatus] = {}
         """Each workspace folder's remote side, by folder."""
-        self._last: dict | None = None
+        self._last: Status | None = None
         self._sent_at = float("-inf")
         self._due: asyncio.Handle | None = None
 
@@ -53,7 +56,7 @@ class StatusReporter:
     def remote(self) -> DispatcherStatus | None:
         return combined(self.remotes)
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> Status:
         pending, remote = self.starting, self.remote
         if pending or self.reviewing or self.indexing:
             state = "busy"
@@ -73,21 +76,21 @@ class StatusReporter:
         else:
             state, message = "ready", "Ready"
         queue = remote.queue if remote is not None else {}
-        return {
-            "state": state,
-            "message": message,
-            "counts": {
-                "documents": len(self.server.workspace.text_documents),
-                "reviewing": self.reviewing,
-                "indexing": int(self.indexing),
-                "findings": self.findings,
-                "queued": queue.get("pending", 0) + queue.get("leased", 0),
-                "parked": queue.get("parked", 0),
-                "dead": queue.get("dead", 0),
-                "runningLocally": remote.running_locally if remote is not None else 0,
-            },
-            "remotes": dict(remote.remotes) if remote is not None else {},
-        }
+        return Status(
+            state=state,
+            message=message,
+            counts=StatusCounts(
+                documents=len(self.server.workspace.text_documents),
+                reviewing=self.reviewing,
+                indexing=self.indexing,
+                findings=self.findings,
+                queued=queue.get("pending", 0) + queue.get("leased", 0),
+                parked=queue.get("parked", 0),
+                dead=queue.get("dead", 0),
+                running_locally=remote.running_locally if remote is not None else 0,
+            ),
+            remotes=dict(remote.remotes) if remote is not None else {},
+        )
 
     def update(self) -> None:
         """Send the status if it changed: in the next turn of the event loop, or, when one went
@@ -103,7 +106,7 @@ class StatusReporter:
         if current != self._last:
             self._last = current
             self._sent_at = asyncio.get_running_loop().time()
-            self.server.protocol.notify(STATUS_NOTIFICATION, current)
+            self.server.protocol.notify(STATUS_NOTIFICATION, unstructure(current))
 
     def set_problem(self, component: str, message: str | None) -> None:
         """Record (or clear, with None) a degradation; say it once when it first appears."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from lsp_server.headless.findings import Report
+from lsp_server.headless.report import Report
 from lsp_server.headless.reporters import github, json_report, sarif, text
 
 Reporter = Callable[[Report, Path], str]

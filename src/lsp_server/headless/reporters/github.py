@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lsp_server.headless.findings import Finding, Report
+from lsp_server.headless.report import Report, Reported, one_based
 from lsp_server.headless.reporters.summary import sorted_findings
 
 _COMMANDS = {"error": "error", "warning": "warning", "info": "notice", "hint": "notice"}
@@ -23,20 +23,21 @@ def escape_property(value: str) -> str:
     return escape_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotation(finding: Finding) -> str:
-    span = finding.span
+def annotation(reported: Reported) -> str:
+    finding = reported.finding
+    (line, column), (end_line, end_column) = one_based(finding.start), one_based(finding.end)
     properties = {
-        "file": finding.path,
-        "line": span.line,
-        "col": span.column,
-        "endLine": span.end_line,
-        "endColumn": span.end_column,
+        "file": reported.path,
+        "line": line,
+        "col": column,
+        "endLine": end_line,
+        "endColumn": end_column,
         "title": finding.rule,
     }
     props = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties.items())
-    cell = f"cell {finding.cell}: " if finding.cell else ""  # lines count from the cell's start
+    cell = f"cell {reported.cell}: " if reported.cell else ""  # lines count from the cell's start
     return f"::{_COMMANDS[finding.level]} {props}::{escape_data(cell + finding.message)}"
 
 
 def render(report: Report, root: Path) -> str:
-    return "".join(annotation(finding) + "\n" for finding in sorted_findings(report))
+    return "".join(annotation(reported) + "\n" for reported in sorted_findings(report))

@@ -1,6 +1,7 @@
 """A stable JSON document: {"version": 1, "findings": [...], "summary": {...}}.
 
-Keys are camelCase like LSP's and SARIF's; version 1 only ever gains keys.
+Keys are camelCase like LSP's and SARIF's; version 1 only ever gains keys. A finding's
+`provenance` is as in `Diagnostic.data` (schemas/diagnostic-data.json).
 """
 
 from __future__ import annotations
@@ -9,19 +10,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lsp_server.headless.findings import Finding, Fix, Report, Span
+from lsp_server.contract.converter import unstructure
+from lsp_server.headless.report import Report, Reported, one_based
 from lsp_server.headless.reporters.summary import fixable_count, level_counts, sorted_findings
+from lsp_server.review.findings import Fix, Position
 
 VERSION = 1
 
 
-def _range(span: Span) -> dict[str, int]:
-    return {
-        "line": span.line,
-        "column": span.column,
-        "endLine": span.end_line,
-        "endColumn": span.end_column,
-    }
+def _range(start: Position, end: Position) -> dict[str, int]:
+    (line, column), (end_line, end_column) = one_based(start), one_based(end)
+    return {"line": line, "column": column, "endLine": end_line, "endColumn": end_column}
 
 
 def _fix(fix: Fix | None) -> dict[str, Any] | None:
@@ -30,29 +29,37 @@ def _fix(fix: Fix | None) -> dict[str, Any] | None:
     return {
         "message": fix.message,
         "applicability": fix.applicability,
-        "edits": [{**_range(edit.span), "newText": edit.new_text} for edit in fix.edits],
+        "edits": [{**_range(edit.start, edit.end), "newText": edit.new_text} for edit in fix.edits],
     }
 
 
-def finding_json(finding: Finding) -> dict[str, Any]:
+def finding_json(reported: Reported, provenance: dict[str, Any]) -> dict[str, Any]:
+    finding = reported.finding
     return {
-        "path": finding.path,
-        "cell": finding.cell,
-        **_range(finding.span),
+        "path": reported.path,
+        "cell": reported.cell,
+        **_range(finding.start, finding.end),
         "level": finding.level,
         "rule": finding.rule,
         "message": finding.message,
         "url": finding.url,
-        "fingerprint": finding.fingerprint,
+        "fingerprint": finding.fingerprint or None,
         "fix": _fix(finding.fix),
+        "provenance": provenance,
     }
 
 
 def render(report: Report, root: Path) -> str:
     counts = level_counts(report)
+    # Findings share a few provenances (one per engine version): each is converted once.
+    distinct = {reported.finding.provenance for reported in report.findings}
+    provenances = {provenance: unstructure(provenance) for provenance in distinct}
     document = {
         "version": VERSION,
-        "findings": [finding_json(finding) for finding in sorted_findings(report)],
+        "findings": [
+            finding_json(reported, provenances[reported.finding.provenance])
+            for reported in sorted_findings(report)
+        ],
         "summary": {
             "findings": len(report.findings),
             "errors": counts["error"],

@@ -12,8 +12,9 @@ from typing import Any
 from urllib.parse import quote
 
 from lsp_server import __version__
-from lsp_server.headless.findings import Finding, Fix, Report, Span
+from lsp_server.headless.report import Report, Reported, one_based
 from lsp_server.headless.reporters.summary import sorted_findings
+from lsp_server.review.findings import Fix, Position
 
 SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -28,18 +29,17 @@ def _artifact(path: str) -> dict[str, str]:
     return {"uri": quote(path), "uriBaseId": SRCROOT}
 
 
-def _region(span: Span) -> dict[str, int]:
-    return {
-        "startLine": span.line,
-        "startColumn": span.column,
-        "endLine": span.end_line,
-        "endColumn": span.end_column,
-    }
+def _region(start: Position, end: Position) -> dict[str, int]:
+    (line, column), (end_line, end_column) = one_based(start), one_based(end)
+    return {"startLine": line, "startColumn": column, "endLine": end_line, "endColumn": end_column}
 
 
 def _fix(path: str, fix: Fix) -> dict[str, Any]:
     replacements = [
-        {"deletedRegion": _region(edit.span), "insertedContent": {"text": edit.new_text}}
+        {
+            "deletedRegion": _region(edit.start, edit.end),
+            "insertedContent": {"text": edit.new_text},
+        }
         for edit in fix.edits
     ]
     return {
@@ -55,7 +55,8 @@ def _rule(rule: str, url: str | None) -> dict[str, Any]:
     return descriptor
 
 
-def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
+def _result(reported: Reported, rule_index: int) -> dict[str, Any]:
+    finding = reported.finding
     result: dict[str, Any] = {
         "ruleId": finding.rule,
         "ruleIndex": rule_index,
@@ -64,18 +65,18 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
         "locations": [
             {
                 "physicalLocation": {
-                    "artifactLocation": _artifact(finding.path),
-                    "region": _region(finding.span),
+                    "artifactLocation": _artifact(reported.path),
+                    "region": _region(finding.start, finding.end),
                 }
             }
         ],
     }
-    if finding.cell:  # a notebook's lines count from the start of this cell
-        result["properties"] = {"cell": finding.cell}
+    if reported.cell:  # a notebook's lines count from the start of this cell
+        result["properties"] = {"cell": reported.cell}
     if finding.fingerprint:
         result["partialFingerprints"] = {FINGERPRINT_KEY: finding.fingerprint}
     if finding.fix and finding.fix.edits:
-        result["fixes"] = [_fix(finding.path, finding.fix)]
+        result["fixes"] = [_fix(reported.path, finding.fix)]
     return result
 
 
@@ -83,9 +84,9 @@ def sarif_log(report: Report, root: Path) -> dict[str, Any]:
     findings = sorted_findings(report)
     # One descriptor per rule, in id order, carrying the first docs URL seen for it.
     urls: dict[str, str | None] = {}
-    for finding in findings:
-        if not urls.get(finding.rule):
-            urls[finding.rule] = finding.url
+    for reported in findings:
+        if not urls.get(reported.finding.rule):
+            urls[reported.finding.rule] = reported.finding.url
     rule_ids = sorted(urls)
     rule_index = {rule: index for index, rule in enumerate(rule_ids)}
     run: dict[str, Any] = {
@@ -98,7 +99,7 @@ def sarif_log(report: Report, root: Path) -> dict[str, Any]:
         },
         "originalUriBaseIds": {SRCROOT: {"uri": root.resolve().as_uri().rstrip("/") + "/"}},
         "columnKind": "unicodeCodePoints",
-        "results": [_result(finding, rule_index[finding.rule]) for finding in findings],
+        "results": [_result(reported, rule_index[reported.finding.rule]) for reported in findings],
         "invocations": [{"executionSuccessful": report.complete}],
     }
     if report.not_analysed:

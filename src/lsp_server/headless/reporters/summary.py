@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from collections import Counter
 
-from lsp_server.headless.findings import LEVELS, Finding, Report
+from lsp_server.config import LEVELS
+from lsp_server.headless.report import Report, Reported
 
 
-def sorted_findings(report: Report) -> list[Finding]:
-    return sorted(report.findings, key=lambda finding: finding.sort_key)
+def sorted_findings(report: Report) -> list[Reported]:
+    return sorted(report.findings, key=lambda reported: reported.sort_key)
 
 
 def level_counts(report: Report) -> dict[str, int]:
-    counts = Counter(finding.level for finding in report.findings)
+    counts = Counter(reported.finding.level for reported in report.findings)
     return {level: counts[level] for level in LEVELS}
 
 
 def fixable_count(report: Report) -> int:
     """Findings with a safe fix: the ones a user can apply without reading them."""
-    return sum(1 for finding in report.findings if finding.fix and finding.fix.is_safe)
+    return sum(
+        1
+        for reported in report.findings
+        if (fix := reported.finding.fix) is not None and fix.applicability == "safe"
+    )
 
 
 def summary_line(report: Report) -> str:

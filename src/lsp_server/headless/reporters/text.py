@@ -5,22 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lsp_server.headless.findings import Finding, Report
+from lsp_server.headless.report import Report, Reported, one_based
 from lsp_server.headless.reporters.summary import sorted_findings, summary_line
 
 
-def finding_line(finding: Finding) -> str:
-    fixable = " [*]" if finding.fix and finding.fix.is_safe else ""
+def finding_line(reported: Reported) -> str:
+    finding = reported.finding
+    fixable = " [*]" if finding.fix and finding.fix.applicability == "safe" else ""
     # A message is one line in a terminal; LSP allows newlines in it.
     message = " ".join(finding.message.splitlines())
-    cell = f"cell {finding.cell}:" if finding.cell else ""  # as ruff says it
+    cell = f"cell {reported.cell}:" if reported.cell else ""  # as ruff says it
+    line, column = one_based(finding.start)
     return (
-        f"{finding.path}:{cell}{finding.span.line}:{finding.span.column}: "
-        f"{finding.level} {finding.rule} {message}{fixable}"
+        f"{reported.path}:{cell}{line}:{column}: {finding.level} {finding.rule} {message}{fixable}"
     )
 
 
 def render(report: Report, root: Path) -> str:
-    lines = [finding_line(finding) for finding in sorted_findings(report)]
+    lines = [finding_line(reported) for reported in sorted_findings(report)]
     lines.append(summary_line(report))
     return "\n".join(lines) + "\n"

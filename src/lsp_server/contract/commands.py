@@ -1,0 +1,78 @@
+"""The `gantry.*` commands' arguments.
+
+A command takes one object: `arguments` is `[object]`, or `[]` when every field has a default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+import attrs
+
+from lsp_server.contract.converter import ContractError, structure
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class NoArgs:
+    """For commands that take nothing."""
+
+
+@attrs.frozen
+class DismissArgs:
+    uri: str
+    fingerprint: str
+    verdict: Literal["dismissed", "false_positive"] = "dismissed"
+    reason: str | None = None
+
+
+@attrs.frozen
+class ReviewFileArgs:
+    uri: str
+
+
+@attrs.frozen
+class ReviewPathsArgs:
+    paths: list[str]
+    """Files or folders on disk (file system paths, not URIs); relative ones are taken from
+    the workspace root."""
+    fingerprints: bool = True
+    """False when the caller will not read them (a text report): they cost a parse per file."""
+
+
+@attrs.frozen
+class QueueStatusArgs:
+    uri: str | None = None
+    """A workspace folder, or a document in one: whose queue; the first folder's if omitted."""
+
+
+@attrs.frozen
+class RetryArgs:
+    id: int | None = None
+    """One job; all dead and parked jobs when omitted."""
+    uri: str | None = None
+    """A workspace folder, or a document in one: whose queue; the first folder's if omitted."""
+
+
+COMMANDS: dict[str, type] = {
+    "gantry.dismissFinding": DismissArgs,
+    "gantry.reviewFile": ReviewFileArgs,
+    "gantry.reviewWorkspace": NoArgs,
+    "gantry.reviewPaths": ReviewPathsArgs,
+    "gantry.queueStatus": QueueStatusArgs,
+    "gantry.retryQueued": RetryArgs,
+}
+"""Every command the server offers, with its arguments' class."""
+
+
+def parse(cls: type[T], arguments: list[Any]) -> T:
+    """A command's `arguments` as `cls`. An empty list stands for an empty object, alone or in
+    the list: Lua cannot tell them apart."""
+    value = arguments[0] if len(arguments) == 1 else arguments
+    if value == []:
+        value = {}
+    if not isinstance(value, dict):
+        names = ", ".join(field.name for field in attrs.fields(cls)) or "nothing"
+        raise ContractError(f"expected one object ({names}); got {arguments!r}")
+    return structure(value, cls)

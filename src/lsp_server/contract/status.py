@@ -1,0 +1,38 @@
+"""The `gantry/status` notification: one summary of what the server is doing, sent when it
+changes; editors show it in their status bar or statusline."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+State = Literal["ready", "busy", "queued", "degraded", "offline"]
+RemoteHealth = Literal["up", "down", "probing"]
+
+
+@attrs.frozen
+class StatusCounts:
+    documents: int
+    """Open documents."""
+    reviewing: int
+    """Reviews running or waiting, open documents and files on disk."""
+    indexing: int
+    """1 while the workspace is being indexed."""
+    findings: int
+    """Findings published, over all documents."""
+    queued: int
+    """Remote jobs waiting or running."""
+    parked: int
+    dead: int
+    running_locally: int
+    """Remote jobs running on this machine while their remote is down."""
+
+
+@attrs.frozen
+class Status:
+    state: State
+    message: str
+    counts: StatusCounts
+    remotes: dict[str, RemoteHealth]
+    """Each configured remote by name."""
