@@ -18,7 +18,7 @@ from pygls.protocol import default_converter
 from pygls.workspace.position_codec import PositionCodec, ServerTextPosition, ServerTextRange
 from pytest_lsp import LanguageClient
 
-from lsp_server.features.convert import converter, lsp_range
+from lsp_server.convert import converter, lsp_range
 
 PYPROJECT = '[tool.ruff.lint]\nselect = ["E", "F", "W", "B"]\n'
 UNIT = """\

@@ -19,7 +19,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from lsp_server import __version__, framing
-from lsp_server.features.convert import converter
+from lsp_server.convert import converter
 from lsp_server.protocol import GantryProtocol
 from lsp_server.services.reviewer import Engine
 from lsp_server.session import Session

@@ -17,8 +17,8 @@ from pygls.lsp.server import LanguageServer
 from lsp_server.contract import data as diagnostic_data
 from lsp_server.contract.commands import DismissArgs
 from lsp_server.contract.converter import ContractError, structure, unstructure
+from lsp_server.convert import replacement_edit, workspace_edit
 from lsp_server.executors import Pool
-from lsp_server.features.convert import replacement_edit, workspace_edit
 from lsp_server.review import ruff_engine
 from lsp_server.review.findings import Edit, Finding, Snapshot
 from lsp_server.session import Session

@@ -14,7 +14,7 @@ import attrs
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from lsp_server.features.convert import diagnostic, in_cell
+from lsp_server.convert import diagnostic, in_cell
 from lsp_server.review.findings import Finding, Snapshot
 from lsp_server.services.status import StatusReporter
 
