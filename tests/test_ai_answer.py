@@ -30,6 +30,9 @@ class Unit:
     end_line: int
     text: str
 
+    def document_line(self, line: int) -> int:
+        return self.start_line + line
+
 
 UNIT = Unit(
     "python",

@@ -19,6 +19,9 @@ class Unit:
     end_line: int
     text: str
 
+    def document_line(self, line: int) -> int:
+        return self.start_line + line
+
 
 @attrs.frozen
 class Local:

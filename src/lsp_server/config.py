@@ -52,6 +52,14 @@ class InferenceSettings:
     """Tried in order."""
     privacy: PrivacyPolicy = attrs.field(default="self-hosted-only", metadata=USER_ONLY)
     """Whether code may be sent to `cloud` endpoints at all."""
+    context_budget: int = attrs.field(default=2000, validator=attrs.validators.ge(0))
+    """Tokens of context (definitions, callers, tests) sent with each unit under review."""
+    min_confidence: float = attrs.field(
+        default=0.5, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)]
+    )
+    """AI findings the model is less sure of are not shown."""
+    max_per_unit: int = attrs.field(default=5, validator=attrs.validators.ge(0))
+    """At most this many AI findings per function, method, class or block, most confident first."""
 
 
 @attrs.frozen

@@ -69,6 +69,12 @@ def _data_edit(codec: PositionCodec, lines: Sequence[str], edit: Edit) -> data.T
     )
 
 
+def source_of(finding: Finding) -> str:
+    """ "gantry" for the local review, "gantry-<engine>" for the others (AI review: "gantry-ai")."""
+    engine = finding.provenance.engine
+    return "gantry" if engine == "ruff" else f"gantry-{engine}"
+
+
 def diagnostic(codec: PositionCodec, lines: Sequence[str], finding: Finding) -> types.Diagnostic:
     fix = None
     if finding.fix is not None:
@@ -80,7 +86,7 @@ def diagnostic(codec: PositionCodec, lines: Sequence[str], finding: Finding) -> 
         severity=SEVERITIES[finding.level],
         code=finding.rule,
         code_description=types.CodeDescription(href=finding.url) if finding.url else None,
-        source="gantry",
+        source=source_of(finding),
         tags=[types.DiagnosticTag.Unnecessary] if finding.rule in _UNNECESSARY else None,
         data=data.DiagnosticData(finding.fingerprint, fix, finding.provenance),
     )

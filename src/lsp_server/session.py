@@ -14,6 +14,7 @@ from pygls.lsp.server import LanguageServer
 
 from lsp_server.executors import Executors
 from lsp_server.review.local import LocalEngine
+from lsp_server.services.ai_reviewer import AiReviewer
 from lsp_server.services.folder_service import ClientSetup, FolderService
 from lsp_server.services.folders import Folders
 from lsp_server.services.publisher import Publisher
@@ -47,6 +48,9 @@ class Session:
             self.executors,
             (LocalEngine(), *engines),
             self.notify_user,
+        )
+        self.ai_reviewer = AiReviewer(
+            server, self.folders, self.publisher, self.status, self.executors, self.notify_user
         )
         self.folder_service = FolderService(
             server, self.folders, self.status, self.executors, self.setup, self.notify_user

@@ -27,6 +27,8 @@ class StatusCounts:
     dead: int
     running_locally: int
     """Remote jobs running on this machine while their remote is down."""
+    ai_waiting: int = 0
+    """Units whose AI review waits for the model (queued while no endpoint answers)."""
 
 
 @attrs.frozen

@@ -122,7 +122,10 @@ def register(server: LanguageServer, session: Session) -> None:
         actions: list[types.CodeAction] = []
         if _wanted(QUICKFIX, only):
             for diag in params.context.diagnostics:
-                if diag.source != "gantry" or (finding := _match(diag, findings)) is None:
+                if (
+                    not (diag.source or "").startswith("gantry")
+                    or (finding := _match(diag, findings)) is None
+                ):
                     continue
                 if finding.fix is not None:
                     actions.append(

@@ -95,6 +95,7 @@ def register(server: LanguageServer, session: Session) -> None:
         path = to_fs_path(params.uri)
         if params.uri in ls.workspace.text_documents:
             reviewer.request(params.uri)
+            session.ai_reviewer.request(params.uri, ask_model=True)
             return {"files": 1}
         if not path or language_for_path(path) is None or not Path(path).is_file():
             raise JsonRpcInvalidParams(f"not a file Gantry reviews: {params.uri}")

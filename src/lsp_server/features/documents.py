@@ -13,20 +13,23 @@ from lsp_server.session import Session
 
 
 def register(server: LanguageServer, session: Session) -> None:
-    reviewer = session.reviewer
+    reviewer, ai = session.reviewer, session.ai_reviewer
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(ls: LanguageServer, params: types.DidOpenTextDocumentParams) -> None:
         reviewer.request(params.text_document.uri)
+        ai.request(params.text_document.uri, ask_model=False)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: LanguageServer, params: types.DidChangeTextDocumentParams) -> None:
         reviewer.request(params.text_document.uri)
+        ai.request(params.text_document.uri, ask_model=False)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: LanguageServer, params: types.DidSaveTextDocumentParams) -> None:
         uri = params.text_document.uri
         reviewer.request(uri)
+        ai.request(uri, ask_model=True)
         folder = session.folders.for_uri(uri)
         if folder.indexer is not None and (path := to_fs_path(uri)):
             folder.indexer.saved(Path(path))
@@ -34,3 +37,4 @@ def register(server: LanguageServer, session: Session) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     async def did_close(ls: LanguageServer, params: types.DidCloseTextDocumentParams) -> None:
         reviewer.forget(params.text_document.uri)
+        ai.forget(params.text_document.uri)

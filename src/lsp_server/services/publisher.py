@@ -68,6 +68,10 @@ class Publisher:
         if self._is_current(snapshot):
             self._publish(uri, snapshot)
 
+    def slot(self, uri: str, source: str) -> Slot | None:
+        """What `source` last put for a document, shown or not."""
+        return self._slots.get(uri, {}).get(source)
+
     def shown(self, uri: str) -> Shown | None:
         return self._shown.get(uri)
 

@@ -118,11 +118,15 @@ class RemoteService:
         dispatcher = await self._require()
         return {"retried": await dispatcher.retry(job_id)}
 
-    async def _require(self) -> AsyncDispatcher:
-        # A command that arrives while the dispatcher starts waits for it.
+    async def settled(self) -> AsyncDispatcher | None:
+        """The dispatcher once its start has settled (a save or a command that arrives while
+        it starts waits for it, bounded); None when there is none."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._started.wait(), _START_WAIT_S)
-        if self.dispatcher is None:
+        return self.dispatcher
+
+    async def _require(self) -> AsyncDispatcher:
+        if await self.settled() is None:
             from pygls.exceptions import JsonRpcInternalError
 
             raise JsonRpcInternalError("remote execution is not available; see the server log")

@@ -44,6 +44,8 @@ class StatusReporter:
         """Folders being indexed."""
         self.findings = 0
         """Findings published over all documents."""
+        self.ai_waiting = 0
+        """Units whose AI review waits for the model."""
         self.problems: dict[str, str] = {}
         """Degradations by component ("ruff", "store", ...), shown until cleared."""
         self.remotes: dict[str, DispatcherStatus] = {}
@@ -58,11 +60,14 @@ class StatusReporter:
 
     def snapshot(self) -> Status:
         pending, remote = self.starting, self.remote
-        if pending or self.reviewing or self.indexing:
+        asking = self.ai_waiting if remote is None or remote.state == "ready" else 0
+        if pending or self.reviewing or self.indexing or asking:
             state = "busy"
             parts = []
             if pending:
                 parts.append("starting")
+            if asking:
+                parts.append(f"asking the model about {asking} unit{'s' * (asking != 1)}")
             if self.reviewing:
                 parts.append(f"reviewing {self.reviewing} file{'s' * (self.reviewing != 1)}")
             if self.indexing:
@@ -70,7 +75,9 @@ class StatusReporter:
             message = ", ".join(parts).capitalize()
         elif remote is not None and remote.state != "ready":
             state = remote.state  # queued | degraded | offline
-            message = "; ".join([f"Remote: {remote.message}", *self.problems.values()])
+            waiting = self.ai_waiting
+            queued = [f"{waiting} AI review{'s' * (waiting != 1)} queued"] if waiting else []
+            message = "; ".join([f"Remote: {remote.message}", *queued, *self.problems.values()])
         elif self.problems:
             state, message = "degraded", "; ".join(self.problems.values())
         else:
@@ -88,6 +95,7 @@ class StatusReporter:
                 parked=queue.get("parked", 0),
                 dead=queue.get("dead", 0),
                 running_locally=remote.running_locally if remote is not None else 0,
+                ai_waiting=self.ai_waiting,
             ),
             remotes=dict(remote.remotes) if remote is not None else {},
         )

@@ -114,7 +114,7 @@ class Candidate:
 
     def document_lines(self, unit: Unit) -> tuple[int, int]:
         """The flagged lines as 0-based document lines (inclusive)."""
-        return (unit.start_line + self.start_line - 1, unit.start_line + self.end_line - 1)
+        return (unit.document_line(self.start_line - 1), unit.document_line(self.end_line - 1))
 
     def document_range(self, unit: Unit) -> tuple[tuple[int, int], tuple[int, int]]:
         """0-based (line, column) start and exclusive end in the document; a range without

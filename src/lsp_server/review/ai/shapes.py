@@ -31,6 +31,11 @@ class Unit(Protocol):
     @property
     def text(self) -> str: ...
 
+    def document_line(self, line: int) -> int:
+        """The document line (0-based) of line `line` (0-based) of `text`: a class unit's text
+        leaves out its methods, so its lines are not always consecutive in the document."""
+        ...
+
 
 class ContextItem(Protocol):
     """One piece of context: a definition, a caller, a test, local diagnostics, ..."""

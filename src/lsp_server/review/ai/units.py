@@ -73,6 +73,11 @@ class Unit:
     spans: tuple[tuple[int, int], ...]
     """The document line ranges [start, end) the text is made of, in order."""
 
+    @property
+    def qualified_name(self) -> str:
+        """`name`, as the prompt and the AI fingerprints call it."""
+        return self.name
+
     def document_line(self, line: int) -> int:
         """The document line of line `line` (0-based) of the unit's text."""
         for start, end in self.spans:

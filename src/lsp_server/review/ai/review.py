@@ -1,0 +1,193 @@
+"""An AI review of one document as plain data: which units need the model, what the cache
+already holds, and a model's answer turned into findings. Pure apart from the store it reads;
+the server's AI reviewer runs it off the event loop and talks to the model through the queue.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from lsp_server.review.ai.answer import Answer, BadAnswer, Candidate, parse_answer
+from lsp_server.review.ai.cache import cache_key
+from lsp_server.review.ai.context import ContextPack, build_pack, neighbourhoods
+from lsp_server.review.ai.noise import NoisePolicy, filter_findings
+from lsp_server.review.ai.prompt import PROMPT_VERSION, build_request
+from lsp_server.review.ai.units import LANGUAGES, Unit, split_units
+from lsp_server.review.ai.validate import FixValid, ruff_errors, validate_fix
+from lsp_server.review.findings import Finding, Fix, Provenance, Snapshot
+
+_DEFAULT_POLICY = NoisePolicy()
+ENGINE = "ai"
+"""The engine's name in provenance; its diagnostics' source is "gantry-ai"."""
+
+
+@attrs.frozen
+class UnitReview:
+    """One unit to review: what is sent, and the key its answer is cached under."""
+
+    unit: Unit
+    pack: ContextPack
+    key: str
+    body: dict[str, Any]
+
+
+@attrs.frozen
+class Plan:
+    snapshot: Snapshot
+    units: tuple[UnitReview, ...]
+    cached: Mapping[str, Any]
+    """Cached answers by key (see `Answered`), for the units that have one."""
+
+    @property
+    def misses(self) -> tuple[UnitReview, ...]:
+        return tuple(review for review in self.units if review.key not in self.cached)
+
+
+@attrs.frozen
+class Answered:
+    """A model's answer for one unit, as cached: the content blocks and where they came from."""
+
+    content: list[dict[str, Any]]
+    model: str
+    endpoint: str | None = None
+    tokens: int | None = None
+    at: float = 0.0
+
+    def dumps(self) -> str:
+        return json.dumps(attrs.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, text: str) -> Answered:
+        return cls(**json.loads(text))
+
+
+def reviewable(snapshot: Snapshot) -> bool:
+    return snapshot.language in LANGUAGES
+
+
+def plan(
+    snapshot: Snapshot,
+    store,
+    *,
+    path: str,
+    model: str,
+    budget: int,
+    local: Sequence[Finding] = (),
+) -> Plan:
+    """Split the document into units, build each one's context pack and request, and look up
+    the cache. `path` is the document's path relative to its folder (what the model is told)."""
+    units = split_units(snapshot.language, snapshot.text)
+    symbols = neighbourhoods(store, units) if store is not None else [()] * len(units)
+    reviews = []
+    for unit, near in zip(units, symbols, strict=True):
+        inside = [f for f in local if unit.start_line <= f.start[0] < unit.end_line]
+        pack = build_pack(unit, path, near, budget=budget, diagnostics=inside)
+        key = cache_key(unit, pack, PROMPT_VERSION, model)
+        body = build_request(unit, pack, path=path, model=model).body
+        reviews.append(UnitReview(unit, pack, key, body))
+    cached = {}
+    if store is not None and reviews:
+        found = store.ai_cached_many([review.key for review in reviews])
+        cached = {key: Answered.loads(entry.answer) for key, entry in found.items()}
+    return Plan(snapshot, tuple(reviews), cached)
+
+
+def parse(review: UnitReview, answered: Answered) -> Answer | BadAnswer:
+    return parse_answer(answered.content, review.unit)
+
+
+@attrs.frozen
+class _Local:
+    rule: str
+    start_line: int
+    end_line: int
+    message: str
+
+
+def _local(findings: Sequence[Finding]) -> list[_Local]:
+    # A whole-line range ends at column 0 of the next line: it ends on the line before.
+    return [
+        _Local(
+            f.rule,
+            f.start[0],
+            f.end[0] - 1 if f.end[1] == 0 and f.end[0] > f.start[0] else f.end[0],
+            f.message,
+        )
+        for f in findings
+    ]
+
+
+def findings(
+    snapshot: Snapshot,
+    review: UnitReview,
+    answer: Answer,
+    answered: Answered,
+    *,
+    cached: bool,
+    local: Sequence[Finding] = (),
+    dismissed: frozenset[str] = frozenset(),
+    policy: NoisePolicy = _DEFAULT_POLICY,
+    root: Path | None = None,
+) -> tuple[Finding, ...]:
+    """The answer's findings worth showing on `snapshot`, each fix validated before it is
+    offered (a fix that fails validation is dropped, the finding kept)."""
+    unit = review.unit
+    kept = filter_findings(answer.findings, unit, _local(local), dismissed, policy).kept
+    provenance = Provenance(
+        engine=ENGINE,
+        model=answered.model,
+        endpoint=answered.endpoint,
+        prompt_version=PROMPT_VERSION,
+        cached=cached,
+        at=datetime.datetime.fromtimestamp(answered.at, datetime.UTC) if answered.at else None,
+        context=review.pack.symbols,
+        tokens=answered.tokens,
+    )
+    errors_before = None
+    out = []
+    for item in kept:
+        candidate = item.candidate
+        start, end = candidate.document_range(unit)
+        fix = None
+        if candidate.fix is not None:
+            if errors_before is None and snapshot.language == "python":
+                errors_before = ruff_errors(snapshot, root)
+            verdict = validate_fix(
+                candidate.fix,
+                snapshot,
+                candidate.document_lines(unit),
+                (unit.start_line, unit.end_line - 1),
+                root=root,
+                errors_before=errors_before,
+            )
+            if isinstance(verdict, FixValid):
+                fix = Fix(
+                    f"Apply the suggested fix: {candidate.message}", "unsafe", (verdict.edit,)
+                )
+        out.append(
+            Finding(
+                rule=candidate.category,
+                message=_message(candidate),
+                level=candidate.severity,
+                start=start,
+                end=end,
+                provenance=provenance,
+                fix=fix,
+                fingerprint=item.fingerprint,
+            )
+        )
+    return tuple(out)
+
+
+def _message(candidate: Candidate) -> str:
+    return (
+        f"{candidate.message}\n\n{candidate.rationale}"
+        if candidate.rationale
+        else candidate.message
+    )

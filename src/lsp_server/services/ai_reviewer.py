@@ -1,0 +1,255 @@
+"""AI review of open documents, published in the "ai" slot beside ruff's findings.
+
+On every change the document's units are looked up in the cache (no tokens: unchanged code
+keeps its findings, wherever it moved); on save, the units the cache does not know are sent to
+the model as inference jobs through the durable queue, and each answer is published when it
+arrives, only on the text it was computed for. Jobs a newer save no longer needs are cancelled
+in the queue. Nothing here waits on a dispatcher thread: remote_exec.aio does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from lsp_server.executors import Executors
+from lsp_server.review.ai import review as ai
+from lsp_server.review.ai.answer import MAX_BAD_ANSWERS, BadAnswer
+from lsp_server.review.ai.noise import NoisePolicy
+from lsp_server.review.findings import Finding, Snapshot
+from lsp_server.review.local import LocalEngine
+from lsp_server.services.folders import Folder, Folders
+from lsp_server.services.publisher import Publisher
+from lsp_server.services.status import StatusReporter
+
+log = logging.getLogger("gantry.ai")
+SOURCE = ai.ENGINE
+
+
+@attrs.define
+class _Document:
+    """One document's AI review in progress."""
+
+    task: asyncio.Task | None = None
+    again: bool = False
+    ask_model: bool = False
+    jobs: dict[str, int] = attrs.Factory(dict)
+    """Queue job ids by cache key, of the answers still awaited."""
+
+
+class AiReviewer:
+    def __init__(
+        self,
+        server: LanguageServer,
+        folders: Folders,
+        publisher: Publisher,
+        status: StatusReporter,
+        executors: Executors,
+        notify_user: Callable[[str, types.MessageType], None],
+    ) -> None:
+        self._server = server
+        self._folders = folders
+        self._publisher = publisher
+        self._status = status
+        self._executors = executors
+        self._notify_user = notify_user
+        self._documents: dict[str, _Document] = {}
+        self._waits: set[asyncio.Task] = set()
+
+    @property
+    def waiting(self) -> int:
+        """Units whose answers are awaited from the model."""
+        return sum(len(d.jobs) for d in self._documents.values())
+
+    def request(self, uri: str, *, ask_model: bool) -> None:
+        """Review `uri` from the cache, and ask the model for what it lacks when `ask_model`
+        (a save, a review command); coalesced as the local review is."""
+        document = self._documents.setdefault(uri, _Document())
+        document.ask_model = document.ask_model or ask_model
+        if document.task is not None:
+            document.again = True
+            return
+        document.task = asyncio.create_task(self._run(uri, document))
+
+    def forget(self, uri: str) -> None:
+        document = self._documents.pop(uri, None)
+        if document is not None:
+            if document.task is not None:
+                document.task.cancel()
+            self._cancel_jobs(self._folders.for_uri(uri), list(document.jobs.values()))
+
+    async def _run(self, uri: str, document: _Document) -> None:
+        try:
+            while True:
+                document.again, ask_model = False, document.ask_model
+                document.ask_model = False
+                await self._review(uri, document, ask_model)
+                if not document.again:
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in one review must not take the server down
+            log.exception("AI review of %s failed", uri)
+            self._notify_user(
+                f"the AI review of {uri} failed; see the server log", types.MessageType.Error
+            )
+        finally:
+            document.task = None
+
+    async def _review(self, uri: str, document: _Document, ask_model: bool) -> None:
+        folder = self._folders.for_uri(uri)
+        await folder.ready.wait()
+        endpoints = folder.settings.inference.endpoints
+        snapshot = self._folders.snapshot(self._server.workspace, uri)
+        if not endpoints or snapshot is None or not ai.reviewable(snapshot):
+            return
+        local = self._local(snapshot)
+        plan = await self._executors.background.run(
+            ai.plan,
+            snapshot,
+            folder.store,
+            path=_relative(snapshot, folder),
+            model=endpoints[0].model,
+            budget=folder.settings.inference.context_budget,
+            local=local,
+        )
+        shown: dict[str, tuple[Finding, ...]] = {}
+        for review in plan.units:
+            if (answered := plan.cached.get(review.key)) is not None:
+                shown[review.key] = await self._findings(
+                    folder, snapshot, review, answered, local, cached=True
+                )
+        self._publish(snapshot, plan, shown)
+        keys = {review.key for review in plan.units}
+        superseded = [job for key, job in document.jobs.items() if key not in keys]
+        for key in [key for key in document.jobs if key not in keys]:
+            del document.jobs[key]
+        self._cancel_jobs(folder, superseded)
+        if not ask_model or not plan.misses or folder.remote is None:
+            return
+        if await folder.remote.settled() is None:
+            return  # no remote side (it failed to start, and said why)
+        asks = [
+            self._ask(folder, document, snapshot, plan, review, shown, local)
+            for review in plan.misses
+        ]
+        self._report()
+        try:
+            await asyncio.gather(*asks)
+        finally:
+            self._report()
+
+    async def _ask(self, folder, document, snapshot, plan, review, shown, local) -> None:
+        """Send one unit to the model through the queue; publish its findings when answered."""
+        dispatcher = folder.remote.dispatcher
+        from remote_exec.aio import JobNotDone
+        from remote_exec.jobs import JobKind
+
+        for attempt in range(1, MAX_BAD_ANSWERS + 1):
+            key = f"ai-review:{review.key}" + (f"#{attempt}" if attempt > 1 else "")
+            job = await dispatcher.submit(key, JobKind.INFERENCE, review.body)
+            document.jobs[review.key] = job.id
+            self._report()
+            try:
+                result = await dispatcher.result(job.id)
+            except JobNotDone as exc:
+                log.info("AI review of %s in %s ended: %s", review.unit.name, snapshot.path, exc)
+                return
+            finally:
+                document.jobs.pop(review.key, None)
+            answered = ai.Answered(
+                content=result["content"],
+                model=result["model"],
+                endpoint=result.get("endpoint"),
+                tokens=sum(result.get("usage", {}).values()) or None,
+                at=time.time(),
+            )
+            answer = ai.parse(review, answered)
+            if isinstance(answer, BadAnswer):
+                log.warning(
+                    "a bad answer for %s (try %d): %s", review.unit.name, attempt, answer.reason
+                )
+                continue
+            if folder.store is not None:
+                await self._executors.background.run(
+                    folder.store.put_ai_review,
+                    review.key,
+                    answered.dumps(),
+                    model=answered.model,
+                    prompt_version=ai.PROMPT_VERSION,
+                )
+            shown[review.key] = await self._findings(
+                folder, snapshot, review, answered, local, cached=False, answer=answer
+            )
+            self._publish(snapshot, plan, shown)
+            return
+        self._status.set_problem(
+            "ai",
+            f"the model's answers for {review.unit.name} did not fit the schema "
+            f"{MAX_BAD_ANSWERS} times; it is not reviewed",
+        )
+
+    async def _findings(
+        self, folder: Folder, snapshot, review, answered, local, *, cached, answer=None
+    ):
+        answer = answer if answer is not None else ai.parse(review, answered)
+        if isinstance(answer, BadAnswer):  # a cache from an older schema: ignored
+            return ()
+        return await self._executors.background.run(
+            ai.findings,
+            snapshot,
+            review,
+            answer,
+            answered,
+            cached=cached,
+            local=local,
+            dismissed=folder.dismissed,
+            policy=NoisePolicy(
+                min_confidence=folder.settings.inference.min_confidence,
+                max_per_unit=folder.settings.inference.max_per_unit,
+            ),
+            root=folder.root,
+        )
+
+    def _publish(
+        self, snapshot: Snapshot, plan: ai.Plan, shown: dict[str, tuple[Finding, ...]]
+    ) -> None:
+        ordered = [f for review in plan.units for f in shown.get(review.key, ())]
+        self._publisher.put(SOURCE, snapshot, tuple(ordered))
+
+    def _local(self, snapshot: Snapshot) -> tuple[Finding, ...]:
+        slot = self._publisher.slot(snapshot.uri, LocalEngine.source)
+        if slot is None or slot.snapshot.version != snapshot.version:
+            return ()
+        return slot.findings
+
+    def _cancel_jobs(self, folder: Folder, jobs: list[int]) -> None:
+        remote = folder.remote.dispatcher if folder.remote is not None else None
+        if remote is None or not jobs:
+            return
+
+        async def cancel() -> None:
+            for job in jobs:
+                await remote.cancel(job)
+
+        task = asyncio.create_task(cancel())
+        self._waits.add(task)
+        task.add_done_callback(self._waits.discard)
+
+    def _report(self) -> None:
+        self._status.ai_waiting = self.waiting
+        self._status.update()
+
+
+def _relative(snapshot: Snapshot, folder: Folder) -> str:
+    path = Path(snapshot.path)
+    if folder.root is not None and path.is_relative_to(folder.root):
+        return path.relative_to(folder.root).as_posix()
+    return path.name

@@ -1,0 +1,146 @@
+"""AI review end to end over stdio, against the scripted Messages-API server on loopback: on
+save the model's findings arrive beside ruff's (source "gantry-ai") with provenance and a
+validated fix; unchanged code is never sent twice, across a restart; a bad answer is retried
+and never half-used."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lsp_harness import CLIENTS, SERVER, diagnostics_for, initialize, open_document
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+sys.path.insert(0, str(Path(__file__).parent / "remote"))
+from fake_messages_api import FakeMessagesAPI, text, tool_use  # noqa: E402
+
+SOURCE = """\
+def average(values):
+    total = 0
+    for value in values:
+        total += value
+    return total / len(values)
+"""
+BUG = {
+    "start_line": 5,
+    "end_line": 5,
+    "severity": "warning",
+    "category": "bug",
+    "message": "Division by zero when values is empty",
+    "rationale": "len(values) is 0 for an empty list.",
+    "confidence": 0.9,
+    "fix": {
+        "search": "return total / len(values)",
+        "replace": "return total / len(values) if values else 0.0",
+    },
+}
+
+
+@pytest.fixture
+def api() -> Iterator[FakeMessagesAPI]:
+    with FakeMessagesAPI() as server:
+        yield server
+
+
+def _options(api: FakeMessagesAPI) -> dict:
+    endpoint = {"name": "gpu-box", "base_url": api.url, "model": "review-model"}
+    return {"inference": {"endpoints": [endpoint]}, "index": {"enabled": True}}
+
+
+def _workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "pyproject.toml").write_text('[tool.ruff.lint]\nselect = ["F"]\n')
+    (ws / "stats.py").write_text(SOURCE)
+    return ws
+
+
+async def _session(ws: Path, api: FakeMessagesAPI, editor: str) -> LanguageClient:
+    client = await SERVER.start()
+    await asyncio.wait_for(initialize(client, ws, editor, _options(api)), 30)
+    return client
+
+
+async def _close(client: LanguageClient) -> None:
+    try:
+        await asyncio.wait_for(client.shutdown_session(), 30)
+    finally:
+        await asyncio.wait_for(client.stop(), 30)
+
+
+def _save(client: LanguageClient, uri: str) -> None:
+    client.text_document_did_save(
+        types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+
+
+async def _ai(client: LanguageClient, uri: str, timeout: float = 60) -> list[types.Diagnostic]:
+    async def wait() -> list[types.Diagnostic]:
+        while True:
+            found = [d for d in client.diagnostics.get(uri, []) if d.source == "gantry-ai"]
+            if found:
+                return found
+            await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+
+    return await asyncio.wait_for(wait(), timeout)
+
+
+@pytest.mark.parametrize("editor", CLIENTS)
+async def test_save_asks_the_model_once_and_the_cache_answers_after(
+    tmp_path: Path, api: FakeMessagesAPI, editor: str
+):
+    ws = _workspace(tmp_path)
+    api.script(text("no tool call: a bad answer"), tool_use("report_findings", {"findings": [BUG]}))
+    client = await _session(ws, api, editor)
+    try:
+        uri = open_document(client, ws / "stats.py")
+        await diagnostics_for(client, uri, 1)
+        assert not api.requests  # opening looks in the cache only
+        _save(client, uri)
+        (finding,) = await _ai(client, uri)
+        assert finding.message.startswith("Division by zero when values is empty")
+        assert finding.code == "bug" and finding.severity == types.DiagnosticSeverity.Warning
+        assert finding.range.start.line == 4
+        provenance = finding.data["provenance"]
+        assert provenance["engine"] == "ai" and provenance["model"] == "review-model"
+        assert provenance["endpoint"] == "gpu-box" and provenance["cached"] is False
+        assert provenance["promptVersion"]
+        # The bad answer was retried, not used; the code sits in a delimited block.
+        assert len(api.requests) == 2
+        sent = str(api.requests[-1].body["messages"])
+        assert "return total / len(values)" in sent
+
+        # The fix was validated before it is offered; applying it is the user's choice.
+        actions = await client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=finding.range,
+                context=types.CodeActionContext(diagnostics=[finding]),
+            )
+        )
+        titles = [a.title for a in actions if isinstance(a, types.CodeAction)]
+        assert any("Apply the suggested fix" in title for title in titles), titles
+
+        # Saving unchanged code sends nothing.
+        _save(client, uri)
+        await asyncio.sleep(0)  # let the save be handled
+        assert (await _ai(client, uri))[0].data["provenance"]["cached"] is False
+        assert len(api.requests) == 2
+    finally:
+        await _close(client)
+
+    # A new session: the finding comes back from the cache, with no request at all.
+    client = await _session(ws, api, editor)
+    try:
+        uri = open_document(client, ws / "stats.py")
+        (finding,) = await _ai(client, uri)
+        assert finding.data["provenance"]["cached"] is True
+        _save(client, uri)
+        await diagnostics_for(client, uri, 1)
+        assert len(api.requests) == 2
+    finally:
+        await _close(client)
