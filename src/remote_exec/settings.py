@@ -56,6 +56,17 @@ class Endpoint:
 
 
 @attrs.frozen
+class OutboundPolicy:
+    """What may leave the machine for a model: checked by the inference client on every call."""
+
+    privacy: PrivacyPolicy = "self-hosted-only"
+    """Whether `cloud` endpoints may be sent code at all."""
+    exclude: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    """gitignore-style globs of files whose content never leaves, on top of the built-in ones
+    (environment files, keys, certificates, credential stores)."""
+
+
+@attrs.frozen
 class GatewayTarget:
     """The execution gateway (`gantry gateway` on the GPU box) and where its token is."""
 
@@ -78,6 +89,8 @@ class DispatcherConfig:
     """Where local jobs get their private directories."""
     endpoints: tuple[Endpoint, ...] = ()
     privacy: PrivacyPolicy = "self-hosted-only"
+    exclude: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    """Globs of files whose content never leaves (see OutboundPolicy)."""
     gateway: GatewayTarget | None = None
     local_fallback: bool = True
     unsandboxed: bool = False
@@ -87,3 +100,7 @@ class DispatcherConfig:
     retry_down_s: float = 5.0
     """How soon a job that found its remote down looks again (no attempt is consumed)."""
     probe_interval_s: float = 5.0
+
+    @property
+    def outbound(self) -> OutboundPolicy:
+        return OutboundPolicy(self.privacy, self.exclude)

@@ -23,6 +23,9 @@ class InferenceRequest:
     temperature: float | None = None
     metadata: dict[str, str] = attrs.Factory(dict)
     """Sent as the API's metadata (Anthropic accepts only user_id there)."""
+    sources: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    """The files (relative to the workspace root) whose content the request carries. Never sent:
+    the client refuses a request with an excluded one (see exclusion.is_excluded)."""
 
     @classmethod
     def structured(
@@ -42,7 +45,14 @@ class InferenceRequest:
         return "" if choice.get("type") == "any" else None
 
     def to_body(self) -> dict[str, Any]:
-        """The Messages body without model: the payload of an inference job."""
+        """The payload of an inference job: the Messages body without model, and the sources."""
+        body = self.api_body()
+        if self.sources:
+            body["sources"] = list(self.sources)
+        return body
+
+    def api_body(self) -> dict[str, Any]:
+        """The Messages body without model, as sent (before redaction)."""
         body: dict[str, Any] = {"messages": self.messages}
         if self.system is not None:
             body["system"] = self.system
@@ -68,6 +78,7 @@ class InferenceRequest:
             max_tokens=body.get("max_tokens"),
             temperature=body.get("temperature"),
             metadata=body.get("metadata", {}),
+            sources=body.get("sources", ()),
         )
 
 
