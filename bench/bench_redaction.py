@@ -23,16 +23,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from table import markdown, row  # noqa: E402
-from workload import generate  # noqa: E402
+from table import markdown, row
+from workload import generate
 
 PLANTED = [
     'AWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"',
     'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"',
     'GITHUB = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"',
     'slack = WebClient(token="xoxb-2424143893-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx")',
-    'KEY = "-----BEGIN RSA PRIVATE KEY-----\\nMIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi4Dn6LRD0k\\n'
-    '-----END RSA PRIVATE KEY-----"',
+    (
+        'KEY = "-----BEGIN RSA PRIVATE KEY-----\\nMIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi4Dn6LRD0k\\n'
+        '-----END RSA PRIVATE KEY-----"'
+    ),
 ]
 
 
@@ -62,7 +64,9 @@ def import_ms(runs: int) -> float:
             text=True,
             check=True,
         ).stderr
-        line = next(ln for ln in out.splitlines() if ln.rstrip().endswith("| remote_exec.inference"))
+        line = next(
+            ln for ln in out.splitlines() if ln.rstrip().endswith("| remote_exec.inference")
+        )
         totals.append(int(line.split("|")[1]) / 1000)
     return statistics.median(totals)
 
@@ -116,10 +120,22 @@ def main() -> None:
             )
         )
     rows.append(
-        row("redaction", "first call in a process", "ms (imports detect-secrets)", f"{first_redaction_ms():.0f}", note="paid once, on a worker thread")
+        row(
+            "redaction",
+            "first call in a process",
+            "ms (imports detect-secrets)",
+            f"{first_redaction_ms():.0f}",
+            note="paid once, on a worker thread",
+        )
     )
     rows.append(
-        row("start-up", "import remote_exec.inference", "ms cumulative (-X importtime, median)", f"{import_ms(args.imports):.1f}", note="detect-secrets, pathspec, anthropic not imported")
+        row(
+            "start-up",
+            "import remote_exec.inference",
+            "ms cumulative (-X importtime, median)",
+            f"{import_ms(args.imports):.1f}",
+            note="detect-secrets, pathspec, anthropic not imported",
+        )
     )
 
     files = [
@@ -134,7 +150,9 @@ def main() -> None:
         except (OSError, UnicodeDecodeError):
             continue
         total_lines += text.count("\n")
-        hits += [f"{f.relative_to(stdlib)}: {text[s.start:s.end][:24]}" for s in find_secrets(text)]
+        hits += [
+            f"{f.relative_to(stdlib)}: {text[s.start : s.end][:24]}" for s in find_secrets(text)
+        ]
     elapsed = (time.perf_counter() - started) * 1000
     rows.append(
         row(

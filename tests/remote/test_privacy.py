@@ -8,6 +8,7 @@ dispatcher with its SQLite queue; the code under review is real standard-library
 from __future__ import annotations
 
 import json
+import re
 import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,7 +78,7 @@ REVIEW_TOOL = {
 
 def fragments(secret: str, size: int = 10) -> list[str]:
     """Every window of ``size`` characters: no piece of a secret may get through either."""
-    return [secret[i : i + size] for i in range(0, max(1, len(secret) - size + 1))]
+    return [secret[i : i + size] for i in range(max(1, len(secret) - size + 1))]
 
 
 def assert_nothing_planted_in(requests: list[Received]) -> None:
@@ -90,7 +91,9 @@ def assert_nothing_planted_in(requests: list[Received]) -> None:
         assert not leaked, f"{secret[:8]}… reached the model server: {leaked[:3]}"
 
 
-def review_request(code: str, *, sources: tuple[str, ...] = ("app/reports.py",)) -> InferenceRequest:
+def review_request(
+    code: str, *, sources: tuple[str, ...] = ("app/reports.py",)
+) -> InferenceRequest:
     return InferenceRequest.structured(
         [
             {
@@ -179,18 +182,47 @@ def test_planted_secrets_never_reach_the_model_and_come_back_restored(
     assert "sources" not in fake_api.requests[0].body  # the paths are ours, not the model's
     assert "def upload(path):" in fake_api.requests[0].body["messages"][0]["content"][0]["text"]
 
-    # What the placeholders stood for, in the order they were handed out: the system prompt's
-    # token first (it is the same token as in the code, so it keeps one placeholder throughout).
-    answer = job.result
-    blocks = answer["content"]
+    # What each placeholder stood for, read off the body that was sent: every one the model
+    # mentions comes back as the original, in text and (nested) tool input alike.
+    originals = placeholders_in(fake_api.requests[0].body, request)
+    assert set(originals.values()) >= {AWS_KEY_ID, AWS_SECRET, GITHUB_TOKEN, SLACK_TOKEN}
+    blocks = job.result["content"]
     text_block = next(b for b in blocks if b["type"] == "text")
     finding = next(b for b in blocks if b["type"] == "tool_use")["input"]["findings"][0]
-    restored = json.dumps(answer)
-    assert "<<gantry:secret:99>>" in text_block["text"]  # not ours: left alone
-    for placeholder in ("<<gantry:secret:1>>", "<<gantry:secret:2>>", "<<gantry:secret:3>>"):
-        assert placeholder not in json.dumps(finding)
-    assert GITHUB_TOKEN in restored
-    assert any(s in json.dumps(finding) for s in (AWS_KEY_ID, AWS_SECRET))
+    p = originals
+    assert finding == {
+        "message": f"Hard-coded credential {p['<<gantry:secret:2>>']}",
+        "fix": {
+            "search": f'AWS_ACCESS_KEY_ID = "{p["<<gantry:secret:2>>"]}"',
+            "replace": 'AWS_ACCESS_KEY_ID = os.environ["AWS_ACCESS_KEY_ID"]',
+        },
+        "lines": [p["<<gantry:secret:1>>"], {"nested": [p["<<gantry:secret:3>>"]]}],
+    }
+    assert text_block["text"] == (
+        f"Found secrets: {p['<<gantry:secret:4>>']} and <<gantry:secret:99>>."  # 99: not ours
+    )
+
+
+def placeholders_in(sent: dict, request: InferenceRequest) -> dict[str, str]:
+    """placeholder -> original, by lining up each sent field with the original: the sent field
+    must be the original with secrets swapped, one placeholder always for the same secret."""
+    original = request.api_body()
+    pairs = [
+        (sent["system"], original["system"]),
+        (sent["messages"][0]["content"][0]["text"], original["messages"][0]["content"][0]["text"]),
+    ]
+    mapping: dict[str, str] = {}
+    for redacted, plain in pairs:
+        names = list(dict.fromkeys(re.findall(r"<<gantry:secret:\d+>>", redacted)))
+        pattern = re.escape(redacted)
+        for index, name in enumerate(names):
+            pattern = pattern.replace(re.escape(name), f"(?P<g{index}>.+?)", 1)
+            pattern = pattern.replace(re.escape(name), f"(?P=g{index})")
+        match = re.fullmatch(pattern, plain, re.DOTALL)
+        assert match, "the sent field is not the original with placeholders"
+        for index, name in enumerate(names):
+            assert mapping.setdefault(name, match[f"g{index}"]) == match[f"g{index}"]
+    return mapping
 
 
 def test_same_secret_same_placeholder_and_the_fix_gets_the_original_back(
@@ -400,7 +432,10 @@ def test_structure_is_not_redacted() -> None:
 def test_restore_reaches_every_block_kind() -> None:
     redaction = Redaction()
     redaction.redact_text(f'k = "{AWS_KEY_ID}"')
-    blocks = [TextBlock("<<gantry:secret:1>>"), ToolUseBlock("t", "n", {"a": ["<<gantry:secret:1>>"]})]
+    blocks = [
+        TextBlock("<<gantry:secret:1>>"),
+        ToolUseBlock("t", "n", {"a": ["<<gantry:secret:1>>"]}),
+    ]
     assert redaction.restore([b.text if isinstance(b, TextBlock) else b.input for b in blocks]) == [
         AWS_KEY_ID,
         {"a": [AWS_KEY_ID]},
@@ -434,7 +469,8 @@ def test_default_exclusions(path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["main.py", "src/remote_exec/credentials.py", "environment.py", "keys.py", "docs/pem.md"]
+    "path",
+    ["main.py", "src/remote_exec/credentials.py", "environment.py", "keys.py", "docs/pem.md"],
 )
 def test_ordinary_files_are_not_excluded(path: str) -> None:
     assert not is_excluded(path)

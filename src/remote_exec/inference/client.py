@@ -44,6 +44,9 @@ NO_KEY = "no-key"
 """Sent to self-hosted endpoints without a key: any explicit key stops the SDK from picking up
 ANTHROPIC_API_KEY or a credentials profile and handing a cloud secret to the GPU box."""
 
+SELF_HOSTED_ONLY = OutboundPolicy()
+"""The default policy: self-hosted endpoints only, the built-in excluded paths only."""
+
 _PARKING_CODES = frozenset(
     {
         "enforced_spend_limit_reached",
@@ -79,7 +82,7 @@ def resolve_api_key(endpoint: Endpoint) -> str | None:
 def call(
     endpoint: Endpoint,
     request: InferenceRequest,
-    policy: OutboundPolicy | PrivacyPolicy = OutboundPolicy(),
+    policy: OutboundPolicy | PrivacyPolicy = SELF_HOSTED_ONLY,
 ) -> InferenceResult:
     """Send ``request`` to ``endpoint`` once (no retries: they are the queue's business).
 
@@ -106,7 +109,7 @@ def call(
 def count_tokens(
     endpoint: Endpoint,
     request: InferenceRequest,
-    policy: OutboundPolicy | PrivacyPolicy = OutboundPolicy(),
+    policy: OutboundPolicy | PrivacyPolicy = SELF_HOSTED_ONLY,
 ) -> tuple[int, bool]:
     """(input tokens, exact): the endpoint's count where it offers one (the request passes the
     same checks and redaction as ``call``), else an estimate."""

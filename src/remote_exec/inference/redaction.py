@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import math
 import re
+import string
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -26,31 +28,32 @@ PLACEHOLDER = "<<gantry:secret:{}>>"
 _PLACEHOLDER = re.compile(r"<<gantry:secret:(\d+)>>")
 
 # Keys of a Messages body whose strings are structure, not content: roles, block types, ids, tool
-# names. Everything else that is a string is text and is redacted.
-STRUCTURAL_KEYS = frozenset({"type", "role", "id", "tool_use_id", "name", "media_type"})
+# names, the metadata's user id. Everything else that is a string is text and is redacted.
+STRUCTURAL_KEYS = frozenset({"type", "role", "id", "tool_use_id", "name", "media_type", "user_id"})
 
 # Public IP addresses are not credentials (code is full of them); the private-key plugin flags a
 # header line only, and key blocks are taken whole by _KEY_BLOCK instead.
 _SKIPPED_PLUGINS = frozenset({"IPPublicDetector", "PrivateKeyDetector"})
 
-# A line goes to a plugin only if it could hold what that plugin looks for. Assignment and URL
-# plugins start from a keyword or "://"; every other plugin (and the entropy checks) needs a run of
-# 20+ token characters or one of the short prefixes of JWT, Slack and Artifactory tokens. A plugin
-# not named here (a newer detect-secrets) runs on every line either gate lets through. All plugins
-# on every line cost ~60 µs a line, and even one regex per line ~4 µs: the gates run over the
-# whole text's bytes at C speed instead, which keeps a 2,000-line file at a few ms.
-_KEYWORD_PLUGINS = frozenset(
-    {
-        "KeywordDetector",
-        "CloudantDetector",
-        "IbmCloudIamDetector",
-        "IbmCosHmacDetector",
-        "SoftlayerDetector",
-        "AzureStorageKeyDetector",
-        "NpmDetector",
-        "BasicAuthDetector",
-    }
-)
+# A line goes to a plugin only if it could hold what that plugin looks for (its gates, below).
+# Assignment and URL plugins start from a keyword or "://"; the ones that want a long value
+# (Cloudant, IBM, SoftLayer, Azure: 24+ characters) need a long run too; the keyword plugin needs
+# an assignment or comparison after its keyword and a quote; every other plugin (and the entropy
+# checks) needs a run of 20+ token characters or one of the short prefixes of JWT, Slack and
+# Artifactory tokens. A plugin not named here (a newer detect-secrets) runs on every line either
+# of the first two gates lets through. All plugins on every line cost ~60 µs a line, and even one
+# regex per line ~4 µs: the first two gates run over the whole text's bytes at C speed instead.
+KEYWORD, TOKEN, ASSIGNMENT = "keyword", "token", "assignment"
+_GATES: dict[str, frozenset[str]] = {
+    "KeywordDetector": frozenset({KEYWORD, ASSIGNMENT}),
+    "CloudantDetector": frozenset({KEYWORD, TOKEN}),
+    "IbmCloudIamDetector": frozenset({KEYWORD, TOKEN}),
+    "IbmCosHmacDetector": frozenset({KEYWORD, TOKEN}),
+    "SoftlayerDetector": frozenset({KEYWORD, TOKEN}),
+    "AzureStorageKeyDetector": frozenset({KEYWORD, TOKEN}),
+    "NpmDetector": frozenset({KEYWORD}),
+    "BasicAuthDetector": frozenset({KEYWORD}),
+}
 _TOKEN_PLUGINS = frozenset(
     {
         "AWSKeyDetector",
@@ -74,11 +77,18 @@ _TOKEN_PLUGINS = frozenset(
 )
 _KEYWORDS = re.compile(rb"key|pass|pw|secret|token|auth|contras|://")
 """Searched in the lower-cased bytes: the keywords of the assignment plugins, and URLs."""
+_ASSIGNED = re.compile(
+    r"(?:key|pass|pwd|secret|contras)\S*\s*[:=!(\"'`]|[!=]{2,3}\s*\w*(?:key|pass|pwd|secret|contras)"
+)
+"""In a lower-cased line: what each of the keyword plugin's patterns (all with quotes required)
+needs, a keyword then an assignment, call or quote, or a comparison then a keyword."""
+_QUOTES = re.compile(r"[\"'`]")
 _PREFIXES = re.compile(rb"xox|eyJ|AKC|AP[0-9A-F]")
 MIN_RUN = 20
 _RUN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-\\"
 _AS_RUN = bytes.maketrans(
-    bytes(range(256)), bytes(ord("a") if chr(i).encode() in _RUN_CHARS and i < 128 else ord(" ") for i in range(256))
+    bytes(range(256)),
+    bytes(ord("a") if chr(i).encode() in _RUN_CHARS and i < 128 else ord(" ") for i in range(256)),
 )
 
 # A private key block: header, key material (base64 lines, PEM headers, and the quotes, escaped
@@ -93,11 +103,16 @@ _KEY_BLOCK = re.compile(
 
 # Our entropy check: any 20+ character token (base64, base64url, hex) that is random enough.
 _TOKEN = re.compile(r"[A-Za-z0-9+/_-]{20,}={0,2}")
-_HEX = re.compile(r"[0-9a-fA-F]+")
+_HEX_CHARS = frozenset(string.hexdigits)
+_DIGITS = frozenset(string.digits)
+_UPPER = frozenset(string.ascii_uppercase)
+_LOWER = frozenset(string.ascii_lowercase)
 _SEPARATORS = re.compile(r"[/_.-]")
 MIN_TOKEN_LEN = 20
 # Values of a "password"/"pwd"/"secret" key that are settings, not secrets ('MODULE_PWD_STATE': 'yes')
-_NOT_SECRETS = frozenset({"yes", "no", "true", "false", "none", "null", "on", "off", "enabled", "disabled"})
+_NOT_SECRETS = frozenset(
+    {"yes", "no", "true", "false", "none", "null", "on", "off", "enabled", "disabled"}
+)
 BASE64_BITS = 4.2
 """Shannon entropy (bits per character) above which a 20+ character mixed token is a secret."""
 HEX_BITS = 3.0
@@ -121,13 +136,24 @@ def find_secrets(text: str) -> list[Found]:
     keyword_lines, token_lines = _gated_lines(text)
     if not keyword_lines and not token_lines:
         return _merged(spans)
-    keyword_plugins, token_plugins, other_plugins = _plugins()
+    plugins = _plugins()
     offset = 0
     for index, line in enumerate(text.split("\n")):
         keyword, token = index in keyword_lines, index in token_lines
         if keyword or token:
-            plugins = (keyword_plugins if keyword else ()) + (token_plugins if token else ())
-            found = _scan_line(line, plugins + other_plugins, token)
+            passed = {KEYWORD} if keyword else set()
+            if token:
+                passed.add(TOKEN)
+            if keyword and _QUOTES.search(line) and _ASSIGNED.search(line.lower()):
+                passed.add(ASSIGNMENT)
+            chosen = [p for p, gates in plugins if gates <= passed or not gates and passed]
+            if (
+                token
+                and (any_token := _any_token_regex()) is not None
+                and not any_token.search(line)
+            ):
+                chosen = [p for p in chosen if id(p) not in _combined_ids()]
+            found = _scan_line(line, chosen, token)
             spans += (Found(offset + s, offset + e, kind) for s, e, kind in found)
         offset += len(line) + 1
     return _merged(spans)
@@ -158,7 +184,7 @@ def _gated_lines(text: str) -> tuple[set[int], set[int]]:
     return keyword, token
 
 
-def _scan_line(line: str, plugins: tuple[Any, ...], tokens: bool) -> Iterator[tuple[int, int, str]]:
+def _scan_line(line: str, plugins: list[Any], tokens: bool) -> Iterator[tuple[int, int, str]]:
     for plugin in plugins:
         for start, end in _plugin_spans(plugin, line):
             if _kept(plugin, line[start:end], line):
@@ -184,7 +210,11 @@ def _plugin_spans(plugin: Any, line: str) -> Iterator[tuple[int, int]]:
         for match in regex.finditer(line):
             groups = [g for g in range(1, regex.groups + 1) if match.group(g)]
             best = max(groups, key=lambda g: len(match.group(g)), default=None)
-            if best is not None and len(match.group(best)) >= 4 and match.start(best) > match.start():
+            if (
+                best is not None
+                and len(match.group(best)) >= 4
+                and match.start(best) > match.start()
+            ):
                 yield match.span(best)
             elif match.end() > match.start():
                 yield match.span()
@@ -215,10 +245,12 @@ def is_high_entropy(token: str) -> bool:
     digits, upper and lower case with more than BASE64_BITS (identifiers and paths rarely are)."""
     if len(token) < MIN_TOKEN_LEN:
         return False
-    if _HEX.fullmatch(token):
-        return len(token) >= MIN_HEX_LEN and _entropy(token) > HEX_BITS and not token.isdigit()
-    has = (any(c.isdigit() for c in token), any(c.isupper() for c in token), any(c.islower() for c in token))
-    return all(has) and not _is_wordy(token) and _entropy(token) > BASE64_BITS
+    chars = set(token)
+    if chars <= _HEX_CHARS:
+        return len(token) >= MIN_HEX_LEN and not chars <= _DIGITS and _entropy(token) > HEX_BITS
+    if chars.isdisjoint(_DIGITS) or chars.isdisjoint(_UPPER) or chars.isdisjoint(_LOWER):
+        return False
+    return not _is_wordy(token) and _entropy(token) > BASE64_BITS
 
 
 def _is_wordy(token: str) -> bool:
@@ -235,27 +267,50 @@ def _entropy(text: str) -> float:
 
 def _is_alphabet(value: str) -> bool:
     """A character set written out ("ABC…Z234567", "a…z0…9_"): no repeats, a few ascending runs."""
-    descents = sum(a >= b for a, b in zip(value, value[1:]))
+    descents = sum(a >= b for a, b in itertools.pairwise(value))
     return len(set(value)) == len(value) and descents <= 3
 
 
 @functools.cache
-def _plugins() -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
-    """detect-secrets' plugins, instantiated once: (keyword-gated, token-gated, always)."""
+def _plugins() -> tuple[tuple[Any, frozenset[str]], ...]:
+    """detect-secrets' plugins, instantiated once, each with the gates a line must pass for it
+    (an empty set: any gate)."""
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 
-    keyword, token, other = [], [], []
-    for cls in get_mapping_from_secret_type_to_class().values():
-        name = cls.__name__
-        if name in _SKIPPED_PLUGINS:
-            continue
-        if name in _KEYWORD_PLUGINS:
-            keyword.append(cls())
-        elif name in _TOKEN_PLUGINS:
-            token.append(cls())
-        else:
-            other.append(cls())
-    return tuple(keyword), tuple(token), tuple(other)
+    return tuple(
+        (
+            cls(),
+            _GATES.get(
+                cls.__name__, frozenset({TOKEN}) if cls.__name__ in _TOKEN_PLUGINS else frozenset()
+            ),
+        )
+        for cls in get_mapping_from_secret_type_to_class().values()
+        if cls.__name__ not in _SKIPPED_PLUGINS
+    )
+
+
+def _token_regex_plugins() -> list[Any]:
+    return [p for p, gates in _plugins() if gates == {TOKEN} and getattr(p, "denylist", None)]
+
+
+@functools.cache
+def _any_token_regex() -> re.Pattern[str] | None:
+    """One alternation of every token plugin's patterns: most lines the token gate lets through
+    (long names) match none, and one search costs far less than a call into each plugin."""
+    patterns = [rx for p in _token_regex_plugins() for rx in p.denylist]
+    try:
+        return re.compile(
+            "|".join(
+                f"(?{'i' if rx.flags & re.IGNORECASE else ''}:{rx.pattern})" for rx in patterns
+            )
+        )
+    except re.error:  # a pattern that cannot be combined (a newer plugin): call each plugin
+        return None
+
+
+@functools.cache
+def _combined_ids() -> frozenset[int]:
+    return frozenset(id(p) for p in _token_regex_plugins())
 
 
 @functools.cache
@@ -321,7 +376,10 @@ class Redaction:
             return text
         parts, last = [], 0
         for span in spans:
-            parts += [text[last : span.start], self._placeholder_for(text[span.start : span.end], span.kind)]
+            parts += [
+                text[last : span.start],
+                self._placeholder_for(text[span.start : span.end], span.kind),
+            ]
             last = span.end
         parts.append(text[last:])
         return "".join(parts)
