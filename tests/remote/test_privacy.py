@@ -483,3 +483,20 @@ def test_user_globs_add_and_negations_cannot_let_a_default_through() -> None:
     assert is_excluded("secrets/public.txt", globs)
     assert not is_excluded("src/app.py", globs)
     assert ".env*" in DEFAULT_EXCLUDE
+
+
+def test_a_key_block_cut_short_still_loses_its_material() -> None:
+    # A context pack may end inside a key; without a footer there is no block, but every line of
+    # key material is a random token. 200 escaped lines: a backtracking block pattern would hang.
+    cut = 'KEY = "-----BEGIN RSA PRIVATE KEY-----\\n' + "\\n".join(KEY_BODY.split("\n")) * 67
+    out = Redaction().redact_text(cut)
+    assert all(line not in out for line in KEY_BODY.split("\n"))
+
+
+@pytest.mark.parametrize("offset", [0, 290, 300, 310, 499, 500, 40_000])
+def test_secrets_in_a_long_minified_line_are_found_wherever_they_sit(offset: int) -> None:
+    # Long lines reach the plugins in overlapping windows: no secret may fall between two.
+    filler = ";".join(["var a=b.key", 'c("x")', "d==e", "f:{g:h}"] * 2500)
+    line = f'{filler[:offset]};var password="hunter2-battery-staple";{filler[offset:]}'
+    out = Redaction().redact_text(line)
+    assert "hunter2-battery-staple" not in out and "<<gantry:secret:1>>" in out

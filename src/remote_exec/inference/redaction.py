@@ -78,10 +78,12 @@ _TOKEN_PLUGINS = frozenset(
 _KEYWORDS = re.compile(rb"key|pass|pw|secret|token|auth|contras|://")
 """Searched in the lower-cased bytes: the keywords of the assignment plugins, and URLs."""
 _ASSIGNED = re.compile(
-    r"(?:key|pass|pwd|secret|contras)\S*\s*[:=!(\"'`]|[!=]{2,3}\s*\w*(?:key|pass|pwd|secret|contras)"
+    r"(?:key|pass|pwd|secret|contras)\S{0,100}\s*[:=!(\"'`]"
+    r"|[!=]{2,3}\s*\w{0,100}(?:key|pass|pwd|secret|contras)"
 )
 """In a lower-cased line: what each of the keyword plugin's patterns (all with quotes required)
-needs, a keyword then an assignment, call or quote, or a comparison then a keyword."""
+needs, a keyword then an assignment, call or quote, or a comparison then a keyword. Bounded, so
+a long minified line costs linear time, not quadratic."""
 _QUOTES = re.compile(r"[\"'`]")
 _PREFIXES = re.compile(rb"xox|eyJ|AKC|AP[0-9A-F]")
 MIN_RUN = 20
@@ -93,13 +95,21 @@ _AS_RUN = bytes.maketrans(
 
 # A private key block: header, key material (base64 lines, PEM headers, and the quotes, escaped
 # newlines and commas of a key written as a string literal), footer. Nothing else may sit between,
-# so code that merely mentions both markers (a PEM parser) is left alone.
+# so code that merely mentions both markers (a PEM parser) is left alone. The separator and the
+# material share no character (a backslash is an escape or a line continuation, never alone), so
+# a block without a footer fails in linear time instead of backtracking through every split.
+_KEY_SEPARATOR = r"(?:\s|\\[nr]|\\(?=\s)|[\"',;])"
 _KEY_BLOCK = re.compile(
     r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
-    r"(?:(?:\s|\\[nr]|[\"',;\\])+(?:[A-Za-z0-9+/=]+|(?:Proc-Type|DEK-Info|Version|Comment):[^\n\"'\\]*))*"
-    r"(?:\s|\\[nr]|[\"',;\\])*"
+    rf"(?:{_KEY_SEPARATOR}+(?:[A-Za-z0-9+/=]+|(?:Proc-Type|DEK-Info|Version|Comment):[^\n\"'\\]*))*"
+    rf"{_KEY_SEPARATOR}*"
     r"-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
 )
+
+MAX_WINDOW = 500
+WINDOW_OVERLAP = 200
+"""Longer lines reach the plugins in windows this long, overlapping by more than any secret of
+bounded shape; a longer token straddling two windows is still one token to the entropy check."""
 
 # Our entropy check: any 20+ character token (base64, base64url, hex) that is random enough.
 _TOKEN = re.compile(r"[A-Za-z0-9+/_-]{20,}={0,2}")
@@ -185,10 +195,15 @@ def _gated_lines(text: str) -> tuple[set[int], set[int]]:
 
 
 def _scan_line(line: str, plugins: list[Any], tokens: bool) -> Iterator[tuple[int, int, str]]:
-    for plugin in plugins:
-        for start, end in _plugin_spans(plugin, line):
-            if _kept(plugin, line[start:end], line):
-                yield start, end, plugin.secret_type
+    # Some plugins' patterns are quadratic in the line's length (an 80 kB minified line took
+    # seconds): long lines go to them in overlapping windows; our token check is linear.
+    step = MAX_WINDOW - WINDOW_OVERLAP
+    for at in range(0, max(1, len(line) - WINDOW_OVERLAP), step):
+        window = line[at : at + MAX_WINDOW]
+        for plugin in plugins:
+            for start, end in _plugin_spans(plugin, window):
+                if _kept(plugin, window[start:end], window):
+                    yield at + start, at + end, plugin.secret_type
     if tokens:
         for match in _TOKEN.finditer(line):
             if is_high_entropy(match.group()):
@@ -224,8 +239,13 @@ def _kept(plugin: Any, value: str, line: str) -> bool:
     """detect-secrets' default filters, as its own scanner applies them, the entropy limit of the
     entropy plugins (applied by the scanner, not by analyze_string), and values that are words."""
     heuristic = _heuristic()
+    # Below MIN_TOKEN_LEN the base64 limit cannot be reached (4.5 bits needs 23 distinct
+    # characters) and a hex string is too short for a key; skipping them early saves the
+    # plugin's slow entropy loop on every short quoted string.
     if hasattr(plugin, "entropy_limit") and (
-        plugin.calculate_shannon_entropy(value) <= plugin.entropy_limit or _is_alphabet(value)
+        len(value) < MIN_TOKEN_LEN
+        or plugin.calculate_shannon_entropy(value) <= plugin.entropy_limit
+        or _is_alphabet(value)
     ):
         return False
     return not (
