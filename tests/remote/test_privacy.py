@@ -500,3 +500,14 @@ def test_secrets_in_a_long_minified_line_are_found_wherever_they_sit(offset: int
     line = f'{filler[:offset]};var password="hunter2-battery-staple";{filler[offset:]}'
     out = Redaction().redact_text(line)
     assert "hunter2-battery-staple" not in out and "<<gantry:secret:1>>" in out
+
+
+def test_the_log_says_how_many_were_redacted_never_what(
+    fake_api: FakeMessagesAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    fake_api.script(tool_use("report", {"findings": []}))
+    call(endpoint(fake_api), review_request(PLANTED_CODE))
+    assert "secrets redacted" in caplog.text
+    for secret in SECRETS:
+        assert not any(f in caplog.text for f in fragments(secret))

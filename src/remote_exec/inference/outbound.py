@@ -7,6 +7,7 @@ for that one call, to restore placeholders in the answer.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import attrs
@@ -17,6 +18,8 @@ from .errors import Excluded, Unusable
 from .exclusion import excluded
 from .records import InferenceRequest, InferenceResult, TextBlock, ToolUseBlock
 from .redaction import Redaction
+
+log = logging.getLogger("remote_exec.inference")
 
 
 def as_policy(policy: OutboundPolicy | PrivacyPolicy) -> OutboundPolicy:
@@ -50,6 +53,10 @@ def outgoing_body(
         body = redaction.redact_body(request.api_body())
     except ImportError as exc:  # fail closed: without the detectors nothing leaves
         raise Unusable(f"content redaction is unavailable ({exc}); nothing was sent") from None
+    if len(redaction):  # counts and kinds only: a log line must not carry what it hides
+        log.info(
+            "%s: %d secrets redacted (%s)", endpoint.name, len(redaction), dict(redaction.kinds)
+        )
     return body, redaction
 
 
