@@ -9,6 +9,7 @@ Secrets are named here (an environment variable or a file), never held.
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +27,11 @@ def _remote_url(_instance: object, _attribute: attrs.Attribute, value: str) -> N
 
 
 _positive = attrs.validators.gt(0)
+
+
+def str_tuple(value: str | Iterable[str]) -> tuple[str, ...]:
+    """A tuple of strings; one string is one item (a glob or a path), never its characters."""
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 @attrs.frozen
@@ -61,7 +67,7 @@ class OutboundPolicy:
 
     privacy: PrivacyPolicy = "self-hosted-only"
     """Whether `cloud` endpoints may be sent code at all."""
-    exclude: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    exclude: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
     """gitignore-style globs of files whose content never leaves, on top of the built-in ones
     (environment files, keys, certificates, credential stores)."""
 
@@ -89,7 +95,7 @@ class DispatcherConfig:
     """Where local jobs get their private directories."""
     endpoints: tuple[Endpoint, ...] = ()
     privacy: PrivacyPolicy = "self-hosted-only"
-    exclude: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    exclude: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
     """Globs of files whose content never leaves (see OutboundPolicy)."""
     gateway: GatewayTarget | None = None
     local_fallback: bool = True

@@ -284,6 +284,12 @@ def test_excluded_paths_are_refused_by_every_entry_point(fake_api: FakeMessagesA
     assert len(fake_api.requests) == 1
 
 
+def test_one_path_or_glob_is_one_item_not_its_characters() -> None:
+    assert InferenceRequest([], sources=".env").sources == (".env",)
+    assert OutboundPolicy("any", exclude="internal/").exclude == ("internal/",)
+    assert is_excluded("internal/a.py", "internal/") and not is_excluded("n.py", "internal/")
+
+
 def test_sources_survive_the_queue_payload() -> None:
     request = review_request("x = 1", sources=("a.py", ".env"))
     assert InferenceRequest.from_body(request.to_body()).sources == ("a.py", ".env")

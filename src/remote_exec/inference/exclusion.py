@@ -64,6 +64,7 @@ def excluded(paths: Iterable[str | PurePath], globs: Iterable[str] = ()) -> list
 
 
 def _plain(globs: Iterable[str]) -> tuple[str, ...]:
+    globs = (globs,) if isinstance(globs, str) else globs  # one glob, not its characters
     return tuple(g for g in globs if g.strip() and not g.lstrip().startswith("!"))
 
 

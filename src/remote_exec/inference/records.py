@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import attrs
 
+from remote_exec.settings import str_tuple
+
 
 @attrs.frozen
 class InferenceRequest:
@@ -23,7 +25,7 @@ class InferenceRequest:
     temperature: float | None = None
     metadata: dict[str, str] = attrs.Factory(dict)
     """Sent as the API's metadata (Anthropic accepts only user_id there)."""
-    sources: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    sources: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
     """The files (relative to the workspace root) whose content the request carries. Never sent:
     the client refuses a request with an excluded one (see exclusion.is_excluded)."""
 
