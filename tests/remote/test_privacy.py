@@ -517,3 +517,52 @@ def test_the_log_says_how_many_were_redacted_never_what(
     assert "secrets redacted" in caplog.text
     for secret in SECRETS:
         assert not any(f in caplog.text for f in fragments(secret))
+
+
+def _rand(alphabet: str, n: int, seed: int) -> str:
+    import random
+
+    rng = random.Random(seed)
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+_B62 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_HEXL = "0123456789abcdef"
+# One line in the shape each detect-secrets plugin looks for.
+PLUGIN_SHAPES = {
+    "Artifactory": f'artifactory = "AKC{_rand(_B62, 60, 1)}"',
+    "Azure": f"conn = 'AccountName=x;AccountKey={_rand(_B62, 86, 2)}=='",
+    "BasicAuth": "DSN = 'postgres://app:Xq7-pw@db.internal/app'",
+    "Cloudant": f'cloudant_password = "{_rand(_HEXL, 64, 3)}"',
+    "Discord": f"bot = {_rand('MNO', 1, 4)}{_rand(_B62, 23, 4)}.{_rand(_B62, 6, 5)}.{_rand(_B62, 27, 6)}",
+    "GitLab": f'CI_TOKEN = "glpat-{_rand(_B62, 20, 7)}"',
+    "IBM IAM": f'ibm_cloud_iam_key = "{_rand(_B62, 44, 8)}"',
+    "IBM COS": f'cos_hmac_secret_access_key = "{_rand(_HEXL, 48, 9)}"',
+    "Mailchimp": f"mc = {_rand(_HEXL, 32, 10)}-us12",
+    "npm": f"//registry.npmjs.org/:_authToken=npm_{_rand(_B62, 36, 11)}",
+    "OpenAI": f"OPENAI = 'sk-{_rand(_B62, 20, 12)}T3BlbkFJ{_rand(_B62, 20, 13)}'",
+    "PyPI": f"TWINE_PASSWORD=pypi-AgEIcHlwaS5vcmc{_rand(_B62, 70, 14)}",
+    "SendGrid": f"SG.{_rand(_B62, 22, 15)}.{_rand(_B62, 43, 16)}",
+    "SoftLayer": f'softlayer_api_key = "{_rand(_HEXL, 64, 17)}"',
+    "Square": f"sq0csp-{_rand(_B62, 43, 18)}",
+    "Telegram": f"bot: 123456789:{_rand(_B62, 35, 19)}",
+    "Twilio": f"TWILIO = 'SK{_rand(_HEXL, 32, 20)}'",
+    "hex in quotes": f'salt = "{_rand(_HEXL, 40, 21)}"',
+    "Artifactory AP": f'repo_pw = "AP6{_rand(_B62, 12, 22)}"',
+}
+
+
+@pytest.mark.parametrize("line", PLUGIN_SHAPES.values(), ids=PLUGIN_SHAPES.keys())
+def test_the_gates_lose_nothing_any_plugin_finds(line: str) -> None:
+    # Every plugin on the whole line, ungated: whatever one of them finds must be redacted.
+    from remote_exec.inference import redaction
+
+    ungated = [
+        line[s:e]
+        for plugin, _gates in redaction._plugins()
+        for s, e in redaction._plugin_spans(plugin, line)
+        if redaction._kept(plugin, line[s:e], line)
+    ]
+    assert ungated, "no plugin recognises this shape: the sample is wrong"
+    out = Redaction().redact_text(line)
+    assert [value for value in ungated if value in out] == []
