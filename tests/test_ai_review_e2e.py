@@ -16,7 +16,7 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 sys.path.insert(0, str(Path(__file__).parent / "remote"))
-from fake_messages_api import FakeMessagesAPI, text, tool_use  # noqa: E402
+from fake_messages_api import FakeMessagesAPI, text, tool_use
 
 SOURCE = """\
 def average(values):

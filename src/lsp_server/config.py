@@ -19,13 +19,15 @@ from typing import Any, Literal
 import attrs
 
 from lsp_server.trust import USER_ONLY, WORKSPACE_PATH, TrustState, TrustStore, withhold
-from lsp_server.typed_settings import normalise_keys, structure
+from lsp_server.typed_settings import attrs_class, normalise_keys, structure
 from remote_exec.settings import Endpoint, GatewayTarget, PrivacyPolicy
 
 Level = Literal["error", "warning", "info", "hint"]
 CLIENT_ONLY = frozenset({"server", "trace"})
 """Keys of the editor's `gantry` section that belong to the editor extension, not to us."""
 LEVELS: tuple[str, ...] = typing.get_args(Level)
+ADDITIVE = {"merge": "union"}
+"""Metadata of a list field whose layers add up instead of the later replacing the earlier."""
 
 
 @attrs.frozen
@@ -60,6 +62,10 @@ class InferenceSettings:
     """AI findings the model is less sure of are not shown."""
     max_per_unit: int = attrs.field(default=5, validator=attrs.validators.ge(0))
     """At most this many AI findings per function, method, class or block, most confident first."""
+    exclude: list[str] = attrs.field(factory=list, metadata=ADDITIVE)
+    """gitignore-style globs of files whose content never leaves the machine, on top of the
+    built-in ones (.env*, keys, certificates, credential stores). Every layer adds its globs
+    (a workspace may set them: it can only keep more at home); `!` negations are ignored."""
 
 
 @attrs.frozen
@@ -92,11 +98,23 @@ class Settings:
         return self.max_file_size_kb * 1024
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def _deep_merge(
+    base: dict[str, Any], override: dict[str, Any], cls: type | None = Settings
+) -> dict[str, Any]:
     merged = dict(base)
+    fields = {f.name: f for f in attrs.fields(cls)} if cls is not None else {}
+    hints = typing.get_type_hints(cls) if cls is not None else {}
     for key, value in override.items():
+        field = fields.get(key)
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = _deep_merge(merged[key], value, attrs_class(hints.get(key)))
+        elif (
+            field is not None
+            and field.metadata.get("merge") == "union"
+            and isinstance(value, list)
+            and isinstance(merged.get(key), list)
+        ):
+            merged[key] = merged[key] + [v for v in value if v not in merged[key]]
         else:
             merged[key] = value
     return merged

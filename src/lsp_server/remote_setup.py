@@ -21,6 +21,7 @@ def dispatcher_config(root: Path | None, settings: Settings) -> DispatcherConfig
         work_root=Path(user_cache_dir("gantry")) / "jobs",
         endpoints=tuple(settings.inference.endpoints),
         privacy=settings.inference.privacy,
+        exclude=tuple(settings.inference.exclude),
         gateway=execution.gateway,
         local_fallback=execution.local_fallback,
         unsandboxed=execution.unsandboxed,

@@ -75,7 +75,7 @@ class Router:
             result = inference.call_chain(
                 self.config.endpoints,
                 request,
-                self.config.privacy,
+                self.config.outbound,
                 skip=self._health.is_open,
                 on_outcome=self._health.record,
             )

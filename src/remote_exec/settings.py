@@ -9,6 +9,7 @@ Secrets are named here (an environment variable or a file), never held.
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +27,11 @@ def _remote_url(_instance: object, _attribute: attrs.Attribute, value: str) -> N
 
 
 _positive = attrs.validators.gt(0)
+
+
+def str_tuple(value: str | Iterable[str]) -> tuple[str, ...]:
+    """A tuple of strings; one string is one item (a glob or a path), never its characters."""
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 @attrs.frozen
@@ -56,6 +62,17 @@ class Endpoint:
 
 
 @attrs.frozen
+class OutboundPolicy:
+    """What may leave the machine for a model: checked by the inference client on every call."""
+
+    privacy: PrivacyPolicy = "self-hosted-only"
+    """Whether `cloud` endpoints may be sent code at all."""
+    exclude: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
+    """gitignore-style globs of files whose content never leaves, on top of the built-in ones
+    (environment files, keys, certificates, credential stores)."""
+
+
+@attrs.frozen
 class GatewayTarget:
     """The execution gateway (`gantry gateway` on the GPU box) and where its token is."""
 
@@ -78,6 +95,8 @@ class DispatcherConfig:
     """Where local jobs get their private directories."""
     endpoints: tuple[Endpoint, ...] = ()
     privacy: PrivacyPolicy = "self-hosted-only"
+    exclude: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
+    """Globs of files whose content never leaves (see OutboundPolicy)."""
     gateway: GatewayTarget | None = None
     local_fallback: bool = True
     unsandboxed: bool = False
@@ -87,3 +106,7 @@ class DispatcherConfig:
     retry_down_s: float = 5.0
     """How soon a job that found its remote down looks again (no attempt is consumed)."""
     probe_interval_s: float = 5.0
+
+    @property
+    def outbound(self) -> OutboundPolicy:
+        return OutboundPolicy(self.privacy, self.exclude)

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from remote_exec.settings import Endpoint, PrivacyPolicy
+from remote_exec.settings import Endpoint, OutboundPolicy, PrivacyPolicy
 
 from .client import call
 from .errors import EndpointDown, InferenceError, Parked, Rejected, RetryLater, Unusable
+from .outbound import as_policy, privacy_allows, refuse_excluded
 from .records import InferenceRequest, InferenceResult
 
 Outcome = Callable[[str, InferenceError | None], None]
 
 
-def privacy_allows(endpoint: Endpoint, policy: PrivacyPolicy) -> bool:
-    return policy == "any" or endpoint.privacy == "self-hosted"
-
-
 def call_chain(
     endpoints: Sequence[Endpoint],
     request: InferenceRequest,
-    policy: PrivacyPolicy,
+    policy: OutboundPolicy | PrivacyPolicy,
     skip: Callable[[str], bool] = lambda name: False,
     on_outcome: Outcome | None = None,
 ) -> InferenceResult:
@@ -29,17 +26,23 @@ def call_chain(
     ``skip(name)`` is the dispatcher's open circuit breakers; ``on_outcome(name, error or None)``
     reports every attempt, so breakers learn of an endpoint that failed even when a later one
     answered. BadAnswer stops the walk: the model was reached, and its failure is the job's.
+    Excluded (the request carries a path that never leaves) is raised before any endpoint: no
+    endpoint may have it. Each ``call`` checks the policy again and redacts: the exit point.
     """
+    policy = as_policy(policy)
+    refuse_excluded(request, policy)
     failures: list[InferenceError] = []
     for endpoint in endpoints:
         if not privacy_allows(endpoint, policy):
-            failures.append(Unusable(f"{endpoint.name}: refused by the privacy policy ({policy})"))
+            failures.append(
+                Unusable(f"{endpoint.name}: refused by the privacy policy ({policy.privacy})")
+            )
             continue
         if skip(endpoint.name):
             failures.append(EndpointDown(f"{endpoint.name}: skipped (circuit open)"))
             continue
         try:
-            result = call(endpoint, request)
+            result = call(endpoint, request, policy)
         except (RetryLater, Parked, EndpointDown, Rejected, Unusable) as exc:
             failures.append(exc)
             if on_outcome:

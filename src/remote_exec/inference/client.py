@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from remote_exec.credentials import SecretMissing, read_secret
-from remote_exec.settings import Endpoint
+from remote_exec.settings import Endpoint, OutboundPolicy, PrivacyPolicy
 
 from .errors import (
     BadAnswer,
@@ -27,6 +27,7 @@ from .errors import (
     Unusable,
     not_before_from,
 )
+from .outbound import as_policy, outgoing_body, restored
 from .records import (
     ContentBlock,
     InferenceRequest,
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 NO_KEY = "no-key"
 """Sent to self-hosted endpoints without a key: any explicit key stops the SDK from picking up
 ANTHROPIC_API_KEY or a credentials profile and handing a cloud secret to the GPU box."""
+
+SELF_HOSTED_ONLY = OutboundPolicy()
+"""The default policy: self-hosted endpoints only, the built-in excluded paths only."""
 
 _PARKING_CODES = frozenset(
     {
@@ -75,12 +79,19 @@ def resolve_api_key(endpoint: Endpoint) -> str | None:
     return None
 
 
-def call(endpoint: Endpoint, request: InferenceRequest) -> InferenceResult:
-    """Send ``request`` to ``endpoint`` once (no retries: they are the queue's business)."""
+def call(
+    endpoint: Endpoint,
+    request: InferenceRequest,
+    policy: OutboundPolicy | PrivacyPolicy = SELF_HOSTED_ONLY,
+) -> InferenceResult:
+    """Send ``request`` to ``endpoint`` once (no retries: they are the queue's business).
+
+    The one exit point: the policy is checked and the body redacted here (outbound.py), and the
+    answer comes back with the placeholders restored."""
     import anthropic
 
+    body, redaction = outgoing_body(endpoint, request, as_policy(policy))
     client = _client(endpoint, resolve_api_key(endpoint))
-    body = request.to_body()
     body.setdefault("max_tokens", endpoint.max_tokens)
     extra = {"temperature": body.pop("temperature")} if "temperature" in body else None
     started = time.monotonic()
@@ -92,17 +103,22 @@ def call(endpoint: Endpoint, request: InferenceRequest) -> InferenceResult:
     except anthropic.APIError as exc:
         raise _translate(endpoint, exc) from exc
     latency = time.monotonic() - started
-    return _parse(endpoint, request, text, raw.request_id, latency)
+    return restored(_parse(endpoint, request, text, raw.request_id, latency), redaction)
 
 
-def count_tokens(endpoint: Endpoint, request: InferenceRequest) -> tuple[int, bool]:
-    """(input tokens, exact): the endpoint's count where it offers one, else an estimate."""
+def count_tokens(
+    endpoint: Endpoint,
+    request: InferenceRequest,
+    policy: OutboundPolicy | PrivacyPolicy = SELF_HOSTED_ONLY,
+) -> tuple[int, bool]:
+    """(input tokens, exact): the endpoint's count where it offers one (the request passes the
+    same checks and redaction as ``call``), else an estimate."""
     key = (endpoint.name, endpoint.base_url)
     with _no_counting_lock:
         offered = key not in _no_counting
     if offered:
         try:
-            return _count_exactly(endpoint, request), True
+            return _count_exactly(endpoint, request, as_policy(policy)), True
         except _CountingNotOffered:
             with _no_counting_lock:
                 _no_counting.add(key)
@@ -121,11 +137,11 @@ class _CountingNotOffered(Exception):
     pass
 
 
-def _count_exactly(endpoint: Endpoint, request: InferenceRequest) -> int:
+def _count_exactly(endpoint: Endpoint, request: InferenceRequest, policy: OutboundPolicy) -> int:
     import anthropic
 
+    body, _ = outgoing_body(endpoint, request, policy)
     client = _client(endpoint, resolve_api_key(endpoint))
-    body = request.to_body()
     for unused in ("max_tokens", "temperature", "metadata"):
         body.pop(unused, None)
     try:

@@ -46,6 +46,11 @@ class Rejected(InferenceError):
     """The endpoint refused this request (400, 413, 422): another endpoint or model might not."""
 
 
+class Excluded(Rejected):
+    """The request carries content of a path that never leaves the machine (.env, keys, the user's
+    globs). No endpoint may have it, so nothing is sent and the job fails for good."""
+
+
 class Unusable(InferenceError):
     """Configuration: no key, a key refused, no Messages API there, or the privacy policy."""
 

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import attrs
 
+from remote_exec.settings import str_tuple
+
 
 @attrs.frozen
 class InferenceRequest:
@@ -23,6 +25,9 @@ class InferenceRequest:
     temperature: float | None = None
     metadata: dict[str, str] = attrs.Factory(dict)
     """Sent as the API's metadata (Anthropic accepts only user_id there)."""
+    sources: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
+    """The files (relative to the workspace root) whose content the request carries. Never sent:
+    the client refuses a request with an excluded one (see exclusion.is_excluded)."""
 
     @classmethod
     def structured(
@@ -42,7 +47,14 @@ class InferenceRequest:
         return "" if choice.get("type") == "any" else None
 
     def to_body(self) -> dict[str, Any]:
-        """The Messages body without model: the payload of an inference job."""
+        """The payload of an inference job: the Messages body without model, and the sources."""
+        body = self.api_body()
+        if self.sources:
+            body["sources"] = list(self.sources)
+        return body
+
+    def api_body(self) -> dict[str, Any]:
+        """The Messages body without model, as sent (before redaction)."""
         body: dict[str, Any] = {"messages": self.messages}
         if self.system is not None:
             body["system"] = self.system
@@ -68,6 +80,7 @@ class InferenceRequest:
             max_tokens=body.get("max_tokens"),
             temperature=body.get("temperature"),
             metadata=body.get("metadata", {}),
+            sources=body.get("sources", ()),
         )
 
 
