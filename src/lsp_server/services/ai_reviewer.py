@@ -110,15 +110,19 @@ class AiReviewer:
         snapshot = self._folders.snapshot(self._server.workspace, uri)
         if not endpoints or snapshot is None or not ai.reviewable(snapshot):
             return
+        path, exclude = _relative(snapshot, folder), folder.settings.inference.exclude
+        if _excluded(path, exclude):
+            return  # its content never leaves this machine
         local = self._local(snapshot)
         plan = await self._executors.background.run(
             ai.plan,
             snapshot,
             folder.store,
-            path=_relative(snapshot, folder),
+            path=path,
             model=endpoints[0].model,
             budget=folder.settings.inference.context_budget,
             local=local,
+            exclude=exclude,
         )
         shown: dict[str, tuple[Finding, ...]] = {}
         for review in plan.units:
@@ -246,6 +250,12 @@ class AiReviewer:
     def _report(self) -> None:
         self._status.ai_waiting = self.waiting
         self._status.update()
+
+
+def _excluded(path: str, globs) -> bool:
+    from remote_exec.inference.exclusion import is_excluded
+
+    return is_excluded(path, globs)
 
 
 def _relative(snapshot: Snapshot, folder: Folder) -> str:

@@ -79,17 +79,26 @@ def plan(
     model: str,
     budget: int,
     local: Sequence[Finding] = (),
+    exclude: Sequence[str] = (),
 ) -> Plan:
     """Split the document into units, build each one's context pack and request, and look up
-    the cache. `path` is the document's path relative to its folder (what the model is told)."""
+    the cache. `path` is the document's path relative to its folder (what the model is told).
+    Context from files whose content must stay on this machine (`exclude`, on top of the
+    built-in .env*, keys, certificates) is left out of the packs."""
+    from remote_exec.inference.exclusion import is_excluded
+
     units = split_units(snapshot.language, snapshot.text)
     symbols = neighbourhoods(store, units) if store is not None else [()] * len(units)
     reviews = []
     for unit, near in zip(units, symbols, strict=True):
         inside = [f for f in local if unit.start_line <= f.start[0] < unit.end_line]
+        near = [symbol for symbol in near if not is_excluded(symbol.hit.path, exclude)]
         pack = build_pack(unit, path, near, budget=budget, diagnostics=inside)
         key = cache_key(unit, pack, PROMPT_VERSION, model)
         body = build_request(unit, pack, path=path, model=model).body
+        # Where the content comes from: the inference client refuses excluded files whatever
+        # the caller forgot.
+        body["sources"] = sorted({path, *(item.path for item in pack.items)})
         reviews.append(UnitReview(unit, pack, key, body))
     cached = {}
     if store is not None and reviews:
