@@ -144,3 +144,31 @@ async def test_save_asks_the_model_once_and_the_cache_answers_after(
         assert len(api.requests) == 2
     finally:
         await _close(client)
+
+
+async def test_review_paths_with_ai_answers_once_every_ai_finding_is_published(
+    tmp_path: Path, api: FakeMessagesAPI
+):
+    """What `gantry check --ai` asks: files on disk, reviewed by ruff and the model, published
+    before the command answers; a second run on unchanged code sends nothing."""
+    ws = _workspace(tmp_path)
+    api.script(tool_use("report_findings", {"findings": [BUG]}))
+    client = await _session(ws, api, "neovim")
+    try:
+        uri = (ws / "stats.py").as_uri()
+        for _ in range(2):
+            client.diagnostics.pop(uri, None)
+            answer = await asyncio.wait_for(
+                client.workspace_execute_command_async(
+                    types.ExecuteCommandParams(
+                        command="gantry.reviewPaths", arguments=[{"paths": ["."], "ai": True}]
+                    )
+                ),
+                60,
+            )
+            assert answer["files"] == [str(ws / "stats.py")]
+            sources = sorted(d.source for d in client.diagnostics[uri])
+            assert sources == ["gantry-ai"]
+            assert len(api.requests) == 1
+    finally:
+        await _close(client)

@@ -39,6 +39,9 @@ class ReviewPathsArgs:
     the workspace root."""
     fingerprints: bool = True
     """False when the caller will not read them (a text report): they cost a parse per file."""
+    ai: bool = False
+    """Also review them with the model (`gantry check --ai`): the answer comes once every AI
+    finding is published."""
 
 
 @attrs.frozen

@@ -61,12 +61,15 @@ class AiReviewer:
         self._executors = executors
         self._notify_user = notify_user
         self._documents: dict[str, _Document] = {}
+        self._on_disk: list[_Document] = []
+        """The files on disk under review, for the count of answers awaited."""
         self._waits: set[asyncio.Task] = set()
 
     @property
     def waiting(self) -> int:
         """Units whose answers are awaited from the model."""
-        return sum(len(d.jobs) for d in self._documents.values())
+        documents = (*self._documents.values(), *self._on_disk)
+        return sum(len(d.jobs) for d in documents)
 
     def request(self, uri: str, *, ask_model: bool) -> None:
         """Review `uri` from the cache, and ask the model for what it lacks when `ask_model`
@@ -103,12 +106,41 @@ class AiReviewer:
         finally:
             document.task = None
 
+    async def review_on_disk(self, paths: list[Path]) -> int:
+        """Review files on disk (`gantry check --ai`): from the cache, and from the model for
+        what it lacks, each published when its answers are in; returns when all are. Files
+        open in the editor are reviewed from their text instead. Returns the files reviewed."""
+        reviews = []
+        for path in paths:
+            uri = path.as_uri()
+            if uri in self._server.workspace.text_documents:
+                self.request(uri, ask_model=True)
+                continue
+            folder = self._folders.for_path(path)
+            snapshot = await self._executors.background.run(_read, path, uri, folder.settings)
+            if snapshot is not None:
+                document = _Document()
+                self._on_disk.append(document)
+                reviews.append(self._review_snapshot(snapshot, folder, document, True))
+        try:
+            await asyncio.gather(*reviews)
+        finally:
+            self._on_disk = [d for d in self._on_disk if d.jobs]
+        return len(reviews)
+
     async def _review(self, uri: str, document: _Document, ask_model: bool) -> None:
         folder = self._folders.for_uri(uri)
         await folder.ready.wait()
-        endpoints = folder.settings.inference.endpoints
         snapshot = self._folders.snapshot(self._server.workspace, uri)
-        if not endpoints or snapshot is None or not ai.reviewable(snapshot):
+        if snapshot is not None:
+            await self._review_snapshot(snapshot, folder, document, ask_model)
+
+    async def _review_snapshot(
+        self, snapshot: Snapshot, folder: Folder, document: _Document, ask_model: bool
+    ) -> None:
+        await folder.ready.wait()
+        endpoints = folder.settings.inference.endpoints
+        if not endpoints or not ai.reviewable(snapshot):
             return
         path, exclude = _relative(snapshot, folder), folder.settings.inference.exclude
         if _excluded(path, exclude):
@@ -250,6 +282,21 @@ class AiReviewer:
     def _report(self) -> None:
         self._status.ai_waiting = self.waiting
         self._status.update()
+
+
+def _read(path: Path, uri: str, settings) -> Snapshot | None:
+    """A file on disk as a snapshot (version None), if it is text Gantry reviews."""
+    from lsp_server.analysis.languages import language_for_path
+    from lsp_server.analysis.workspace_files import read_source_text
+
+    language = language_for_path(str(path))
+    if language is None:
+        return None
+    try:
+        text = read_source_text(path).text
+    except (OSError, ValueError):
+        return None
+    return Snapshot(uri, str(path), None, text, language, settings)
 
 
 def _excluded(path: str, globs) -> bool:
