@@ -16,6 +16,7 @@ import bisect
 import functools
 import hashlib
 import itertools
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -23,7 +24,8 @@ import attrs
 from tree_sitter import Node, Point, Query, QueryCursor, Tree
 
 from lsp_server.analysis.languages import grammar, parser
-from lsp_server.review.findings import Finding
+from lsp_server.review.findings import Finding, split_lines
+from lsp_server.review.ruff_engine import SYNTAX_ERROR
 
 # Node types that open a named scope, per language, and the field holding their name.
 _SCOPES: dict[str, frozenset[str]] = {
@@ -37,6 +39,8 @@ _SCOPES: dict[str, frozenset[str]] = {
     "java": frozenset({"class_declaration", "method_declaration", "interface_declaration"}),
 }
 _SCOPES["tsx"] = _SCOPES["typescript"]
+_SYNTAX_ERRORS = frozenset({SYNTAX_ERROR, "syntax-error", "E999"})
+"""Findings that say the file does not parse: its scopes are those of tree-sitter's recovery."""
 _MAX_LINES = 8  # longer findings are identified by their first lines
 _SPLIT_DEPTH = 6  # an incremental parse is told of at most 2**6 changed blocks of lines
 
@@ -212,27 +216,243 @@ def _anchor(
     return best, new.index(old[best], n1, n2)
 
 
+# ---- Python scopes without a parse ------------------------------------------------------------
+#
+# Tree-sitter's Python tree is costly to build (most of `gantry check --format json`), and a
+# finding's scopes need only the rows where each `def` and `class` starts and ends. The scan
+# finds them from a skeleton of the text (strings and comments blanked, rows that continue a
+# string, a backslash or brackets marked) with a few passes of C-speed string methods and
+# regular expressions, reproducing tree-sitter's rows, down to where its scanner ends a block
+# among trailing comments. Where the skeleton could differ from the tree (tabs or form feeds in
+# indentation, a lone CR, f-strings nesting quotes, a continuation row dedented below its
+# statement, unbalanced brackets or quotes), it declines and the tree is parsed as before; so do
+# files with a syntax error, whose scopes are those of tree-sitter's error recovery.
+
+_TOKEN = re.compile(
+    r"(#[^\r\n]*"
+    r'|"""[^"\\]*(?:(?:\\(?:\r\n|.)|"(?!""))[^"\\]*)*"""'
+    r"|'''[^'\\]*(?:(?:\\(?:\r\n|.)|'(?!''))[^'\\]*)*'''"
+    r'|"[^"\\\r\n]*(?:\\(?:\r\n|.)[^"\\\r\n]*)*"'
+    r"|'[^'\\\r\n]*(?:\\(?:\r\n|.)[^'\\\r\n]*)*')",
+    re.DOTALL,
+)
+"""A comment or a string (its prefix letters stay in the code before it)."""
+_CONTINUED = "\n\x01"  # a row that continues a string, a backslash or brackets starts with \x01
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"()[]{}\n")))
+_CLOSES = {ord(")"): ord("("), ord("]"): ord("["), ord("}"): ord("{")}
+_LONE_CR = re.compile(r"\r(?!\n)")  # Python's (and ruff's) line break, not a tree-sitter row
+_TAB_INDENT = re.compile(r"\n *\t[ \t]*[^ \t\r\n\x0c]")  # tree-sitter counts a tab as 8 columns
+_FORM_FEED_INDENT = re.compile(r"\n[ \t]*\x0c[ \t\x0c]*[^ \t\r\n\x0c]")  # it resets the column
+_HEADER_BACKSLASH = re.compile(r"\n *(?:async|def|class)\b[^\n]*\\\r?\n")
+_HEADER = re.compile(r"\n( *)(?:async[ \t]+)?(?:def|class)\b(?:[ \t]+([^\W\d]\w*))?")
+_CODE_ROW = re.compile(r"\n( *)[^ \t\r\n\x0c#\x01]")
+_BLANK = re.compile(r"[ \t\r\x0c]*\Z")
+_COMMENT = re.compile(r"( *)#\r?\Z")
+
+
+class _Unsure(Exception):
+    pass
+
+
+@functools.lru_cache(maxsize=64)
+def _dedented(columns: int) -> re.Pattern:
+    """A code row (not continued, not a comment) indented by at most `columns`."""
+    return re.compile(rf"\n( {{0,{columns}}})[^ \t\r\n\x0c#\x01]")
+
+
+def _skeleton(text: str) -> list[str]:
+    """The rows of `text` with strings blanked to `S`, comments to `#`, and rows that do not
+    start a statement (inside a string or brackets, after a backslash) starting with \\x01."""
+    if "\x01" in text or text.startswith("\ufeff") or ("\r" in text and _LONE_CR.search(text)):
+        raise _Unsure
+    parts = _TOKEN.split(text)
+    tokens = parts[1::2]
+    for i, token in enumerate(tokens):
+        # an f-string (or t-string) whose fields hold quotes of its own kind (PEP 701) was cut
+        # short above; it is whole when its braces balance
+        if "{" in token and token[0] != "#" and any(c in parts[2 * i][-2:] for c in "fFtT"):
+            fields = token.replace("{{", "").replace("}}", "")
+            if fields.count("{") != fields.count("}"):
+                raise _Unsure
+    parts[1::2] = [
+        "#" if token[0] == "#" else "S" + _CONTINUED * token.count("\n") for token in tokens
+    ]
+    skeleton = "".join(parts)
+    if (
+        "'" in skeleton
+        or '"' in skeleton
+        or ("\t" in skeleton and _TAB_INDENT.search("\n" + skeleton))
+        or ("\x0c" in skeleton and _FORM_FEED_INDENT.search("\n" + skeleton))
+    ):
+        raise _Unsure
+    if "\\" in skeleton:
+        if _HEADER_BACKSLASH.search("\n" + skeleton):
+            raise _Unsure
+        skeleton = skeleton.replace("\\\r\n", "\r" + _CONTINUED).replace("\\\n", _CONTINUED)
+    rows = skeleton.split("\n")
+    # Brackets: balanced pairs within a row vanish, what is left spans rows.
+    brackets = skeleton.encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKETS)
+    size = len(brackets) + 1
+    while len(brackets) < size:
+        size = len(brackets)
+        brackets = brackets.replace(b"()", b"").replace(b"[]", b"").replace(b"{}", b"")
+    if brackets.strip(b"\n"):
+        opened: list[tuple[int, int]] = []
+        for row, held in enumerate(brackets.split(b"\n")):
+            for char in held:
+                if char not in _CLOSES:
+                    opened.append((char, row))
+                    continue
+                if not opened or opened[-1][0] != _CLOSES[char]:
+                    raise _Unsure
+                first = opened.pop()[1]
+                if not opened and row > first:
+                    _mark_continued(rows, first, row)
+        if opened:
+            raise _Unsure
+    return rows
+
+
+def _mark_continued(rows: list[str], first: int, last: int) -> None:
+    """Mark rows first+1..last as continuing the statement open on row `first`. Tree-sitter
+    may end a block inside brackets at a row indented less than the statement: declined."""
+    head = first
+    while rows[head].startswith("\x01"):
+        head -= 1
+    indent = len(rows[head]) - len(rows[head].lstrip(" "))
+    for row in range(first + 1, last + 1):
+        text = rows[row]
+        if text.startswith("\x01"):
+            continue
+        if indent and len(text) - len(text.lstrip(" ")) < indent and not _BLANK.match(text):
+            raise _Unsure
+        rows[row] = "\x01" + text
+
+
+class _PythonScopes:
+    """The scopes of valid Python source, as tree-sitter's rows give them; `scan` returns None
+    where it cannot be sure of agreeing with the tree."""
+
+    def __init__(self, starts: list[int], ends: list[int], names: list[str]) -> None:
+        self._starts, self._ends = starts, ends
+        parents: list[int] = []
+        qualified: list[str] = []
+        stack: list[int] = []
+        for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
+            while stack and ends[stack[-1]] < start:
+                stack.pop()
+            if stack and ends[stack[-1]] < end:
+                raise _Unsure  # spans overlap without nesting
+            parent = stack[-1] if stack else -1
+            parents.append(parent)
+            qualified.append(names[i] if parent < 0 else f"{qualified[parent]}.{names[i]}")
+            stack.append(i)
+        self._parents, self._qualified = parents, qualified
+
+    def at(self, line: int) -> str:
+        """The qualified name of the scopes around `line`."""
+        i = bisect.bisect_right(self._starts, line) - 1
+        while i >= 0 and self._ends[i] < line:
+            i = self._parents[i]
+        return self._qualified[i] if i >= 0 else ""
+
+    @classmethod
+    def scan(cls, text: str) -> _PythonScopes | None:
+        try:
+            return cls._scan(text)
+        except _Unsure:
+            return None
+
+    @classmethod
+    def _scan(cls, text: str) -> _PythonScopes:
+        rows = _skeleton(text)
+        skeleton = "\n" + "\n".join(rows)  # the newline before row r is the (r+1)th
+
+        def next_code(pattern: re.Pattern, row: int, pos: int) -> tuple[int, int, int]:
+            """The first row after `row` (whose newline is at `pos`) that starts a statement
+            and that `pattern` matches: (that row, its indentation, its newline), or
+            (len(rows), 0, -1) when there is none."""
+            start = skeleton.find("\n", pos + 1)
+            found = pattern.search(skeleton, start) if start >= 0 else None
+            if found is None:
+                return len(rows), 0, -1
+            row += skeleton.count("\n", start, found.start() + 1)
+            return row, len(found.group(1)), found.start()
+
+        def statement_end(before: int) -> int:
+            """The last row of code (or of a string or brackets it holds) before `before`."""
+            row = before - 1
+            while row >= 0 and (_BLANK.match(rows[row]) or _COMMENT.match(rows[row])):
+                row -= 1
+            return row
+
+        starts: list[int] = []
+        ends: list[int] = []
+        names: list[str] = []
+        row, last = -1, 0
+        for match in _HEADER.finditer(skeleton):
+            at = match.start()
+            row += skeleton.count("\n", last, at + 1)
+            last = at + 1
+            if match.group(2) is None:
+                raise _Unsure
+            indent = len(match.group(1))
+            body, body_indent, body_at = next_code(_CODE_ROW, row, at)
+            if body_indent <= indent:  # the body is on the header's row(s), or missing
+                end = statement_end(body)
+            else:
+                close, _, _ = next_code(_dedented(indent), body, body_at)
+                end = statement_end(close)
+                # tree-sitter's scanner keeps the comments after a block in it until one is
+                # indented less than the block
+                for comment in range(end + 1, close):
+                    found = _COMMENT.match(rows[comment])
+                    if found is None:
+                        continue
+                    if len(found.group(1)) < body_indent:
+                        break
+                    end = comment
+            starts.append(row)
+            ends.append(end)
+            names.append(match.group(2))
+        return cls(starts, ends, names)
+
+
 def fingerprint_findings(
     findings: Sequence[Finding],
     text: str,
     language: str | None,
     trees: IncrementalParser | None = None,
+    *,
+    lines: Sequence[str] | None = None,
+    scan: bool = True,
 ) -> list[Finding]:
     """The findings with their fingerprints set. `trees`, the document's parser from its last
-    review, makes the parse incremental; the fingerprints are the same without it."""
+    review, makes a parse incremental; the fingerprints are the same without it. `lines` are
+    the text's (`split_lines`), when the caller has them. Python is scanned rather than parsed
+    where the scan is sure to agree with the tree; `scan=False` always parses (a notebook's
+    cells, which may hold IPython syntax)."""
     if not findings:
         return []
-    lines = text.splitlines()
-    scopes = None
-    if language in _SCOPES:
+    if lines is None:
+        lines = split_lines(text)  # ruff's and LSP's lines, which the findings point into
+    scope_at = None
+    if (
+        language == "python"
+        and scan
+        and not any(f.rule in _SYNTAX_ERRORS for f in findings)
+        and (scanned := _PythonScopes.scan(text)) is not None
+    ):
+        scope_at = scanned.at
+    elif language in _SCOPES:
         tree = (trees or IncrementalParser()).parse(language, text.encode("utf-8", "surrogatepass"))
-        scopes = Scopes(tree, language)
+        scope_at = Scopes(tree, language).at
     seen: Counter[tuple[str, str, str]] = Counter()
     out = []
     for finding in findings:
         first, last = finding.start[0], min(finding.end[0], finding.start[0] + _MAX_LINES - 1)
         flagged = _normalise(" ".join(lines[first : last + 1]))
-        scope = scopes.at(first) if scopes is not None else ""
+        scope = scope_at(first) if scope_at is not None else ""
         key = (finding.rule, scope, flagged)
         rank = seen[key]
         seen[key] += 1

@@ -162,6 +162,8 @@ def review_files(
         lines = ruff_engine.split_lines(source.text)
         found = [ruff_engine.to_finding(item, lines, settings, source.cells) for item in raw]
         if fingerprints:
-            found = fingerprint_findings(found, source.text, "python")
+            found = fingerprint_findings(
+                found, source.text, "python", lines=lines, scan=source.cells is None
+            )
         reviews.append(FileReview(path, tuple(found), source, lines))
     return FilesReview(tuple(reviews), tuple(failed))
