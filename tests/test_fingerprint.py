@@ -417,9 +417,9 @@ def test_the_scan_gives_the_tree_sitter_fingerprints(name):
 
 def test_the_scan_declines_what_it_cannot_be_sure_of():
     for name in ("tabs", "a block dedented inside brackets"):
-        assert _PythonScopes.scan(TRICKY[name]) is None, name
+        assert _PythonScopes.scan(TRICKY[name], [0]) is None, name
     for name in ("comments after blocks", "strings that look like code", "crlf", "form feeds"):
-        assert _PythonScopes.scan(TRICKY[name]) is not None, name
+        assert _PythonScopes.scan(TRICKY[name], [0]) is not None, name
 
 
 def test_a_syntax_error_is_parsed_as_before():
@@ -456,5 +456,5 @@ def test_the_scan_agrees_with_tree_sitter_on_the_standard_library():
         findings = _every_line(text, 1)
         got = fingerprint_findings(findings, text, "python")
         assert got == fingerprint_findings(findings, text, "python", scan=False), path
-        scanned += _PythonScopes.scan(text) is not None
+        scanned += _PythonScopes.scan(text, [0]) is not None
     assert scanned > 0.9 * len(sample)

@@ -237,14 +237,17 @@ _TOKEN = re.compile(
     re.DOTALL,
 )
 """A comment or a string (its prefix letters stay in the code before it)."""
+_FORMAT_PREFIX = re.compile(r"(?:^|\W)(?=[rR]?[fFtT]|[fFtT][rR])[rRfFtT]{1,2}\Z")
+"""An f- or t-string's prefix, at the end of (the last three characters of) the code before."""
 _CONTINUED = "\n\x01"  # a row that continues a string, a backslash or brackets starts with \x01
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"()[]{}\n")))
 _CLOSES = {ord(")"): ord("("), ord("]"): ord("["), ord("}"): ord("{")}
 _LONE_CR = re.compile(r"\r(?!\n)")  # Python's (and ruff's) line break, not a tree-sitter row
 _TAB_INDENT = re.compile(r"\n *\t[ \t]*[^ \t\r\n\x0c]")  # tree-sitter counts a tab as 8 columns
 _FORM_FEED_INDENT = re.compile(r"\n[ \t]*\x0c[ \t\x0c]*[^ \t\r\n\x0c]")  # it resets the column
-_HEADER_BACKSLASH = re.compile(r"\n *(?:async|def|class)\b[^\n]*\\\r?\n")
-_HEADER = re.compile(r"\n( *)(?:async[ \t]+)?(?:def|class)\b(?:[ \t]+([^\W\d]\w*))?")
+_HELD = re.compile(rb"[^\n]+")
+_DEF = re.compile(r"def\b(?:[ \t]+([^\W\d]\w*))?")
+_CLASS = re.compile(r"class\b(?:[ \t]+([^\W\d]\w*))?")
 _CODE_ROW = re.compile(r"\n( *)[^ \t\r\n\x0c#\x01]")
 _BLANK = re.compile(r"[ \t\r\x0c]*\Z")
 _COMMENT = re.compile(r"( *)#\r?\Z")
@@ -267,10 +270,11 @@ def _skeleton(text: str) -> list[str]:
         raise _Unsure
     parts = _TOKEN.split(text)
     tokens = parts[1::2]
-    for i, token in enumerate(tokens):
+    for i in [i for i, token in enumerate(tokens) if "{" in token]:
         # an f-string (or t-string) whose fields hold quotes of its own kind (PEP 701) was cut
         # short above; it is whole when its braces balance
-        if "{" in token and token[0] != "#" and any(c in parts[2 * i][-2:] for c in "fFtT"):
+        token = tokens[i]
+        if token[0] != "#" and _FORMAT_PREFIX.search(parts[2 * i][-3:]):
             fields = token.replace("{{", "").replace("}}", "")
             if fields.count("{") != fields.count("}"):
                 raise _Unsure
@@ -286,8 +290,12 @@ def _skeleton(text: str) -> list[str]:
     ):
         raise _Unsure
     if "\\" in skeleton:
-        if _HEADER_BACKSLASH.search("\n" + skeleton):
-            raise _Unsure
+        at = skeleton.find("\\")
+        while at >= 0:  # a header continued by a backslash: rows the patterns do not read
+            lead = skeleton[skeleton.rfind("\n", 0, at) + 1 : at].lstrip(" ")
+            if lead.startswith(("def", "class", "async")):
+                raise _Unsure
+            at = skeleton.find("\\", at + 1)
         skeleton = skeleton.replace("\\\r\n", "\r" + _CONTINUED).replace("\\\n", _CONTINUED)
     rows = skeleton.split("\n")
     # Brackets: balanced pairs within a row vanish, what is left spans rows.
@@ -298,8 +306,11 @@ def _skeleton(text: str) -> list[str]:
         brackets = brackets.replace(b"()", b"").replace(b"[]", b"").replace(b"{}", b"")
     if brackets.strip(b"\n"):
         opened: list[tuple[int, int]] = []
-        for row, held in enumerate(brackets.split(b"\n")):
-            for char in held:
+        row, last = 0, 0
+        for held in _HELD.finditer(brackets):  # the few rows where brackets are left
+            row += brackets.count(b"\n", last, held.start())
+            last = held.start()
+            for char in held.group():
                 if char not in _CLOSES:
                     opened.append((char, row))
                     continue
@@ -329,93 +340,137 @@ def _mark_continued(rows: list[str], first: int, last: int) -> None:
         rows[row] = "\x01" + text
 
 
+def _headers(skeleton: str) -> list[tuple[int, str | None]]:
+    """(position of `def` or `class`, the name after it) for each keyword in the skeleton, in
+    order: literal patterns, which the regex engine searches for fast."""
+    found = [(m.start(), m.group(1)) for m in _DEF.finditer(skeleton)]
+    found += [(m.start(), m.group(1)) for m in _CLASS.finditer(skeleton)]
+    found.sort()
+    return found
+
+
 class _PythonScopes:
     """The scopes of valid Python source, as tree-sitter's rows give them; `scan` returns None
-    where it cannot be sure of agreeing with the tree."""
+    where it cannot be sure of agreeing with the tree. Headers are found at once; where a scope
+    ends, and which one encloses it, only when a finding asks."""
 
-    def __init__(self, starts: list[int], ends: list[int], names: list[str]) -> None:
-        self._starts, self._ends = starts, ends
-        parents: list[int] = []
-        qualified: list[str] = []
+    def __init__(self, rows: list[str], skeleton: str) -> None:
+        self._rows, self._skeleton = rows, skeleton
+        starts: list[int] = []
+        indents: list[int] = []
+        names: list[str] = []
+        at: list[int] = []
+        row, last = -1, 0
+        for position, name in _headers(skeleton):
+            line_start = skeleton.rfind("\n", 0, position)
+            lead = skeleton[line_start + 1 : position]
+            indent = len(lead) - len(lead.lstrip(" "))
+            if lead[indent:] not in ("", "async ") or name is None:
+                if lead[indent:].rstrip(" \t") in ("", "async"):
+                    raise _Unsure  # a header the patterns do not read (async and a tab, ...)
+                continue  # `def` or `class` inside a statement's row: not a header
+            row += skeleton.count("\n", last, line_start + 1)
+            last = line_start + 1
+            starts.append(row)
+            indents.append(indent)
+            names.append(name)
+            at.append(line_start)
+        # the nearest header before each that is indented less: its parent, or closed before it
+        outer: list[int] = []
         stack: list[int] = []
-        for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
-            while stack and ends[stack[-1]] < start:
+        for i, indent in enumerate(indents):
+            while stack and indents[stack[-1]] >= indent:
                 stack.pop()
-            if stack and ends[stack[-1]] < end:
-                raise _Unsure  # spans overlap without nesting
-            parent = stack[-1] if stack else -1
-            parents.append(parent)
-            qualified.append(names[i] if parent < 0 else f"{qualified[parent]}.{names[i]}")
+            outer.append(stack[-1] if stack else -1)
             stack.append(i)
-        self._parents, self._qualified = parents, qualified
+        self._starts, self._indents, self._names, self._at, self._outer = (
+            starts,
+            indents,
+            names,
+            at,
+            outer,
+        )
+        self._ends: dict[int, int] = {}
+        self._qualified: dict[int, str] = {}
 
     def at(self, line: int) -> str:
         """The qualified name of the scopes around `line`."""
         i = bisect.bisect_right(self._starts, line) - 1
-        while i >= 0 and self._ends[i] < line:
-            i = self._parents[i]
-        return self._qualified[i] if i >= 0 else ""
+        while i >= 0 and self._end(i) < line:
+            i = self._parent(i)
+        return self._name(i) if i >= 0 else ""
+
+    def _parent(self, i: int) -> int:
+        """The scope around header i: one indented less, still open on its row (a scope before
+        i that encloses it encloses every header between them, so each step skips those)."""
+        j = self._outer[i]
+        while j >= 0 and self._end(j) < self._starts[i]:
+            j = self._outer[j]
+        return j
+
+    def _name(self, i: int) -> str:
+        name = self._qualified.get(i)
+        if name is None:
+            parent = self._parent(i)
+            name = self._names[i] if parent < 0 else f"{self._name(parent)}.{self._names[i]}"
+            self._qualified[i] = name
+        return name
+
+    def _end(self, i: int) -> int:
+        """The last row of header i's scope, as tree-sitter ends it."""
+        end = self._ends.get(i)
+        if end is not None:
+            return end
+        rows, indent = self._rows, self._indents[i]
+        body, body_indent, body_at = self._next_code(_CODE_ROW, self._starts[i], self._at[i])
+        if body_indent <= indent:  # the body is on the header's row(s), or missing
+            end = _statement_end(rows, body)
+        else:
+            close, _, _ = self._next_code(_dedented(indent), body, body_at)
+            end = _statement_end(rows, close)
+            # tree-sitter's scanner keeps the comments after a block in it until one is
+            # indented less than the block
+            for comment in range(end + 1, close):
+                found = _COMMENT.match(rows[comment])
+                if found is None:
+                    continue
+                if len(found.group(1)) < body_indent:
+                    break
+                end = comment
+        if end < self._starts[i]:
+            raise _Unsure
+        self._ends[i] = end
+        return end
+
+    def _next_code(self, pattern: re.Pattern, row: int, pos: int) -> tuple[int, int, int]:
+        """The first row after `row` (whose newline is at `pos`) that starts a statement and
+        that `pattern` matches: (that row, its indentation, its newline), or (number of rows,
+        0, -1) when there is none."""
+        skeleton = self._skeleton
+        start = skeleton.find("\n", pos + 1)
+        found = pattern.search(skeleton, start) if start >= 0 else None
+        if found is None:
+            return len(self._rows), 0, -1
+        row += skeleton.count("\n", start, found.start() + 1)
+        return row, len(found.group(1)), found.start()
 
     @classmethod
-    def scan(cls, text: str) -> _PythonScopes | None:
+    def scan(cls, text: str, lines: Sequence[int]) -> list[str] | None:
+        """The qualified scope names at `lines`, or None where the scan is unsure."""
         try:
-            return cls._scan(text)
+            rows = _skeleton(text)
+            scopes = cls(rows, "\n" + "\n".join(rows))  # the newline before row r is the (r+1)th
+            return [scopes.at(line) for line in lines]
         except _Unsure:
             return None
 
-    @classmethod
-    def _scan(cls, text: str) -> _PythonScopes:
-        rows = _skeleton(text)
-        skeleton = "\n" + "\n".join(rows)  # the newline before row r is the (r+1)th
 
-        def next_code(pattern: re.Pattern, row: int, pos: int) -> tuple[int, int, int]:
-            """The first row after `row` (whose newline is at `pos`) that starts a statement
-            and that `pattern` matches: (that row, its indentation, its newline), or
-            (len(rows), 0, -1) when there is none."""
-            start = skeleton.find("\n", pos + 1)
-            found = pattern.search(skeleton, start) if start >= 0 else None
-            if found is None:
-                return len(rows), 0, -1
-            row += skeleton.count("\n", start, found.start() + 1)
-            return row, len(found.group(1)), found.start()
-
-        def statement_end(before: int) -> int:
-            """The last row of code (or of a string or brackets it holds) before `before`."""
-            row = before - 1
-            while row >= 0 and (_BLANK.match(rows[row]) or _COMMENT.match(rows[row])):
-                row -= 1
-            return row
-
-        starts: list[int] = []
-        ends: list[int] = []
-        names: list[str] = []
-        row, last = -1, 0
-        for match in _HEADER.finditer(skeleton):
-            at = match.start()
-            row += skeleton.count("\n", last, at + 1)
-            last = at + 1
-            if match.group(2) is None:
-                raise _Unsure
-            indent = len(match.group(1))
-            body, body_indent, body_at = next_code(_CODE_ROW, row, at)
-            if body_indent <= indent:  # the body is on the header's row(s), or missing
-                end = statement_end(body)
-            else:
-                close, _, _ = next_code(_dedented(indent), body, body_at)
-                end = statement_end(close)
-                # tree-sitter's scanner keeps the comments after a block in it until one is
-                # indented less than the block
-                for comment in range(end + 1, close):
-                    found = _COMMENT.match(rows[comment])
-                    if found is None:
-                        continue
-                    if len(found.group(1)) < body_indent:
-                        break
-                    end = comment
-            starts.append(row)
-            ends.append(end)
-            names.append(match.group(2))
-        return cls(starts, ends, names)
+def _statement_end(rows: list[str], before: int) -> int:
+    """The last row of code (or of a string or brackets it holds) before row `before`."""
+    row = before - 1
+    while row >= 0 and (_BLANK.match(rows[row]) or _COMMENT.match(rows[row])):
+        row -= 1
+    return row
 
 
 def fingerprint_findings(
@@ -436,23 +491,19 @@ def fingerprint_findings(
         return []
     if lines is None:
         lines = split_lines(text)  # ruff's and LSP's lines, which the findings point into
-    scope_at = None
-    if (
-        language == "python"
-        and scan
-        and not any(f.rule in _SYNTAX_ERRORS for f in findings)
-        and (scanned := _PythonScopes.scan(text)) is not None
-    ):
-        scope_at = scanned.at
-    elif language in _SCOPES:
+    scopes = None
+    if language == "python" and scan and not any(f.rule in _SYNTAX_ERRORS for f in findings):
+        scopes = _PythonScopes.scan(text, [f.start[0] for f in findings])
+    if scopes is None and language in _SCOPES:
         tree = (trees or IncrementalParser()).parse(language, text.encode("utf-8", "surrogatepass"))
         scope_at = Scopes(tree, language).at
+        scopes = [scope_at(f.start[0]) for f in findings]
     seen: Counter[tuple[str, str, str]] = Counter()
     out = []
-    for finding in findings:
+    for i, finding in enumerate(findings):
         first, last = finding.start[0], min(finding.end[0], finding.start[0] + _MAX_LINES - 1)
         flagged = _normalise(" ".join(lines[first : last + 1]))
-        scope = scope_at(first) if scope_at is not None else ""
+        scope = scopes[i] if scopes is not None else ""
         key = (finding.rule, scope, flagged)
         rank = seen[key]
         seen[key] += 1
