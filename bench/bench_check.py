@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -59,16 +60,21 @@ def configure(tree: Path, select: str) -> None:
     (tree / "pyproject.toml").write_text(f"[tool.ruff.lint]\nselect = [{rules}]\n")
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
-    """Wall time of one run from a cold ruff cache, and its stdout."""
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall time and CPU time (user + system, the process and every descendant it waited for:
+    Gantry's server, ruff) of one run from a cold ruff cache, and its stdout. On a shared
+    machine the CPU time moves less with the load than the wall time."""
     shutil.rmtree(cwd / ".ruff_cache", ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode not in (0, 1):
         first = proc.stderr.strip().splitlines()[:1]
         raise RuntimeError(f"{Path(argv[0]).name} {argv[1:4]} exited {proc.returncode}: {first}")
-    return elapsed, proc.stdout
+    return elapsed, cpu, proc.stdout
 
 
 def bench_tree(
@@ -86,13 +92,15 @@ def bench_tree(
     times: dict[tuple[str, str], list[float]] = {
         (tool, output): [] for tool in tools for output in ("default", "json")
     }
+    cpus: dict[tuple[str, str], list[float]] = {key: [] for key in times}
     counts: dict[str, int] = {}
     for _ in range(runs):
         for output in ("default", "json"):
             for tool, (text_argv, json_argv, tool_env) in tools.items():
                 argv = json_argv if output == "json" else text_argv
-                elapsed, out = timed(argv, tree, tool_env)
+                elapsed, cpu, out = timed(argv, tree, tool_env)
                 times[tool, output].append(elapsed)
+                cpus[tool, output].append(cpu)
                 if output == "json":
                     document = json.loads(out)
                     counts[tool] = len(
@@ -109,7 +117,8 @@ def bench_tree(
                     tool,
                     f"wall time, {output} output",
                     f"{median:.2f} s",
-                    note=note(times[tool, output]),
+                    note=f"{note(times[tool, output])}; CPU (user+sys, all processes) median "
+                    f"{statistics.median(cpus[tool, output]):.2f} s",
                 )
             )
         for tool in tools:
@@ -128,7 +137,9 @@ def bench_tree(
                     + ", ".join(
                         f"{g / r:.1f}x"
                         for g, r in zip(times[tool, output], times["ruff check", output])
-                    ),
+                    )
+                    + "; CPU time: "
+                    + f"{statistics.median(cpus[tool, output]) / statistics.median(cpus['ruff check', output]):.1f}x",
                 )
             )
     found = ", ".join(f"{tool} {count:,}" for tool, count in counts.items())
