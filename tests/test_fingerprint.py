@@ -401,7 +401,11 @@ def g():
     "crlf": "class A:\r\n    def f(self):\r\n        return 1\r\n    # c\r\n\r\nx = 1\r\n",
     "tabs": "class A:\n\tdef f(self):\n\t\treturn 1\n\t# c\nx = 1\n",
     "form feeds": "def f():\n    pass\n\x0c\ndef g():\n    return 1\n",
-    "a block dedented inside brackets": "def f():\n    x = g(\n1)\n    return x\n",
+    "a block dedented inside brackets": "def f():\n    x = g(a +\n1)\n    return x\n",
+    "dedented where a bracket may close": (
+        "class A:\n    def f(self):\n        x = g(\n1,\n# c\n'''s\n'''\n)\n"
+        "        return [\n]\n    y = 2\n"
+    ),
     "unicode names": "class Ünïcode:\n    def méthode(self):\n        pass\n",
 }
 
@@ -418,7 +422,13 @@ def test_the_scan_gives_the_tree_sitter_fingerprints(name):
 def test_the_scan_declines_what_it_cannot_be_sure_of():
     for name in ("tabs", "a block dedented inside brackets"):
         assert _PythonScopes.scan(TRICKY[name], [0]) is None, name
-    for name in ("comments after blocks", "strings that look like code", "crlf", "form feeds"):
+    for name in (
+        "comments after blocks",
+        "strings that look like code",
+        "crlf",
+        "form feeds",
+        "dedented where a bracket may close",
+    ):
         assert _PythonScopes.scan(TRICKY[name], [0]) is not None, name
 
 

@@ -325,18 +325,29 @@ def _skeleton(text: str) -> list[str]:
 
 
 def _mark_continued(rows: list[str], first: int, last: int) -> None:
-    """Mark rows first+1..last as continuing the statement open on row `first`. Tree-sitter
-    may end a block inside brackets at a row indented less than the statement: declined."""
+    """Mark rows first+1..last as continuing the statement open on row `first`. Tree-sitter's
+    scanner ends the block inside the brackets at a row indented less than the statement,
+    unless a closing bracket may come next (after an opening bracket or a comma, or when it
+    does): anything else is declined."""
     head = first
     while rows[head].startswith("\x01"):
         head -= 1
     indent = len(rows[head]) - len(rows[head].lstrip(" "))
+    previous = rows[first]
     for row in range(first + 1, last + 1):
         text = rows[row]
-        if text.startswith("\x01"):
+        if text.startswith("\x01"):  # a string's own rows
+            previous = text
             continue
-        if indent and len(text) - len(text.lstrip(" ")) < indent and not _BLANK.match(text):
-            raise _Unsure
+        if not (_BLANK.match(text) or _COMMENT.match(text)):
+            code = text.lstrip(" ")
+            if (
+                len(text) - len(code) < indent
+                and not code.startswith((")", "]", "}"))
+                and not previous.rstrip("# \r").endswith(("(", "{", ","))
+            ):
+                raise _Unsure
+            previous = text
         rows[row] = "\x01" + text
 
 

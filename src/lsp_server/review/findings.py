@@ -16,13 +16,16 @@ from lsp_server.config import Level, Settings
 Position = tuple[int, int]
 Applicability = Literal["safe", "unsafe"]
 _LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+\Z")
-_OTHER_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_ASCII_BREAKS = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
+_OTHER_BREAKS = ("\x85", "\u2028", "\u2029")
 
 
 def split_lines(text: str) -> list[str]:
     """Lines (with their ends) as ruff counts its rows and LSP its lines: ended by \\n, \\r\\n
     or \\r only, where str.splitlines also breaks at form feeds, \\x1c-\\x1e, \\u2028 and more."""
-    if _OTHER_BREAKS.search(text) is None:
+    if not any(c in text for c in _ASCII_BREAKS) and (
+        text.isascii() or not any(c in text for c in _OTHER_BREAKS)
+    ):
         return text.splitlines(keepends=True)  # the same lines, several times faster
     return _LINE.findall(text)
 
