@@ -1,16 +1,19 @@
 """`gantry check` beside `ruff check` on real trees, same rules, in one run; prints a markdown
 table.
 
-    python bench/bench_check.py [--runs 3] [--select E,F,W,B] [--gantry-src DIR] [--output FILE]
+    python bench/bench_check.py [--runs 3] [--select E,F,W,B] [--gantry-src DIR]
+        [--baseline-src DIR] [--output FILE]
 
 Trees, copied to a temp dir: (a) the standard library's .py files (no site-packages), (b) the
 installed rich and pygments packages, side by side in one tree. Each copy gets a pyproject.toml
 selecting the same rules for both tools. Each tool runs with its default output (text) and with
-JSON, where Gantry's findings carry fingerprints (a tree-sitter parse of every file with
+JSON, where Gantry's findings carry fingerprints (the scopes of every file with
 findings; the text report has none to show, so they are not computed there). Every run starts
 without ruff's cache (`.ruff_cache` removed), runs alternate between the tools, and the table
-shows medians. `--gantry-src` runs Gantry from another source tree (e.g. a `git worktree` of an
-older commit) to compare before and after. Targets are shown, never asserted.
+shows medians. `--gantry-src` runs Gantry from another source tree; `--baseline-src` runs a
+second Gantry (e.g. `git archive` of an older commit) as "gantry before", interleaved with the
+others in every run, so that before and after are compared under the same load. Targets are
+shown, never asserted.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -56,45 +60,56 @@ def configure(tree: Path, select: str) -> None:
     (tree / "pyproject.toml").write_text(f"[tool.ruff.lint]\nselect = [{rules}]\n")
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
-    """Wall time of one run from a cold ruff cache, and its stdout."""
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall time and CPU time (user + system, the process and every descendant it waited for:
+    Gantry's server, ruff) of one run from a cold ruff cache, and its stdout. On a shared
+    machine the CPU time moves less with the load than the wall time."""
     shutil.rmtree(cwd / ".ruff_cache", ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode not in (0, 1):
         first = proc.stderr.strip().splitlines()[:1]
         raise RuntimeError(f"{Path(argv[0]).name} {argv[1:4]} exited {proc.returncode}: {first}")
-    return elapsed, proc.stdout
+    return elapsed, cpu, proc.stdout
 
 
-def bench_tree(name: str, tree: Path, runs: int, env: dict[str, str]) -> list[dict]:
+def bench_tree(
+    name: str, tree: Path, runs: int, env: dict[str, str], baseline: dict[str, str] | None
+) -> list[dict]:
     """Both tools with their default output (text) and with JSON (Gantry's carries
-    fingerprints, a tree-sitter parse of every file with findings)."""
+    fingerprints); with `baseline` (another Gantry's environment), that one too, in the same
+    alternation, so before and after share the machine's load."""
     gantry = [sys.executable, "-m", "lsp_server", "check", ".", "--fail-on=never", "--wait=900"]
-    commands = {
-        ("ruff check", "default"): [RUFF, "check", "--exit-zero", "."],
-        ("gantry check", "default"): gantry,
-        ("ruff check", "json"): [RUFF, "check", "--output-format=json", "--exit-zero", "."],
-        ("gantry check", "json"): [*gantry, "--format=json"],
+    ruff_json = [RUFF, "check", "--output-format=json", "--exit-zero", "."]
+    tools = {"ruff check": ([RUFF, "check", "--exit-zero", "."], ruff_json, env)}
+    if baseline is not None:
+        tools["gantry before"] = (gantry, [*gantry, "--format=json"], baseline)
+    tools["gantry check"] = (gantry, [*gantry, "--format=json"], env)
+    times: dict[tuple[str, str], list[float]] = {
+        (tool, output): [] for tool in tools for output in ("default", "json")
     }
-    times: dict[tuple[str, str], list[float]] = {key: [] for key in commands}
+    cpus: dict[tuple[str, str], list[float]] = {key: [] for key in times}
     counts: dict[str, int] = {}
     for _ in range(runs):
-        for key, argv in commands.items():
-            elapsed, out = timed(argv, tree, env)
-            times[key].append(elapsed)
-            if key[1] == "json":
-                document = json.loads(out)
-                counts[key[0]] = len(
-                    document if isinstance(document, list) else document["findings"]
-                )
+        for output in ("default", "json"):
+            for tool, (text_argv, json_argv, tool_env) in tools.items():
+                argv = json_argv if output == "json" else text_argv
+                elapsed, cpu, out = timed(argv, tree, tool_env)
+                times[tool, output].append(elapsed)
+                cpus[tool, output].append(cpu)
+                if output == "json":
+                    document = json.loads(out)
+                    counts[tool] = len(
+                        document if isinstance(document, list) else document["findings"]
+                    )
     files = sum(1 for path in tree.rglob("*.py") if path.is_file())
     section, rows = f"{name} ({files:,} files)", []
     for output in ("default", "json"):
-        medians = {
-            tool: statistics.median(times[tool, output]) for tool in ("ruff check", "gantry check")
-        }
+        medians = {tool: statistics.median(times[tool, output]) for tool in tools}
         for tool, median in medians.items():
             rows.append(
                 row(
@@ -102,24 +117,34 @@ def bench_tree(name: str, tree: Path, runs: int, env: dict[str, str]) -> list[di
                     tool,
                     f"wall time, {output} output",
                     f"{median:.2f} s",
-                    note=note(times[tool, output]),
+                    note=f"{note(times[tool, output])}; CPU (user+sys, all processes) median "
+                    f"{statistics.median(cpus[tool, output]):.2f} s",
                 )
             )
-        ratio, target = medians["gantry check"] / medians["ruff check"], TARGETS[name]
-        rows.append(
-            row(
-                section,
-                "gantry / ruff",
-                f"ratio, {output} output",
-                f"{ratio:.1f}x",
-                f"<= {target:g}x",
-                ratio <= target,
+        for tool in tools:
+            if tool == "ruff check":
+                continue
+            ratio, target = medians[tool] / medians["ruff check"], TARGETS[name]
+            rows.append(
+                row(
+                    section,
+                    f"{tool} / ruff",
+                    f"ratio, {output} output",
+                    f"{ratio:.1f}x",
+                    f"<= {target:g}x" if tool == "gantry check" else "",
+                    ratio <= target if tool == "gantry check" else None,
+                    note="ratio of medians; per run: "
+                    + ", ".join(
+                        f"{g / r:.1f}x"
+                        for g, r in zip(times[tool, output], times["ruff check", output])
+                    )
+                    + "; CPU time: "
+                    + f"{statistics.median(cpus[tool, output]) / statistics.median(cpus['ruff check', output]):.1f}x",
+                )
             )
-        )
-    same = "the same" if counts["ruff check"] == counts["gantry check"] else "DIFFERENT"
-    rows[-1]["note"] = (
-        f"findings (json): ruff {counts['ruff check']:,}, gantry {counts['gantry check']:,} ({same})"
-    )
+    found = ", ".join(f"{tool} {count:,}" for tool, count in counts.items())
+    same = "the same" if len(set(counts.values())) == 1 else "DIFFERENT"
+    rows[-1]["note"] += f"; findings (json): {found} ({same})"
     return rows
 
 
@@ -134,6 +159,12 @@ def main() -> int:
     parser.add_argument("--stdlib", type=Path, default=Path(sysconfig.get_paths()["stdlib"]))
     parser.add_argument("--trees", default="stdlib,rich+pygments")
     parser.add_argument("--gantry-src", type=Path, help="run Gantry from this source tree")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also run the Gantry of this source tree (e.g. a worktree of an older commit), "
+        "as 'gantry before', alternating with the others",
+    )
     parser.add_argument("--output", type=Path, help="also write the markdown here")
     args = parser.parse_args()
 
@@ -145,6 +176,9 @@ def main() -> int:
             env[variable] = str(tmp / variable.lower())
         if args.gantry_src:
             env["PYTHONPATH"] = str(args.gantry_src.resolve())
+        baseline = None
+        if args.baseline_src:
+            baseline = {**env, "PYTHONPATH": str(args.baseline_src.resolve())}
         for name in args.trees.split(","):
             tree = tmp / name
             if name == "stdlib":
@@ -155,12 +189,13 @@ def main() -> int:
             configure(tree, args.select)
             print(f"{name}...", file=sys.stderr, flush=True)
             try:
-                rows.extend(bench_tree(name, tree, args.runs, env))
+                rows.extend(bench_tree(name, tree, args.runs, env, baseline))
             except RuntimeError as exc:  # a tool that fails is a row too
                 rows.append(row(name, "(tree)", "", "failed", note=str(exc)[:300]))
     source = args.gantry_src or Path(__file__).resolve().parent.parent / "src"
+    before = f"; before: Gantry from {args.baseline_src}" if args.baseline_src else ""
     text = (
-        f"Machine: {machine()}\n\nRules: {args.select}; Gantry from {source}\n\n"
+        f"Machine: {machine()}\n\nRules: {args.select}; Gantry from {source}{before}\n\n"
         f"{markdown(rows)}\n\nBenchmark wall time: {time.perf_counter() - started:.0f} s\n"
     )
     print(text)

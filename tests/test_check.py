@@ -145,9 +145,46 @@ def test_gitignored_files_are_not_checked(tmp_path, gantry_check):
     workspace = make_workspace(
         tmp_path / "ws", {".gitignore": "build/\n", "build/gen.py": UNUSED_IMPORT, "ok.py": CLEAN}
     )
+    (workspace / ".git").mkdir()  # ruff applies .gitignore inside a git repository only
     result = gantry_check(workspace)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "No findings in 1 file.\n"
+
+
+@pytest.mark.parametrize("repository", [False, True], ids=["no-git", "git"])
+@pytest.mark.parametrize("named", [(), ("ignored.py", "ok.py", "build")], ids=["dot", "named"])
+def test_gitignore_applies_as_ruff_applies_it(tmp_path, gantry_check, repository, named):
+    """Outside a git repository ruff reads .gitignore'd files; inside one it skips them when
+    it walks a directory, not when they are named. Gantry checks what ruff itself reads."""
+    workspace = make_workspace(
+        tmp_path / "ws",
+        {
+            ".gitignore": "ignored.py\nbuild/\n",
+            "ignored.py": UNUSED_IMPORT,
+            "build/gen.py": UNUSED_IMPORT,
+            "ok.py": UNUSED_IMPORT,
+        },
+    )
+    if repository:
+        (workspace / ".git").mkdir()
+    ruff = Path(sysconfig.get_path("scripts")) / "ruff"
+    listed = subprocess.run(
+        [ruff, "check", "--no-cache", "--show-files", "--", *(named or ["."])],
+        cwd=workspace,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.split()
+    expected = sorted(
+        Path(line).relative_to(workspace).as_posix() for line in listed if line.endswith(".py")
+    )
+    assert ("ignored.py" in expected) == (not repository or bool(named))  # what ruff does
+    result = gantry_check(workspace, *named, "--format", "json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert sorted(finding["path"] for finding in report["findings"]) == expected
+    assert report["summary"]["files"] == len(expected)
 
 
 def test_invalid_settings_are_announced_and_the_check_goes_on(tmp_path, gantry_check):

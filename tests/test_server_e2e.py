@@ -309,6 +309,7 @@ async def test_review_workspace_and_file_from_disk(client: LanguageClient, works
     (workspace / "pkg" / "util.py").write_text("import sys\n")
     (workspace / "ignored.py").write_text("import json\n")
     (workspace / ".gitignore").write_text("ignored.py\n")
+    (workspace / ".git").mkdir()  # as for ruff, .gitignore applies inside a git repository
     opened = open_document(client, workspace / "app.py")
     await diagnostics_for(client, opened, 1)
     result = await client.workspace_execute_command_async(

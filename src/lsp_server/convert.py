@@ -15,7 +15,7 @@ from pygls.workspace.position_codec import PositionCodec, ServerTextPosition
 from lsp_server.capabilities import ClientCaps
 from lsp_server.contract import converter as contract
 from lsp_server.contract import data
-from lsp_server.review.findings import Edit, Finding, Position, Snapshot
+from lsp_server.review.findings import Edit, Finding, Position, Snapshot, split_lines
 
 SEVERITIES = {
     "error": types.DiagnosticSeverity.Error,
@@ -180,7 +180,7 @@ def workspace_edit(
 def replacement_edit(old: str, new: str) -> Edit:
     """One edit turning `old` into `new`, spanning only the lines that differ, so the client
     keeps cursors, folds and marks outside them."""
-    old_lines, new_lines = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    old_lines, new_lines = split_lines(old), split_lines(new)  # LSP's lines
     head = 0
     while head < min(len(old_lines), len(new_lines)) and old_lines[head] == new_lines[head]:
         head += 1

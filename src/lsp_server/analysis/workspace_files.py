@@ -40,14 +40,16 @@ def skip_sentence(skip: Skip, max_bytes: int) -> str:
 class IgnoreRules:
     """gitignore semantics: .git/info/exclude, then every .gitignore from the root down (a
     deeper file overrides a shallower one, `!` re-includes), plus the user's exclude patterns,
-    which always win. An ignored directory hides everything below it, as in git."""
+    which always win. An ignored directory hides everything below it, as in git. Without
+    `gitignore`, only the user's patterns apply (ruff has already applied .gitignore its way)."""
 
-    def __init__(self, root: Path, exclude: Iterable[str] = ()) -> None:
+    def __init__(self, root: Path, exclude: Iterable[str] = (), *, gitignore: bool = True) -> None:
         self.root = root
+        self._gitignore = gitignore
         self._exclude = pathspec.GitIgnoreSpec.from_lines(list(exclude))
         self._specs: dict[str, pathspec.GitIgnoreSpec | None] = {}
         self._chains: dict[str, tuple[tuple[int, pathspec.GitIgnoreSpec], ...]] = {}
-        self._info_exclude = self._load(root / ".git" / "info" / "exclude")
+        self._info_exclude = self._load(root / ".git" / "info" / "exclude") if gitignore else None
 
     def is_ignored(self, rel: str, is_dir: bool) -> bool:
         """Whether the path `rel` (relative, forward slashes) or any directory above it is ignored."""
@@ -86,6 +88,8 @@ class IgnoreRules:
         return chain
 
     def _spec(self, directory: str) -> pathspec.GitIgnoreSpec | None:
+        if not self._gitignore:
+            return None
         if directory not in self._specs:
             self._specs[directory] = self._load(self.root / directory / ".gitignore")
         return self._specs[directory]

@@ -7,6 +7,7 @@ strings index by. Front ends convert to their own units (UTF-16 for most LSP cli
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Literal
 
 import attrs
@@ -15,6 +16,19 @@ from lsp_server.config import Level, Settings
 
 Position = tuple[int, int]
 Applicability = Literal["safe", "unsafe"]
+_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+\Z")
+_ASCII_BREAKS = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
+_OTHER_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines (with their ends) as ruff counts its rows and LSP its lines: ended by \\n, \\r\\n
+    or \\r only, where str.splitlines also breaks at form feeds, \\x1c-\\x1e, \\u2028 and more."""
+    if not any(c in text for c in _ASCII_BREAKS) and (
+        text.isascii() or not any(c in text for c in _OTHER_BREAKS)
+    ):
+        return text.splitlines(keepends=True)  # the same lines, several times faster
+    return _LINE.findall(text)
 
 
 @attrs.frozen
@@ -30,7 +44,7 @@ class Snapshot:
 
     @property
     def lines(self) -> list[str]:
-        return self.text.splitlines(keepends=True)
+        return split_lines(self.text)
 
 
 @attrs.frozen

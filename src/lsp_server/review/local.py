@@ -66,7 +66,8 @@ def review(
 @attrs.frozen
 class Selection:
     files: tuple[Path, ...]
-    """What ruff would read under the paths, less what .gitignore or `index.exclude` ignore."""
+    """What ruff would read under the paths (with .gitignore as ruff applies it: inside a git
+    repository only, and not to files named outright), less what `index.exclude` ignores."""
     skipped: tuple[tuple[Path, str], ...] = ()
     """(path, why) for what was named or found but is not reviewed."""
 
@@ -90,7 +91,8 @@ def select_files(root: Path, paths: Sequence[Path], settings: Settings) -> Selec
         for path in named
         if path.is_file() and str(path) not in found
     ]
-    rules, files = IgnoreRules(root, settings.index.exclude), []
+    # ruff's listing has .gitignore applied already, as ruff does; only Gantry's own patterns
+    rules, files = IgnoreRules(root, settings.index.exclude, gitignore=False), []
     for path in listed:
         if path.name == "pyproject.toml" or _ignored(rules, root, path):
             continue
@@ -107,7 +109,7 @@ def select_files(root: Path, paths: Sequence[Path], settings: Settings) -> Selec
 
 
 def _ignored(rules: IgnoreRules, root: Path, path: Path) -> bool:
-    """Whether .gitignore or `index.exclude` ignore a file (inside the workspace only)."""
+    """Whether `index.exclude` ignores a file (inside the workspace only)."""
     relative = Path(os.path.relpath(path, root))
     return relative.parts[0] != ".." and rules.is_ignored(relative.as_posix(), False)
 
@@ -164,7 +166,9 @@ def review_files(
             ruff_engine.to_finding(item, lines, settings, origin, source.cells) for item in raw
         ]
         if fingerprints:
-            found = fingerprint_findings(found, source.text, "python")
+            found = fingerprint_findings(
+                found, source.text, "python", lines=lines, scan=source.cells is None
+            )
         reviews.append(FileReview(path, tuple(found), source, lines))
     return FilesReview(tuple(reviews), tuple(failed))
 

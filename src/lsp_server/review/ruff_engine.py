@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -20,7 +19,7 @@ from pathlib import Path
 import attrs
 
 from lsp_server.config import Level, Settings, severity_for
-from lsp_server.review.findings import Edit, Finding, Fix, Provenance, Snapshot
+from lsp_server.review.findings import Edit, Finding, Fix, Provenance, Snapshot, split_lines
 
 _TIMEOUT_S = 30
 _PATHS_TIMEOUT_S = 600  # a whole tree in one invocation
@@ -29,13 +28,6 @@ PYTHON_SUFFIXES = frozenset({".py", ".pyi", ".ipynb"})
 SYNTAX_ERROR = "invalid-syntax"
 """Ruff's name for a syntax error (older versions gave it no code at all)."""
 _FAILED_TO_LINT = "warning: Failed to lint "
-_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+\Z")
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines as ruff counts its rows (and LSP its lines): ended by \\n, \\r\\n or \\r only,
-    where str.splitlines also breaks at form feeds and other separators."""
-    return _LINE.findall(text)
 
 
 class RuffUnavailable(RuntimeError):
