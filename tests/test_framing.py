@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from raw_lsp import FramingError, RawServer, parse_frames
 
-from lsp_server.framing import FrameReader, ParseError
+from lsp_server.framing import FrameReader, FrameWriter, ParseError
 
 SAMPLE = "import os\n\n\ndef f(x):\n    if x == None:\n        return 1\n"
 
@@ -167,3 +170,36 @@ def test_a_client_that_never_answers_does_not_stall_the_server(tmp_path: Path):
         assert raw.close() == 0
     finally:
         raw.proc.kill()
+
+
+def test_frames_are_written_whole_on_a_full_non_blocking_pipe():
+    """A slow reader and a non-blocking descriptor: every frame arrives whole and in order,
+    even when frames are written from two threads at once."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    writer = FrameWriter(write_end)
+    pad = b"x" * 300_000
+    bodies = [b'{"jsonrpc":"2.0","method":"m","params":[%d,"%s"]}' % (i, pad) for i in range(6)]
+    frames = [b"Content-Length: %d\r\n\r\n%s" % (len(body), body) for body in bodies]
+    received = bytearray()
+
+    def read() -> None:
+        while chunk := os.read(read_end, 7_000):
+            received.extend(chunk)
+            time.sleep(0.001)  # slower than the writer: the pipe fills up
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [
+        threading.Thread(target=lambda part=part: [writer.write(f) for f in part])
+        for part in (frames[::2], frames[1::2])
+    ]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(60)
+    os.close(write_end)
+    reader.join(60)
+    os.close(read_end)
+    parsed = parse_frames(bytes(received))
+    assert sorted(message["params"][0] for message in parsed) == list(range(6))

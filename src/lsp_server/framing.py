@@ -17,12 +17,12 @@ import json
 import logging
 import os
 import re
+import select
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 import attrs
-from pygls.io_ import StdoutWriter
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -143,6 +143,28 @@ class FrameReader:
 _END = object()
 
 
+class FrameWriter:
+    """Writes each frame whole, from any thread: a write the descriptor takes only in part (a
+    full pipe on a non-blocking descriptor, an interrupted call) is finished before the next
+    frame starts, so a frame is never left half-sent with another one after it."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        with self._lock:
+            while view:
+                try:
+                    view = view[os.write(self._fd, view) :]
+                except BlockingIOError:
+                    select.select([], [self._fd], [])
+
+    def close(self) -> None:
+        """The descriptor is stdout's: the process closes it."""
+
+
 async def _dispatch(reader: FrameReader, server: LanguageServer) -> None:
     """Hand each message to the protocol on the event loop; reading blocks in a thread.
 
@@ -169,7 +191,8 @@ async def _dispatch(reader: FrameReader, server: LanguageServer) -> None:
 
 def start_io(server: LanguageServer, stdin: BinaryIO, stdout: BinaryIO) -> None:
     """Serve one client on stdio until its input ends; `exit` raises SystemExit out of here."""
-    server.protocol.set_writer(StdoutWriter(stdout))
+    stdout.flush()
+    server.protocol.set_writer(FrameWriter(stdout.fileno()))
     reader = FrameReader(lambda n: os.read(stdin.fileno(), n))
     try:
         asyncio.run(_dispatch(reader, server))
