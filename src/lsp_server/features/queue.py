@@ -10,12 +10,12 @@ from pygls.lsp.server import LanguageServer
 
 from lsp_server.contract.commands import QueueStatusArgs, RetryArgs
 from lsp_server.features.commands import command
-from lsp_server.services.remote import RemoteService
+from lsp_server.services.folders import FolderRemote
 from lsp_server.session import Session
 
 
 def register(server: LanguageServer, session: Session) -> None:
-    def remote_for(uri: str | None) -> RemoteService:
+    def remote_for(uri: str | None) -> FolderRemote:
         folders = session.folders
         folder = folders.for_uri(uri) if uri else folders.first
         if folder is None or folder.remote is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 from pygls.uris import to_fs_path
@@ -21,9 +21,30 @@ from lsp_server.config import Settings
 from lsp_server.review.findings import Snapshot
 
 if TYPE_CHECKING:
-    from lsp_server.services.indexing import IndexerService
-    from lsp_server.services.remote import RemoteService
     from lsp_server.store import Store
+
+
+class FolderIndexer(Protocol):
+    """What a folder needs of its indexer (services/indexing.py)."""
+
+    def start(self) -> None: ...
+    async def stop(self, timeout: float = ...) -> bool: ...
+    def halt(self, timeout: float = ...) -> bool: ...
+    def saved(self, path: Path) -> None: ...
+    async def index_paths(self, paths: list[Path]) -> None: ...
+
+
+class FolderRemote(Protocol):
+    """What a folder needs of its remote side (services/remote.py)."""
+
+    dispatcher: Any
+    """The folder's remote_exec.aio.AsyncDispatcher, once started."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def settled(self) -> Any: ...
+    async def queue_status(self) -> dict[str, Any]: ...
+    async def retry(self, job_id: int | None) -> dict[str, Any]: ...
 
 
 @attrs.define(eq=False)
@@ -42,8 +63,8 @@ class Folder:
     """Set once settings are loaded: reviews may run."""
     ready: asyncio.Event = attrs.field(factory=asyncio.Event)
     """Set once verdicts are loaded too: reviews publish only then."""
-    indexer: IndexerService | None = None
-    remote: RemoteService | None = None
+    indexer: FolderIndexer | None = None
+    remote: FolderRemote | None = None
 
     @property
     def name(self) -> str:
