@@ -10,7 +10,12 @@ import pytest
 
 from lsp_server.analysis.indexer import Indexer
 from lsp_server.analysis.symbols import extract_symbols
-from lsp_server.analysis.workspace_files import iter_source_files, read_source
+from lsp_server.analysis.workspace_files import (
+    IgnoreRules,
+    Skip,
+    read_source_bytes,
+    walk_source_files,
+)
 from lsp_server.config import IndexSettings, Settings
 from lsp_server.store import Store
 
@@ -192,11 +197,10 @@ def test_skips_ignored_binary_oversize_and_non_utf8(store: Store, tmp_path: Path
     stats = _indexer(store, root, **settings).index_all()
     assert set(store.file_states()) == {"ok.py", "pkg/keep.gen.py"}
     assert stats.files_skipped == {"binary": 1, "too large": 1, "not UTF-8": 1, "ignored": 4}
-    listed = {p.relative_to(root).as_posix() for p in iter_source_files(root, ["vendor/"])}
+    listed = set(walk_source_files(root, IgnoreRules(root, ["vendor/"])))
     assert listed == {"ok.py", "pkg/keep.gen.py", "blob.py", "big.py", "latin.py"}
-    assert read_source(root / "ok.py", 1024) == ("def ok():\n    pass\n", None)
-    text, reason = read_source(root / "latin.py", 1024)
-    assert text is None and "UTF-8" in reason
+    assert read_source_bytes(root / "ok.py", 1024) == (b"def ok():\n    pass\n", None)
+    assert read_source_bytes(root / "latin.py", 1024) == (None, Skip.NOT_UTF8)
 
 
 def test_index_paths_handles_created_changed_deleted_and_newly_ignored(

@@ -130,12 +130,6 @@ def walk_source_files(
             yield rel
 
 
-def iter_source_files(root: Path, exclude: Iterable[str] = ()) -> Iterator[Path]:
-    """The workspace's parseable files that are not ignored, as absolute paths."""
-    for rel in walk_source_files(root, IgnoreRules(root, exclude)):
-        yield root / rel
-
-
 def sniff(path: Path, max_bytes: int) -> Skip | None:
     """Why a file should not be reviewed (too large, binary), from its size and first bytes."""
     with path.open("rb") as file:
@@ -160,15 +154,6 @@ def read_source_bytes(path: Path, max_bytes: int) -> tuple[bytes | None, Skip | 
     except UnicodeDecodeError:
         return None, Skip.NOT_UTF8
     return data, None
-
-
-def read_source(path: Path, max_bytes: int) -> tuple[str | None, str | None]:
-    """(text, None) for a file Gantry should read, else (None, a sentence saying why not)."""
-    data, skip = read_source_bytes(path, max_bytes)
-    if skip is not None:
-        return None, f"{path.name} was skipped: {skip_sentence(skip, max_bytes)}"
-    assert data is not None
-    return data.decode("utf-8").removeprefix("\ufeff"), None
 
 
 @attrs.frozen
