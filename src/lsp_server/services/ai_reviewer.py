@@ -74,6 +74,9 @@ class AiReviewer:
     def request(self, uri: str, *, ask_model: bool) -> None:
         """Review `uri` from the cache, and ask the model for what it lacks when `ask_model`
         (a save, a review command); coalesced as the local review is."""
+        folder = self._folders.for_uri(uri)
+        if folder.configured.is_set() and not folder.settings.inference.endpoints:
+            return  # no model: nothing to do on the typing path
         document = self._documents.setdefault(uri, _Document())
         document.ask_model = document.ask_model or ask_model
         if document.task is not None:
