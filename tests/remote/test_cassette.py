@@ -57,6 +57,7 @@ def test_a_replay_answers_as_recorded_and_the_cassette_holds_no_secret(api, tmp_
     replayed = call(replay, request(f"review: {SECRET}", user="other"), post=replayer)
     assert replayed.tool_input() == {"quoted": SECRET}
     assert (replayed.model, replayed.usage) == (recorded.model, recorded.usage)
+    assert replayed.answered_at == recorded.answered_at  # when the model answered, not now
 
     with pytest.raises(NotRecorded, match="has no answer for this request"):
         call(replay, request("review: something else"), post=replayer)

@@ -215,7 +215,7 @@ class AiReviewer:
                 model=result["model"],
                 endpoint=result.get("endpoint"),
                 tokens=sum(result.get("usage", {}).values()) or None,
-                at=time.time(),
+                at=result.get("answered_at") or time.time(),
             )
             answer = ai.parse(review, answered)
             if isinstance(answer, BadAnswer):

@@ -5,8 +5,9 @@ A cassette is a directory of JSON files:
 
 - `cassette.json`: `{"format": 1, "endpoints": [{"name": ..., "model": ...}]}`, the chain it was
   recorded with, so a replay needs no endpoint configured;
-- one `<key>.json` per answer: `{"format": 1, "model": ..., "response": ..., "requestId": ...}`,
-  the endpoint's Messages response as it came.
+- one `<key>.json` per answer: `{"format": 1, "model": ..., "response": ..., "requestId": ...,
+  "answeredAt": ...}`, the endpoint's Messages response as it came, and when (epoch seconds:
+  a replay's provenance says when the model answered, as the recording's did).
 
 The key is the sha256 of the wire body (canonical JSON) as it leaves the exit point: already
 checked and redacted, with the endpoint's model, without `metadata` (who asks, not what). The
@@ -26,6 +27,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,7 @@ class Recorder:
     post: Post = post_messages
 
     def __call__(self, endpoint: Endpoint, sent: dict[str, Any]) -> Posted:
-        posted = self.post(endpoint, sent)
+        posted = attrs.evolve(self.post(endpoint, sent), at=time.time())
         try:
             response: Any = json.loads(posted.text)
         except ValueError:  # kept as it came: a replay gives the same bad answer
@@ -76,6 +78,7 @@ class Recorder:
             "model": sent.get("model"),
             "response": response,
             "requestId": posted.request_id,
+            "answeredAt": posted.at,
         }
         _write_json(self.folder / f"{request_key(sent)}.json", entry)
         return posted
@@ -101,7 +104,8 @@ class Replayer:
         if response is None:
             raise Rejected(f"the cassette entry {file} holds no response")
         text = response if isinstance(response, str) else json.dumps(response)
-        return Posted(text, entry.get("requestId"))
+        at = entry.get("answeredAt")
+        return Posted(text, entry.get("requestId"), at if isinstance(at, (int, float)) else None)
 
 
 def post_for(cassette: Cassette | None, endpoints: Sequence[Endpoint]) -> Post | None:

@@ -88,6 +88,8 @@ class Posted:
 
     text: str
     request_id: str | None = None
+    at: float | None = None
+    """When it was answered, if not just now (a replayed answer)."""
 
 
 Post = Callable[[Endpoint, dict[str, Any]], Posted]
@@ -111,7 +113,8 @@ def call(
     posted = (post or post_messages)(endpoint, wire_body(endpoint, body))
     latency = time.monotonic() - started
     result = _parse(endpoint, request, posted.text, posted.request_id, latency)
-    return restored(result, redaction)
+    answered_at = posted.at if posted.at is not None else time.time()
+    return restored(attrs.evolve(result, answered_at=answered_at), redaction)
 
 
 def wire_body(endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
