@@ -20,7 +20,7 @@ import attrs
 
 from lsp_server.trust import USER_ONLY, WORKSPACE_PATH, TrustState, TrustStore, withhold
 from lsp_server.typed_settings import attrs_class, normalise_keys, structure
-from remote_exec.settings import Endpoint, GatewayTarget, PrivacyPolicy
+from remote_exec.settings import Cassette, Endpoint, GatewayTarget, PrivacyPolicy
 
 Level = Literal["error", "warning", "info", "hint"]
 CLIENT_ONLY = frozenset({"server", "trace"})
@@ -66,6 +66,9 @@ class InferenceSettings:
     """gitignore-style globs of files whose content never leaves the machine, on top of the
     built-in ones (.env*, keys, certificates, credential stores). Every layer adds its globs
     (a workspace may set them: it can only keep more at home); `!` negations are ignored."""
+    cassette: Cassette | None = attrs.field(default=None, metadata=USER_ONLY)
+    """Record model answers to, or replay them from, a directory (what `gantry check --ai
+    --cassette DIR --record|--replay` sets): a replay never touches the network."""
 
 
 @attrs.frozen

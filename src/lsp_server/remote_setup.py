@@ -22,6 +22,7 @@ def dispatcher_config(root: Path | None, settings: Settings) -> DispatcherConfig
         endpoints=tuple(settings.inference.endpoints),
         privacy=settings.inference.privacy,
         exclude=tuple(settings.inference.exclude),
+        cassette=settings.inference.cassette,
         gateway=execution.gateway,
         local_fallback=execution.local_fallback,
         unsandboxed=execution.unsandboxed,

@@ -16,6 +16,7 @@ import cattrs
 from remote_exec import execution, inference
 from remote_exec.bundle import BundleError
 from remote_exec.health import RemoteHealth
+from remote_exec.inference.cassette import post_for
 from remote_exec.jobs import ExecResult, ExecSpec, Job, JobKind
 from remote_exec.local_runner import run_spec
 from remote_exec.queue import JobQueue
@@ -44,6 +45,8 @@ class Router:
         self._gateway = gateway
         self.sandbox = sandbox
         self._on_change = on_change
+        self._post = post_for(config.cassette, config.endpoints)
+        """How inference is sent: to the network, or to a cassette (record or replay)."""
         self._running_locally = 0
         self._counter_lock = threading.Lock()
 
@@ -78,6 +81,7 @@ class Router:
                 self.config.outbound,
                 skip=self._health.is_open,
                 on_outcome=self._health.record,
+                post=self._post,
             )
         except inference.RetryLater as exc:
             self.queue.release(

@@ -20,6 +20,7 @@ from remote_exec.urls import check_remote_url
 
 Privacy = Literal["self-hosted", "cloud"]
 PrivacyPolicy = Literal["self-hosted-only", "any"]
+CassetteMode = Literal["record", "replay"]
 
 
 def _remote_url(_instance: object, _attribute: attrs.Attribute, value: str) -> None:
@@ -89,6 +90,15 @@ class GatewayTarget:
 
 
 @attrs.frozen
+class Cassette:
+    """Model answers recorded to, or replayed from, a directory (`gantry check --cassette`):
+    see remote_exec.inference.cassette. Replaying never touches the network."""
+
+    path: str
+    mode: CassetteMode
+
+
+@attrs.frozen
 class DispatcherConfig:
     queue_path: Path
     work_root: Path
@@ -106,6 +116,7 @@ class DispatcherConfig:
     retry_down_s: float = 5.0
     """How soon a job that found its remote down looks again (no attempt is consumed)."""
     probe_interval_s: float = 5.0
+    cassette: Cassette | None = None
 
     @property
     def outbound(self) -> OutboundPolicy:

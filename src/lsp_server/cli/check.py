@@ -8,8 +8,15 @@ Exit codes:
   2  usage or configuration error (a PATH that does not exist, an unwritable --output), nothing
      to check (no Python file under the PATHs, or every one skipped), or the server could not
      be started, failed or died
-  3  analysis incomplete: --wait ran out before every file was analysed (the report still lists
-     what arrived, and stderr names the files that were not analysed)
+  3  analysis incomplete: --wait ran out before every file was analysed, or (--ai) a file's AI
+     review did not finish (a model that failed or refused, an answer missing from a replayed
+     cassette); the report still lists what arrived, and stderr names the files and why
+
+With --ai (flags in cli/check_ai.py, their meaning in headless/ai_options.py) the model reviews the files too. Its answers are cached in
+the workspace's store, which an --ai check creates (a plain check creates none): keep the store
+between CI runs (the `store` setting, or a persistent cache directory) and unchanged code is
+never sent again. A cassette run (--cassette) is hermetic instead: the cassette is its cache,
+and it neither reads nor writes the workspace's store or queue.
 """
 
 from __future__ import annotations
@@ -19,10 +26,14 @@ import os
 import sys
 from pathlib import Path
 
+from lsp_server.cli import check_ai
 from lsp_server.cli.serve import TRUST_HELP
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing to parse arguments
 if TYPE_CHECKING:
+    from lsp_server.config import Settings
+    from lsp_server.headless.ai_options import AiRun
+    from lsp_server.headless.check import Analysis
     from lsp_server.headless.report import Report
 
 NAME = "check"
@@ -35,11 +46,13 @@ out dismissed findings)."""
 _EXIT_CODES = """exit codes:
   0  nothing at or above --fail-on
   1  at least one finding at or above --fail-on
-  2  usage or configuration error, nothing to check, or the server failed
-  3  --wait ran out before every file was analysed (what arrived is still reported)"""
+  2  usage or configuration error (--ai without a model or cassette), nothing to check, or the
+     server failed
+  3  --wait ran out before every file was analysed, or an AI review did not finish (what
+     arrived is still reported)"""
 
 
-class Args(argparse.Namespace):
+class Args(check_ai.AiArgs):
     paths: list[str]
     format: str
     output: str | None
@@ -77,6 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
 
     parser.add_argument("--trust-workspace", action="store_true", help=TRUST_HELP)
+    check_ai.add_arguments(parser)
 
 
 class UsageError(Exception):
@@ -137,11 +151,11 @@ def run(args: Args) -> int:
 
 
 def _check(args: Args) -> int:
-    import asyncio
     import logging
 
     from lsp_server.config import load_settings
-    from lsp_server.headless.check import analyse, project_root, relative_path
+    from lsp_server.headless.ai_options import ai_run
+    from lsp_server.headless.check import project_root, relative_path
     from lsp_server.headless.client import ServerError
     from lsp_server.headless.report import Report
 
@@ -166,23 +180,19 @@ def _check(args: Args) -> int:
         missing = [path for path in args.paths if not Path(path).exists()]
         if missing:
             raise UsageError(f"no such file or directory: {', '.join(missing)}")
+        try:
+            ai = ai_run(args, settings)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if ai is not None and not ai.hermetic:
+            _keep_store(workspace, settings)
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
 
     paths = list(dict.fromkeys(Path(path).resolve() for path in args.paths))
     try:
-        analysis = asyncio.run(
-            analyse(
-                workspace,
-                paths,
-                args.wait,
-                settings,
-                root,
-                fingerprints=args.format in _FINGERPRINTED,
-                trust_workspace=args.trust_workspace,
-            )
-        )
+        analysis = _analyse(args, ai, workspace, paths, settings, root)
     except ServerError as exc:
         _error(f"the Gantry server failed: {exc}")
         return EXIT_USAGE
@@ -195,16 +205,79 @@ def _check(args: Args) -> int:
         )
         return EXIT_USAGE
     not_analysed = tuple(sorted(relative_path(path, root) for path in analysis.not_analysed))
-    report = Report(analysis.findings, analysis.files, not_analysed)
+    ai_incomplete = tuple(
+        sorted((relative_path(path, root), reason) for path, reason in analysis.ai_incomplete)
+    )
+    report = Report(analysis.findings, analysis.files, not_analysed, ai_incomplete)
     try:
         _write_report(args, report, root)
     except OSError as exc:
         _error(f"cannot write the report: {exc}")
         return EXIT_USAGE
-    if not report.complete:
+    if report.not_analysed:
         print(
             f"gantry: analysis incomplete after {args.wait:g} s; not analysed: "
             + ", ".join(report.not_analysed),
             file=sys.stderr,
         )
+    for path, reason in report.ai_incomplete:
+        print(f"gantry: AI review incomplete for {path}: {reason}", file=sys.stderr)
     return exit_code(report, args.fail_on)
+
+
+def _analyse(
+    args: Args,
+    ai: AiRun | None,
+    workspace: Path,
+    paths: list[Path],
+    settings: Settings,
+    root: Path,
+) -> Analysis:
+    import asyncio
+    import contextlib
+    import tempfile
+
+    from lsp_server.headless.check import analyse
+
+    options = dict(ai.options) if ai is not None else {}
+    with contextlib.ExitStack() as stack:
+        if ai is not None and ai.hermetic:
+            # The cassette is a cassette run's cache: with the workspace's store, a recording
+            # would leave out what that store holds, and a replay would mix in its answers and
+            # its index's context. And a queue of its own: the workspace's would hand a replay
+            # the jobs of live runs (to fail them), and keep its misses dead for a recording.
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gantry-")))
+            options["store"] = str(folder / "store.db")  # never created: no cache, no index
+            options["execution"] = {"queue": str(folder / "queue.db")}
+        return asyncio.run(
+            analyse(
+                workspace,
+                paths,
+                args.wait,
+                settings,
+                root,
+                fingerprints=args.format in _FINGERPRINTED,
+                trust_workspace=args.trust_workspace,
+                ai=ai is not None,
+                options=options,
+            )
+        )
+
+
+def _keep_store(workspace: Path, settings: Settings) -> None:
+    """Create the workspace's store if it has none: the server opens one that exists, and the
+    AI review's answers are cached there for the next run."""
+    from lsp_server.config import store_path
+    from lsp_server.store import Store
+
+    path = store_path(workspace, settings)
+    if path.exists():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Store.open(path).close()
+    except Exception as exc:  # the check still runs; only the cache is lost
+        print(
+            f"gantry: warning: cannot create the store {path} ({exc}): answers are not cached",
+            file=sys.stderr,
+        )

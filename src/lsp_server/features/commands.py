@@ -119,10 +119,14 @@ def register(server: LanguageServer, session: Session) -> None:
         base = first.root if first is not None and first.root is not None else Path.cwd()
         paths = [base / path for path in params.paths]
         result = _reviewed(await reviewer.review_on_disk(paths, fingerprints=params.fingerprints))
-        if params.ai:
-            await session.ai_reviewer.review_on_disk(list(result.files))
-        return {
+        answer = {
             "files": [str(path) for path in result.files],
             "skipped": [{"path": str(path), "reason": reason} for path, reason in result.skipped],
             "findings": result.findings,
         }
+        if params.ai:  # files a unit of which got no answer: incomplete, never clean
+            incomplete = await session.ai_reviewer.review_on_disk(list(result.files))
+            answer["aiIncomplete"] = [
+                {"path": str(path), "reason": reason} for path, reason in incomplete
+            ]
+        return answer

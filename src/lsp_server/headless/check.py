@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from lsp_server.review.local import Selection
 
 
+AI_UNFINISHED = "the AI review had not finished when --wait ran out"
+
+
 @attrs.frozen
 class Analysis:
     findings: tuple[Reported, ...]
@@ -28,6 +31,8 @@ class Analysis:
     """Files the server was to review, analysed or not."""
     skipped: tuple[tuple[Path, str], ...] = ()
     not_analysed: tuple[Path, ...] = ()
+    ai_incomplete: tuple[tuple[Path, str], ...] = ()
+    """Files whose AI review did not finish, and why."""
 
 
 def relative_path(path: Path, root: Path) -> str:
@@ -47,18 +52,21 @@ async def analyse(
     *,
     fingerprints: bool = True,
     trust_workspace: bool = False,
+    ai: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> Analysis:
-    """Have a fresh server review `paths` and collect what it publishes within `wait` s;
-    findings name files relative to `root`."""
+    """Have a fresh server review `paths` (with `ai`, by the model too) and collect what it
+    publishes within `wait` s; findings name files relative to `root`. `options` are the
+    server's initializationOptions (the command line's settings)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     trust = ("--trust-workspace",) if trust_workspace else ()
-    session = CheckSession(workspace, (*SERVE_COMMAND, *trust))
+    session = CheckSession(workspace, (*SERVE_COMMAND, *trust), options)
     answer = None
     try:
         if await session.start(timeout=wait):
             remaining = max(0.0, deadline - loop.time())
-            answer = await session.review_paths(paths, remaining, fingerprints=fingerprints)
+            answer = await session.review_paths(paths, remaining, fingerprints=fingerprints, ai=ai)
     except ServerError as exc:
         tail = "\n".join(session.client.stderr_tail)
         raise ServerError(f"{exc}\n{tail}" if tail else str(exc)) from exc
@@ -66,19 +74,25 @@ async def analyse(
         await session.close()
     published = session.client.diagnostics
     missing: tuple[Path, ...] = ()
+    unfinished: tuple[tuple[Path, str], ...] = ()
     if answer is not None:
         files = [Path(path) for path in answer["files"]]
         skipped = tuple((Path(item["path"]), item["reason"]) for item in answer["skipped"])
+        unfinished = tuple(
+            (Path(item["path"]), item["reason"]) for item in answer.get("aiIncomplete", ())
+        )
     else:  # --wait ran out: what arrived, and which of the files that were due did not
         selection = await asyncio.to_thread(_selection, workspace, paths, settings)
         files, skipped = list(selection.files), selection.skipped
         missing = tuple(path for path in files if _uri(path) not in published)
+        if ai:  # ruff's findings arrive first: which AI reviews finished is not known
+            unfinished = tuple((path, AI_UNFINISHED) for path in files if _uri(path) in published)
     findings: list[Reported] = []
     for path in files:
         if diagnostics := published.get(_uri(path)):  # relpath once per file: it is costly
             relative = relative_path(path, root)
             findings.extend(reported(relative, diagnostic) for diagnostic in diagnostics)
-    return Analysis(tuple(findings), len(files), skipped, missing)
+    return Analysis(tuple(findings), len(files), skipped, missing, unfinished)
 
 
 def _selection(workspace: Path, paths: list[Path], settings: Settings) -> Selection:

@@ -188,9 +188,17 @@ _CAPABILITIES = {
 class CheckSession:
     """One `gantry serve` subprocess, initialised on `root`, from start to a guaranteed end."""
 
-    def __init__(self, root: Path, command: Sequence[str] = SERVE_COMMAND) -> None:
+    def __init__(
+        self,
+        root: Path,
+        command: Sequence[str] = SERVE_COMMAND,
+        options: dict[str, Any] | None = None,
+    ) -> None:
         self.root = root
         self.command = command
+        self.options = options or {}
+        """Settings for the server, as an editor's initializationOptions: the user's own (the
+        command line's), never read from the workspace."""
         self.client = GantryClient()
 
     async def start(self, timeout: float) -> bool:
@@ -204,7 +212,7 @@ class CheckSession:
             "workspaceFolders": [{"uri": self.root.as_uri(), "name": self.root.name}],
             "capabilities": _CAPABILITIES,
             # CI needs findings, not the context index: skip indexing the whole workspace.
-            "initializationOptions": {"index": {"enabled": False}},
+            "initializationOptions": {**self.options, "index": {"enabled": False}},
         }
         try:
             result = await asyncio.wait_for(self.client.request("initialize", params), timeout)
@@ -217,12 +225,13 @@ class CheckSession:
         return True
 
     async def review_paths(
-        self, paths: Sequence[Path], timeout: float, *, fingerprints: bool = True
+        self, paths: Sequence[Path], timeout: float, *, fingerprints: bool = True, ai: bool = False
     ) -> dict[str, Any] | None:
-        """Ask the server to review files and folders on disk; its answer (files reviewed,
-        files skipped and why) comes after their diagnostics. None when `timeout` ran out.
-        Raises ServerError if the server fails or dies."""
-        arguments = ReviewPathsArgs([str(path) for path in paths], fingerprints=fingerprints)
+        """Ask the server to review files and folders on disk (with `ai`, by the model too);
+        its answer (files reviewed, files skipped and why, files whose AI review is incomplete)
+        comes after their diagnostics. None when `timeout` ran out. Raises ServerError if the
+        server fails or dies."""
+        arguments = ReviewPathsArgs([str(path) for path in paths], fingerprints=fingerprints, ai=ai)
         params = {"command": "gantry.reviewPaths", "arguments": [unstructure(arguments)]}
         try:
             return await asyncio.wait_for(

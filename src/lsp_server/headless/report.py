@@ -15,6 +15,9 @@ from lsp_server.config import LEVELS
 from lsp_server.contract import data as diagnostic_data
 from lsp_server.review.findings import Edit, Finding, Fix, Position, Provenance
 
+LOCAL_SOURCE = "gantry"
+"""The source of ruff's findings; the reports name any other (an AI finding's "gantry-ai")."""
+
 
 def level_rank(level: str) -> int:
     """0 for error ... 3 for hint: smaller is more severe."""
@@ -36,6 +39,8 @@ class Reported:
     cell: int | None = None
     """In a notebook, the cell (numbered from 1 over all cells) whose lines the finding's
     positions count, as ruff reports it."""
+    source: str = LOCAL_SOURCE
+    """The diagnostic's source: "gantry" for ruff's findings, "gantry-ai" for the model's."""
 
     @property
     def sort_key(self) -> tuple:
@@ -50,10 +55,12 @@ class Report:
     """Files sent to the server, analysed or not."""
     not_analysed: tuple[str, ...] = ()
     """Files whose diagnostics never arrived before --wait ran out."""
+    ai_incomplete: tuple[tuple[str, str], ...] = ()
+    """Files whose AI review did not finish (`gantry check --ai`), and why."""
 
     @property
     def complete(self) -> bool:
-        return not self.not_analysed
+        return not self.not_analysed and not self.ai_incomplete
 
 
 def _position(lsp: dict[str, int]) -> Position:
@@ -92,4 +99,5 @@ def reported(path: str, diagnostic: dict[str, Any]) -> Reported:
         fix=_fix(data.fix) if data else None,
         fingerprint=data.fingerprint if data else "",
     )
-    return Reported(path, finding, data.cell if data else None)
+    source = diagnostic.get("source") or LOCAL_SOURCE
+    return Reported(path, finding, data.cell if data else None, source)

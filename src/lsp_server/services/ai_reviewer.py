@@ -109,11 +109,13 @@ class AiReviewer:
         finally:
             document.task = None
 
-    async def review_on_disk(self, paths: list[Path]) -> int:
+    async def review_on_disk(self, paths: list[Path]) -> list[tuple[Path, str]]:
         """Review files on disk (`gantry check --ai`): from the cache, and from the model for
         what it lacks, each published when its answers are in; returns when all are. Files
-        open in the editor are reviewed from their text instead. Returns the files reviewed."""
-        reviews = []
+        open in the editor are reviewed from their text instead. Returns the files whose AI
+        review is incomplete (a unit got no answer), each with why: CI must not read them as
+        clean."""
+        reviews, reviewed = [], []
         for path in paths:
             uri = path.as_uri()
             if uri in self._server.workspace.text_documents:
@@ -125,11 +127,16 @@ class AiReviewer:
                 document = _Document()
                 self._on_disk.append(document)
                 reviews.append(self._review_snapshot(snapshot, folder, document, True))
+                reviewed.append(path)
         try:
-            await asyncio.gather(*reviews)
+            outcomes = await asyncio.gather(*reviews)
         finally:
             self._on_disk = [d for d in self._on_disk if d.jobs]
-        return len(reviews)
+        return [
+            (path, "; ".join(dict.fromkeys(reasons)))
+            for path, reasons in zip(reviewed, outcomes, strict=True)
+            if reasons
+        ]
 
     async def _review(self, uri: str, document: _Document, ask_model: bool) -> None:
         folder = self._folders.for_uri(uri)
@@ -140,14 +147,15 @@ class AiReviewer:
 
     async def _review_snapshot(
         self, snapshot: Snapshot, folder: Folder, document: _Document, ask_model: bool
-    ) -> None:
+    ) -> list[str]:
+        """Review one snapshot; returns why units got no answer (none: it is complete)."""
         await folder.ready.wait()
         endpoints = folder.settings.inference.endpoints
         if not endpoints or not ai.reviewable(snapshot):
-            return
+            return []
         path, exclude = _relative(snapshot, folder), folder.settings.inference.exclude
         if _excluded(path, exclude):
-            return  # its content never leaves this machine
+            return []  # its content never leaves this machine
         local = self._local(snapshot)
         plan = await self._executors.background.run(
             ai.plan,
@@ -171,22 +179,24 @@ class AiReviewer:
         for key in [key for key in document.jobs if key not in keys]:
             del document.jobs[key]
         self._cancel_jobs(folder, superseded)
-        if not ask_model or not plan.misses or folder.remote is None:
-            return
-        if await folder.remote.settled() is None:
-            return  # no remote side (it failed to start, and said why)
+        if not ask_model or not plan.misses:
+            return []
+        if folder.remote is None or await folder.remote.settled() is None:
+            # no remote side (it failed to start, and said why)
+            return ["remote execution is unavailable; see the server log"]
         asks = [
             self._ask(folder, document, snapshot, plan, review, shown, local)
             for review in plan.misses
         ]
         self._report()
         try:
-            await asyncio.gather(*asks)
+            return [reason for reason in await asyncio.gather(*asks) if reason is not None]
         finally:
             self._report()
 
-    async def _ask(self, folder, document, snapshot, plan, review, shown, local) -> None:
-        """Send one unit to the model through the queue; publish its findings when answered."""
+    async def _ask(self, folder, document, snapshot, plan, review, shown, local) -> str | None:
+        """Send one unit to the model through the queue; publish its findings when answered.
+        Returns why there are none when it got no usable answer."""
         dispatcher = folder.remote.dispatcher
         from remote_exec.aio import JobNotDone
         from remote_exec.jobs import JobKind
@@ -200,7 +210,7 @@ class AiReviewer:
                 result = await dispatcher.result(job.id)
             except JobNotDone as exc:
                 log.info("AI review of %s in %s ended: %s", review.unit.name, snapshot.path, exc)
-                return
+                return f"{review.unit.name}: {exc.job.error or exc.job.state}"
             finally:
                 document.jobs.pop(review.key, None)
             answered = ai.Answered(
@@ -208,7 +218,7 @@ class AiReviewer:
                 model=result["model"],
                 endpoint=result.get("endpoint"),
                 tokens=sum(result.get("usage", {}).values()) or None,
-                at=time.time(),
+                at=result.get("answered_at") or time.time(),
             )
             answer = ai.parse(review, answered)
             if isinstance(answer, BadAnswer):
@@ -228,12 +238,13 @@ class AiReviewer:
                 folder, snapshot, review, answered, local, cached=False, answer=answer
             )
             self._publish(snapshot, plan, shown)
-            return
-        self._status.set_problem(
-            "ai",
+            return None
+        problem = (
             f"the model's answers for {review.unit.name} did not fit the schema "
-            f"{MAX_BAD_ANSWERS} times; it is not reviewed",
+            f"{MAX_BAD_ANSWERS} times; it is not reviewed"
         )
+        self._status.set_problem("ai", problem)
+        return problem
 
     async def _findings(
         self, folder: Folder, snapshot, review, answered, local, *, cached, answer=None

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from remote_exec.settings import Endpoint, OutboundPolicy, PrivacyPolicy
 
-from .client import call
+from .client import Post, call
 from .errors import EndpointDown, InferenceError, Parked, Rejected, RetryLater, Unusable
 from .outbound import as_policy, privacy_allows, refuse_excluded
 from .records import InferenceRequest, InferenceResult
@@ -20,6 +20,7 @@ def call_chain(
     policy: OutboundPolicy | PrivacyPolicy,
     skip: Callable[[str], bool] = lambda name: False,
     on_outcome: Outcome | None = None,
+    post: Post | None = None,
 ) -> InferenceResult:
     """The first endpoint's answer that the policy allows and ``skip`` does not exclude.
 
@@ -28,6 +29,7 @@ def call_chain(
     answered. BadAnswer stops the walk: the model was reached, and its failure is the job's.
     Excluded (the request carries a path that never leaves) is raised before any endpoint: no
     endpoint may have it. Each ``call`` checks the policy again and redacts: the exit point.
+    ``post`` is how ``call`` sends (a cassette records or replays; the network by default).
     """
     policy = as_policy(policy)
     refuse_excluded(request, policy)
@@ -42,7 +44,7 @@ def call_chain(
             failures.append(EndpointDown(f"{endpoint.name}: skipped (circuit open)"))
             continue
         try:
-            result = call(endpoint, request, policy)
+            result = call(endpoint, request, policy, post)
         except (RetryLater, Parked, EndpointDown, Rejected, Unusable) as exc:
             failures.append(exc)
             if on_outcome:

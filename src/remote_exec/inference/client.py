@@ -12,7 +12,10 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from remote_exec.credentials import SecretMissing, read_secret
 from remote_exec.settings import Endpoint, OutboundPolicy, PrivacyPolicy
@@ -79,31 +82,61 @@ def resolve_api_key(endpoint: Endpoint) -> str | None:
     return None
 
 
+@attrs.frozen
+class Posted:
+    """An endpoint's HTTP answer to a Messages request, as it came (placeholders and all)."""
+
+    text: str
+    request_id: str | None = None
+    at: float | None = None
+    """When it was answered, if not just now (a replayed answer)."""
+
+
+Post = Callable[[Endpoint, dict[str, Any]], Posted]
+"""Sends a wire body (`wire_body`, after the exit point's checks and redaction) to an
+endpoint: `post_messages`, or a cassette that records or replays it (cassette.py)."""
+
+
 def call(
     endpoint: Endpoint,
     request: InferenceRequest,
     policy: OutboundPolicy | PrivacyPolicy = SELF_HOSTED_ONLY,
+    post: Post | None = None,
 ) -> InferenceResult:
     """Send ``request`` to ``endpoint`` once (no retries: they are the queue's business).
 
     The one exit point: the policy is checked and the body redacted here (outbound.py), and the
-    answer comes back with the placeholders restored."""
+    answer comes back with the placeholders restored. ``post`` only ever sees the redacted body,
+    and its answer is read here like any other."""
+    body, redaction = outgoing_body(endpoint, request, as_policy(policy))
+    started = time.monotonic()
+    posted = (post or post_messages)(endpoint, wire_body(endpoint, body))
+    latency = time.monotonic() - started
+    result = _parse(endpoint, request, posted.text, posted.request_id, latency)
+    answered_at = posted.at if posted.at is not None else time.time()
+    return restored(attrs.evolve(result, answered_at=answered_at), redaction)
+
+
+def wire_body(endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as it goes over the wire: with the endpoint's model, and its max_tokens unless
+    the request set one."""
+    max_tokens = body.get("max_tokens", endpoint.max_tokens)
+    return {"model": endpoint.model, **body, "max_tokens": max_tokens}
+
+
+def post_messages(endpoint: Endpoint, sent: dict[str, Any]) -> Posted:
+    """POST a wire body to the endpoint's /v1/messages."""
     import anthropic
 
-    body, redaction = outgoing_body(endpoint, request, as_policy(policy))
     client = _client(endpoint, resolve_api_key(endpoint))
-    body.setdefault("max_tokens", endpoint.max_tokens)
+    body = dict(sent)
+    model = body.pop("model")
     extra = {"temperature": body.pop("temperature")} if "temperature" in body else None
-    started = time.monotonic()
     try:
-        raw = client.messages.with_raw_response.create(
-            model=endpoint.model, extra_body=extra, **body
-        )
-        text = raw.text()
+        raw = client.messages.with_raw_response.create(model=model, extra_body=extra, **body)
+        return Posted(raw.text(), raw.request_id)
     except anthropic.APIError as exc:
         raise _translate(endpoint, exc) from exc
-    latency = time.monotonic() - started
-    return restored(_parse(endpoint, request, text, raw.request_id, latency), redaction)
 
 
 def count_tokens(

@@ -119,6 +119,8 @@ class InferenceResult:
     usage: Usage
     latency_s: float
     request_id: str | None
+    answered_at: float | None = None
+    """When the endpoint answered (epoch seconds); a replayed answer keeps its recording's."""
 
     @property
     def text(self) -> str:
@@ -150,4 +152,5 @@ class InferenceResult:
             usage=Usage(**data["usage"]),
             latency_s=data["latency_s"],
             request_id=data["request_id"],
+            answered_at=data.get("answered_at"),
         )

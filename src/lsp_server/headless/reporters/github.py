@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lsp_server.headless.report import Report, Reported, one_based
+from lsp_server.headless.report import LOCAL_SOURCE, Report, Reported, one_based
 from lsp_server.headless.reporters.summary import sorted_findings
 
 _COMMANDS = {"error": "error", "warning": "warning", "info": "notice", "hint": "notice"}
@@ -26,13 +26,14 @@ def escape_property(value: str) -> str:
 def annotation(reported: Reported) -> str:
     finding = reported.finding
     (line, column), (end_line, end_column) = one_based(finding.start), one_based(finding.end)
+    source = f" ({reported.source})" if reported.source != LOCAL_SOURCE else ""
     properties = {
         "file": reported.path,
         "line": line,
         "col": column,
         "endLine": end_line,
         "endColumn": end_column,
-        "title": finding.rule,
+        "title": finding.rule + source,
     }
     props = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties.items())
     cell = f"cell {reported.cell}: " if reported.cell else ""  # lines count from the cell's start

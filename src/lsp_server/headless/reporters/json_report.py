@@ -1,7 +1,8 @@
 """A stable JSON document: {"version": 1, "findings": [...], "summary": {...}}.
 
 Keys are camelCase like LSP's and SARIF's; version 1 only ever gains keys. A finding's
-`provenance` is as in `Diagnostic.data` (schemas/diagnostic-data.json).
+`provenance` is as in `Diagnostic.data` (schemas/diagnostic-data.json). The summary has
+`aiIncomplete` ([{path, reason}]) when an AI review did not finish (`gantry check --ai`).
 """
 
 from __future__ import annotations
@@ -72,4 +73,8 @@ def render(report: Report, root: Path) -> str:
             "notAnalysed": list(report.not_analysed),
         },
     }
+    if report.ai_incomplete:
+        document["summary"]["aiIncomplete"] = [
+            {"path": path, "reason": reason} for path, reason in report.ai_incomplete
+        ]
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -1,7 +1,10 @@
 """SARIF 2.1.0, the format code-scanning services (GitHub, GitLab, Azure DevOps) ingest.
 
 Artifact URIs are relative to %SRCROOT%, so a report is the same on every checkout; columns are
-Unicode code points, as ruff counts them and `gantry check` negotiates with the server.
+Unicode code points, as ruff counts them and `gantry check` negotiates with the server. A model's
+finding carries its source and provenance (model, endpoint, prompt version, cached, when, the
+context symbols, tokens: as in the JSON report) in its result's properties; ruff's provenance is
+the tool's.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from lsp_server import __version__
+from lsp_server.contract.converter import unstructure
 from lsp_server.headless.report import Report, Reported, one_based
 from lsp_server.headless.reporters.summary import sorted_findings
 from lsp_server.review.findings import Fix, Position
@@ -71,8 +75,14 @@ def _result(reported: Reported, rule_index: int) -> dict[str, Any]:
             }
         ],
     }
+    properties: dict[str, Any] = {}
     if reported.cell:  # a notebook's lines count from the start of this cell
-        result["properties"] = {"cell": reported.cell}
+        properties["cell"] = reported.cell
+    if finding.provenance.engine != "ruff":
+        properties["source"] = reported.source
+        properties["provenance"] = unstructure(finding.provenance)
+    if properties:
+        result["properties"] = properties
     if finding.fingerprint:
         result["partialFingerprints"] = {FINGERPRINT_KEY: finding.fingerprint}
     if finding.fix and finding.fix.edits:
@@ -102,14 +112,21 @@ def sarif_log(report: Report, root: Path) -> dict[str, Any]:
         "results": [_result(reported, rule_index[reported.finding.rule]) for reported in findings],
         "invocations": [{"executionSuccessful": report.complete}],
     }
-    if report.not_analysed:
+    notifications = [
+        (path, "Analysis did not finish for this file") for path in report.not_analysed
+    ]
+    notifications += [
+        (path, f"The AI review of this file is incomplete: {reason}")
+        for path, reason in report.ai_incomplete
+    ]
+    if notifications:
         run["invocations"][0]["toolExecutionNotifications"] = [
             {
                 "level": "error",
-                "message": {"text": "Analysis did not finish for this file"},
+                "message": {"text": text},
                 "locations": [{"physicalLocation": {"artifactLocation": _artifact(path)}}],
             }
-            for path in report.not_analysed
+            for path, text in notifications
         ]
     return {"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}
 

@@ -1,8 +1,10 @@
 """The review prompt: a Messages-API request body asking a model about one unit.
 
 The code, its context and past verdicts are untrusted data (they may carry prompt injections).
-Each sits in a block whose tag names carry a random per-request nonce (`<unit-3f9a...>`), which
-the code cannot know in advance, so nothing in it can close its block and speak outside it. The
+Each sits in a block whose tag names carry a per-request nonce (`<unit-3f9a...>`), which the
+code cannot know in advance (random, or derived from a hash of the code itself: review.plan
+derives it so that a unit's request is the same on every run), so nothing in it can close its
+block and speak outside it. The
 instructions say that whatever a block contains is data; and whatever the model does anyway, the
 answer is only ever read through the strict `report_findings` schema (see answer.py).
 
@@ -94,8 +96,9 @@ def build_request(
     nonce: str | None = None,
 ) -> Request:
     """The request body for reviewing `unit` (in the file at `path`) with `pack` as context
-    and the user's past `verdicts` in that file. `nonce` is for tests and replays only: it must
-    not occur in any of the data; by default a fresh random one is drawn."""
+    and the user's past `verdicts` in that file. `nonce` must be one the data cannot know in
+    advance and must not occur in it (ValueError if it does); by default a fresh random one is
+    drawn."""
     untrusted = [unit.text, unit.qualified_name, path, *(i.text for i in pack.items)]
     untrusted += [f"{i.path}\0{i.name}" for i in pack.items]
     untrusted += [f"{v.message}\0{v.qualified_name}\0{v.category}" for v in verdicts]
