@@ -6,14 +6,21 @@ and never half-used."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lsp_harness import CLIENTS, SERVER, diagnostics_for, initialize, open_document
+from lsp_harness import (
+    CLIENTS,
+    SERVER,
+    diagnostics_for,
+    initialize,
+    open_document,
+)
 from lsprotocol import types
-from pytest_lsp import LanguageClient
+from pytest_lsp import LanguageClient, client_capabilities
 
 sys.path.insert(0, str(Path(__file__).parent / "remote"))
 from fake_messages_api import FakeMessagesAPI, text, tool_use
@@ -170,5 +177,94 @@ async def test_review_paths_with_ai_answers_once_every_ai_finding_is_published(
             sources = sorted(d.source for d in client.diagnostics[uri])
             assert sources == ["gantry-ai"]
             assert len(api.requests) == 1
+    finally:
+        await _close(client)
+
+
+# -- hover --------------------------------------------------------------------------------
+
+WITH_LOCAL = """\
+def average(values):
+    unused = 1
+    total = 0
+    for value in values:
+        total += value
+    return total / len(values)
+"""
+HOVER_BUG = {**BUG, "start_line": 6, "end_line": 6}
+
+
+def _capabilities(variant: str) -> types.ClientCapabilities:
+    """An editor's capability snapshot, or ("plaintext") Neovim's with hover in plain text."""
+    if variant != "plaintext":
+        return client_capabilities(variant)
+    caps = client_capabilities("neovim")
+    caps.text_document.hover.content_format = [types.MarkupKind.PlainText]
+    return caps
+
+
+def _hover(client: LanguageClient, uri: str, at: types.Position):
+    return asyncio.wait_for(
+        client.text_document_hover_async(
+            types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=at)
+        ),
+        30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variant", "kind"),
+    [*((editor, types.MarkupKind.Markdown) for editor in CLIENTS), ("plaintext", "plaintext")],
+)
+async def test_hover_over_an_ai_finding_shows_its_provenance_and_rationale(
+    tmp_path: Path, api: FakeMessagesAPI, variant: str, kind: str
+):
+    ws = _workspace(tmp_path)
+    (ws / "stats.py").write_text(WITH_LOCAL)
+    api.script(tool_use("report_findings", {"findings": [HOVER_BUG]}))
+    client = await SERVER.start()
+    try:
+        await asyncio.wait_for(
+            client.initialize_session(
+                types.InitializeParams(
+                    capabilities=_capabilities(variant),
+                    root_uri=ws.as_uri(),
+                    workspace_folders=[types.WorkspaceFolder(uri=ws.as_uri(), name=ws.name)],
+                    initialization_options=_options(api),
+                )
+            ),
+            30,
+        )
+        uri = open_document(client, ws / "stats.py")
+        (local,) = await diagnostics_for(client, uri, 1)
+        assert local.code == "F841"
+        _save(client, uri)
+        (finding,) = await _ai(client, uri)
+        provenance = finding.data["provenance"]
+
+        hover = await _hover(client, uri, finding.range.start)
+        assert hover is not None and hover.contents.kind == kind
+        assert hover.range == finding.range
+        shown = hover.contents.value
+        # Markdown escapes the model's words (they must not render as links, images or HTML).
+        read = re.sub(r"\\(.)", r"\1", shown) if kind == "markdown" else shown
+        if kind == "markdown":
+            assert "len\\(values\\)" in shown
+        for fact in (
+            "Division by zero when values is empty",
+            "len(values) is 0 for an empty list.",  # the rationale
+            "Model: review-model at endpoint gpu-box",
+            f"Prompt version: {provenance['promptVersion']}",
+            "Answer: fresh, answered ",
+            f"Context: {', '.join(provenance.get('context', [])) or 'none'}",
+            f"Tokens: {provenance['tokens']}",
+            "Fix: a checked fix is offered",
+        ):
+            assert fact in read, (fact, shown)
+
+        # Ruff's finding: its rule, message and link are in the editor's own diagnostic hover.
+        assert await _hover(client, uri, local.range.start) is None
+        # Nothing over code without a finding.
+        assert await _hover(client, uri, types.Position(line=0, character=0)) is None
     finally:
         await _close(client)
