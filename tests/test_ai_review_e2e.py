@@ -1,12 +1,14 @@
 """AI review end to end over stdio, against the scripted Messages-API server on loopback: on
 save the model's findings arrive beside ruff's (source "gantry-ai") with provenance and a
 validated fix; unchanged code is never sent twice, across a restart; a bad answer is retried
-and never half-used."""
+and never half-used; a hover tells where a finding came from; with the endpoint down, reviews
+wait in the queue and publish on the text as it is when they complete."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from lsp_harness import (
     CLIENTS,
     SERVER,
+    change_document,
     diagnostics_for,
     initialize,
     open_document,
@@ -268,3 +271,95 @@ async def test_hover_over_an_ai_finding_shows_its_provenance_and_rationale(
         assert await _hover(client, uri, types.Position(line=0, character=0)) is None
     finally:
         await _close(client)
+
+
+# -- degraded mode: the endpoint is down, reviews wait in the queue --------------------------
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (yet): the endpoint is down."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _down_options(port: int) -> dict:
+    endpoint = {"name": "gpu-box", "base_url": f"http://127.0.0.1:{port}", "model": "review-model"}
+    return {"inference": {"endpoints": [endpoint]}, "index": {"enabled": True}}
+
+
+async def _status_says(client: LanguageClient, text: str, timeout: float = 60) -> None:
+    async def wait() -> None:
+        while not (client.statuses and text in client.statuses[-1].message):
+            await client.wait_for_notification("gantry/status")
+
+    await asyncio.wait_for(wait(), timeout)
+
+
+async def _queued_while_down(tmp_path: Path) -> tuple[LanguageClient, Path, str, int]:
+    """A session whose endpoint is down, stats.py (with a ruff finding) saved: the local
+    findings are shown at once and the AI review waits in the queue."""
+    ws = _workspace(tmp_path)
+    (ws / "stats.py").write_text(WITH_LOCAL)
+    port = _closed_port()
+    client = await SERVER.start()
+    await asyncio.wait_for(initialize(client, ws, "neovim", _down_options(port)), 30)
+    uri = open_document(client, ws / "stats.py")
+    (local,) = await diagnostics_for(client, uri, 1)
+    assert local.code == "F841"
+    _save(client, uri)
+    await _status_says(client, "1 AI review queued")
+    assert client.statuses[-1].state in ("queued", "degraded", "offline")
+    assert [d.code for d in client.diagnostics[uri]] == ["F841"]  # still shown meanwhile
+    return client, ws, uri, port
+
+
+async def test_a_review_queued_while_the_endpoint_is_down_publishes_when_it_comes_up(
+    tmp_path: Path,
+):
+    """... re-anchored by content on the text as it is then: lines added above the unit
+    meanwhile move the finding, without another save."""
+    client, _, uri, port = await _queued_while_down(tmp_path)
+    try:
+        change_document(client, uri, 2, "\n\n" + WITH_LOCAL)
+        await diagnostics_for(client, uri, 2)
+        with FakeMessagesAPI(port=port) as api:
+            api.script(tool_use("report_findings", {"findings": [HOVER_BUG]}))
+            # The dispatcher's probe finds the endpoint back (every 5 s: no setting shortens
+            # it), the queue drains, the answer is published on version 2.
+            (finding,) = await _ai(client, uri)
+            assert client.diagnostic_versions[uri] == 2
+            assert finding.range.start.line == 5 + 2
+            assert finding.message.startswith("Division by zero")
+            assert len(api.requests) == 1
+            await _status_says(client, "Ready")
+    finally:
+        await _close(client)
+
+
+async def test_a_queued_review_of_a_unit_changed_meanwhile_is_cancelled_and_never_shown(
+    tmp_path: Path,
+):
+    client, _, uri, port = await _queued_while_down(tmp_path)
+    try:
+        changed = WITH_LOCAL.replace("len(values)", "max(len(values), 1)")
+        change_document(client, uri, 2, changed)
+        # The change supersedes the queued review: cancelled in the queue, not waited for.
+        await _status_says(client, "Remote: remote down")
+        await asyncio.wait_for(_until(lambda: "queued" not in client.statuses[-1].message), 30)
+        with FakeMessagesAPI(port=port) as api:
+            api.script(tool_use("report_findings", {"findings": []}))
+            _save(client, uri)  # the new text is reviewed: "nothing found" is a good answer
+            await asyncio.wait_for(_until(lambda: len(api.requests) == 1), 60)
+            await _status_says(client, "Ready")
+            sent = str(api.requests[0].body["messages"])
+            assert "max(len(values), 1)" in sent  # only the new text was ever sent
+            assert not [d for d in client.diagnostics[uri] if d.source == "gantry-ai"]
+            assert client.diagnostic_versions[uri] == 2
+    finally:
+        await _close(client)
+
+
+async def _until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0.05)
