@@ -363,3 +363,59 @@ async def test_a_queued_review_of_a_unit_changed_meanwhile_is_cancelled_and_neve
 async def _until(condition) -> None:
     while not condition():
         await asyncio.sleep(0.05)
+
+
+# -- other languages ------------------------------------------------------------------------
+
+TYPESCRIPT = """\
+export function average(values: number[]): number {
+  let total = 0;
+  for (const v of values) total += v;
+  return total / values.length;
+}
+"""
+TS_BUG = {
+    **BUG,
+    "start_line": 4,
+    "end_line": 4,
+    "fix": {
+        "search": "return total / values.length;",
+        "replace": "return values.length ? total / values.length : 0;",
+    },
+}
+
+
+@pytest.mark.parametrize("editor", CLIENTS)
+async def test_a_typescript_file_is_reviewed_by_the_model_and_quietly_skipped_by_ruff(
+    tmp_path: Path, api: FakeMessagesAPI, editor: str
+):
+    ws = _workspace(tmp_path)
+    (ws / "stats.ts").write_text(TYPESCRIPT)
+    api.script(tool_use("report_findings", {"findings": [TS_BUG]}))
+    client = await _session(ws, api, editor)
+    try:
+        uri = (ws / "stats.ts").as_uri()
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="typescript", version=1, text=TYPESCRIPT
+                )
+            )
+        )
+        assert await diagnostics_for(client, uri, 1) == []  # ruff: nothing, and no complaint
+        _save(client, uri)
+        (finding,) = await _ai(client, uri)
+        assert finding.range.start.line == 3 and finding.code == "bug"
+        assert "return total / values.length;" in str(api.requests[0].body["messages"])
+        actions = await client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=finding.range,
+                context=types.CodeActionContext(diagnostics=[finding]),
+            )
+        )
+        titles = [a.title for a in actions if isinstance(a, types.CodeAction)]
+        assert any("Apply the suggested fix" in title for title in titles), titles
+        assert not [m for m in client.messages if "stats.ts" in m.message], client.messages
+    finally:
+        await _close(client)
