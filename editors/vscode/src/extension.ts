@@ -22,6 +22,23 @@ import { STATUS_NOTIFICATION } from './status-notification';
 const EXECUTE_COMMAND = 'workspace/executeCommand';
 const RESTART_DEBOUNCE_MS = 500;
 
+/**
+ * Python, and the languages the server reviews with a model (AI review). Always listed: the
+ * model is configured where VS Code cannot see it cheaply (the user's config file, a trusted
+ * gantry.toml), and without one the server reviews nothing in them, quietly. Files only: an
+ * untitled buffer has no folder, so no settings or store to review it with. Activation stays
+ * Python's (and gantry.toml's): a JavaScript project without a model never starts a server.
+ */
+export const DOCUMENT_SELECTOR = [
+  'python',
+  'javascript',
+  'javascriptreact',
+  'typescript',
+  'typescriptreact',
+  'go',
+  'rust',
+].map((language) => ({ scheme: 'file', language }));
+
 /** Client-side palette commands. The server's own `gantry.*` ids are registered by the client. */
 export const COMMANDS = {
   restart: 'gantry.client.restartServer',
@@ -167,7 +184,7 @@ class Gantry {
     const keys = contributedKeys(this.context.extension?.packageJSON);
     const restricted = restrictedKeys(this.context.extension?.packageJSON);
     const clientOptions: LanguageClientOptions = {
-      documentSelector: [{ scheme: 'file', language: 'python' }],
+      documentSelector: DOCUMENT_SELECTOR,
       outputChannel: this.output,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
       synchronize: { configurationSection: 'gantry' },
@@ -350,7 +367,7 @@ class Gantry {
   activePythonUri(): vscode.Uri | undefined {
     const editor = vscode.window.activeTextEditor;
     if (!editor || editor.document.uri.scheme !== 'file') {
-      void vscode.window.showWarningMessage('Gantry: open a Python file first.');
+      void vscode.window.showWarningMessage('Gantry: open a file first.');
       return undefined;
     }
     return editor.document.uri;
@@ -408,7 +425,7 @@ class Gantry {
     const line = vscode.window.activeTextEditor?.selection.active.line;
     const findings = vscode.languages
       .getDiagnostics(uri)
-      .filter((d) => d.source === 'gantry' && (d as any).data?.fingerprint);
+      .filter((d) => d.source?.startsWith('gantry') && (d as any).data?.fingerprint); // ruff's and the model's
     if (findings.length === 0) {
       void vscode.window.showInformationMessage('Gantry: no Gantry findings in this file.');
       return;

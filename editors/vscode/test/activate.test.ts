@@ -103,7 +103,11 @@ describe('activate()', () => {
     assert.deepEqual(client.serverOptions.command, path.join(bin, 'gantry'));
     assert.deepEqual(client.serverOptions.args, ['serve']);
     assert.ok(client.started);
-    assert.deepEqual(client.clientOptions.documentSelector, [{ scheme: 'file', language: 'python' }]);
+    const languages = ['python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact', 'go', 'rust'];
+    assert.deepEqual(
+      client.clientOptions.documentSelector,
+      languages.map((language) => ({ scheme: 'file', language })),
+    );
     assert.equal(client.clientOptions.revealOutputChannelOn, 4, 'the output channel never pops up');
     assert.deepEqual(fake.recorded.errors, []);
   });

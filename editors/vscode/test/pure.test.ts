@@ -184,6 +184,8 @@ describe('settings', () => {
       'gantry.store', 'gantry.maxFileSizeKb', 'gantry.logLevel', 'gantry.ruff.enabled', 'gantry.ruff.path',
       'gantry.ruff.select', 'gantry.ruff.extendSelect', 'gantry.ruff.ignore', 'gantry.severity',
       'gantry.index.enabled', 'gantry.index.exclude', 'gantry.inference.endpoints', 'gantry.inference.privacy',
+      'gantry.inference.exclude', 'gantry.inference.contextBudget', 'gantry.inference.minConfidence',
+      'gantry.inference.maxPerUnit',
       'gantry.execution.gateway', 'gantry.execution.localFallback', 'gantry.execution.unsandboxed',
       'gantry.execution.queue', 'gantry.execution.maxConcurrency', 'gantry.server.command', 'gantry.trace.server',
     ]) {

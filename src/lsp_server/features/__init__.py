@@ -13,10 +13,19 @@ def register_all(server: LanguageServer, session: Session) -> None:
         code_actions,
         commands,
         documents,
+        hover,
         lifecycle,
         queue,
         watched_files,
     )
 
-    for module in (lifecycle, documents, code_actions, commands, queue, watched_files):
+    for module in (
+        lifecycle,
+        documents,
+        code_actions,
+        hover,
+        commands,
+        queue,
+        watched_files,
+    ):
         module.register(server, session)

@@ -31,6 +31,9 @@ from lsp_server.services.status import StatusReporter
 
 log = logging.getLogger("gantry.ai")
 SOURCE = ai.ENGINE
+_LOCAL_WAIT_S = 10.0
+"""How long a review waits for ruff's findings on the same text (they are in the context pack,
+so in the cache key): past it, ruff is stuck or broken and the review goes on without them."""
 
 
 @attrs.define
@@ -42,6 +45,9 @@ class _Document:
     ask_model: bool = False
     jobs: dict[str, int] = attrs.Factory(dict)
     """Queue job ids by cache key, of the answers still awaited."""
+    asking: set[asyncio.Task] = attrs.Factory(set)
+    """The waits for those answers: apart from `task`, so that edits made while the model is
+    slow or down are still reviewed from the cache (and cancel what they supersede)."""
 
 
 class AiReviewer:
@@ -74,9 +80,6 @@ class AiReviewer:
     def request(self, uri: str, *, ask_model: bool) -> None:
         """Review `uri` from the cache, and ask the model for what it lacks when `ask_model`
         (a save, a review command); coalesced as the local review is."""
-        folder = self._folders.for_uri(uri)
-        if folder.configured.is_set() and not folder.settings.inference.endpoints:
-            return  # no model: nothing to do on the typing path
         document = self._documents.setdefault(uri, _Document())
         document.ask_model = document.ask_model or ask_model
         if document.task is not None:
@@ -87,8 +90,9 @@ class AiReviewer:
     def forget(self, uri: str) -> None:
         document = self._documents.pop(uri, None)
         if document is not None:
-            if document.task is not None:
-                document.task.cancel()
+            for task in (document.task, *document.asking):
+                if task is not None:
+                    task.cancel()
             self._cancel_jobs(self._folders.for_uri(uri), list(document.jobs.values()))
 
     async def _run(self, uri: str, document: _Document) -> None:
@@ -126,7 +130,9 @@ class AiReviewer:
             if snapshot is not None:
                 document = _Document()
                 self._on_disk.append(document)
-                reviews.append(self._review_snapshot(snapshot, folder, document, True))
+                reviews.append(
+                    self._review_snapshot(snapshot, folder, document, True, detach=False)
+                )
                 reviewed.append(path)
         try:
             outcomes = await asyncio.gather(*reviews)
@@ -146,9 +152,18 @@ class AiReviewer:
             await self._review_snapshot(snapshot, folder, document, ask_model)
 
     async def _review_snapshot(
-        self, snapshot: Snapshot, folder: Folder, document: _Document, ask_model: bool
+        self,
+        snapshot: Snapshot,
+        folder: Folder,
+        document: _Document,
+        ask_model: bool,
+        *,
+        detach: bool = True,
     ) -> list[str]:
-        """Review one snapshot; returns why units got no answer (none: it is complete)."""
+        """Review from the cache and publish; ask the model for the misses when `ask_model`:
+        waited for here unless `detach` (an open document: its answers publish when they
+        come, while later edits are reviewed meanwhile). Returns why units got no answer,
+        when waited for (none: the review is complete)."""
         await folder.ready.wait()
         endpoints = folder.settings.inference.endpoints
         if not endpoints or not ai.reviewable(snapshot):
@@ -156,7 +171,7 @@ class AiReviewer:
         path, exclude = _relative(snapshot, folder), folder.settings.inference.exclude
         if _excluded(path, exclude):
             return []  # its content never leaves this machine
-        local = self._local(snapshot)
+        local = await self._local(snapshot)
         plan = await self._executors.background.run(
             ai.plan,
             snapshot,
@@ -173,6 +188,13 @@ class AiReviewer:
                 shown[review.key] = await self._findings(
                     folder, snapshot, review, answered, local, cached=True
                 )
+        if not self._current(snapshot):
+            # Edited meanwhile: the loop reviews the latest text next. This one must neither
+            # publish nor cancel the jobs the latest text may still need; a save's request to
+            # ask the model carries over to it.
+            document.ask_model = document.ask_model or ask_model
+            document.again = True
+            return []
         self._publish(snapshot, plan, shown)
         keys = {review.key for review in plan.units}
         superseded = [job for key, job in document.jobs.items() if key not in keys]
@@ -188,11 +210,31 @@ class AiReviewer:
             self._ask(folder, document, snapshot, plan, review, shown, local)
             for review in plan.misses
         ]
+        if not detach:
+            return await self._asking(asks)
+        task = asyncio.create_task(self._detached(snapshot.uri, asks))
+        document.asking.add(task)
+        task.add_done_callback(document.asking.discard)
+        return []
+
+    async def _asking(self, asks: list) -> list[str]:
+        """Wait for the asks; why some got no usable answer."""
         self._report()
         try:
             return [reason for reason in await asyncio.gather(*asks) if reason is not None]
         finally:
             self._report()
+
+    async def _detached(self, uri: str, asks: list) -> None:
+        try:
+            await self._asking(asks)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in one review must not take the server down
+            log.exception("AI review of %s failed", uri)
+            self._notify_user(
+                f"the AI review of {uri} failed; see the server log", types.MessageType.Error
+            )
 
     async def _ask(self, folder, document, snapshot, plan, review, shown, local) -> str | None:
         """Send one unit to the model through the queue; publish its findings when answered.
@@ -271,11 +313,34 @@ class AiReviewer:
     def _publish(
         self, snapshot: Snapshot, plan: ai.Plan, shown: dict[str, tuple[Finding, ...]]
     ) -> None:
+        if not self._current(snapshot):
+            # The text moved on while the model answered (a queued review that drained late):
+            # putting these would replace the slot of the newer text. The answer is cached, so
+            # a review of the current text from the cache shows it re-anchored by content, or
+            # not at all if its unit changed.
+            if snapshot.uri in self._documents:
+                self.request(snapshot.uri, ask_model=False)
+            return
         ordered = [f for review in plan.units for f in shown.get(review.key, ())]
         self._publisher.put(SOURCE, snapshot, tuple(ordered))
 
-    def _local(self, snapshot: Snapshot) -> tuple[Finding, ...]:
-        slot = self._publisher.slot(snapshot.uri, LocalEngine.source)
+    def _current(self, snapshot: Snapshot) -> bool:
+        """Whether an open document's snapshot is its text now (one on disk always is)."""
+        if snapshot.version is None:
+            return True
+        document = self._server.workspace.text_documents.get(snapshot.uri)
+        return document is not None and document.version == snapshot.version
+
+    async def _local(self, snapshot: Snapshot) -> tuple[Finding, ...]:
+        """Ruff's findings on this very text, waited for: they go into the context pack, so
+        reading them before ruff is done would make the cache key depend on which finished
+        first (and cancel a queued review of an unchanged unit as superseded)."""
+        if snapshot.version is None:
+            slot = self._publisher.slot(snapshot.uri, LocalEngine.source)
+        else:
+            slot = await self._publisher.settled(
+                snapshot.uri, LocalEngine.source, snapshot.version, _LOCAL_WAIT_S
+            )
         if slot is None or slot.snapshot.version != snapshot.version:
             return ()
         return slot.findings

@@ -8,6 +8,8 @@ findings computed on older text are never shown on newer text.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 
 import attrs
@@ -51,6 +53,8 @@ class Publisher:
         """The fingerprints the user dismissed, for a document's URI (its folder's verdicts)."""
         self._slots: dict[str, dict[str, Slot]] = {}
         self._shown: dict[str, Shown] = {}
+        self._put = asyncio.Event()
+        """Set, and replaced, on every put: what `settled` waits on."""
 
     def put(
         self,
@@ -67,6 +71,22 @@ class Publisher:
         self._slots.setdefault(uri, {})[source] = Slot(snapshot, findings, cells, lines)
         if self._is_current(snapshot):
             self._publish(uri, snapshot)
+        self._put.set()
+        self._put = asyncio.Event()
+
+    async def settled(self, uri: str, source: str, version: int, timeout: float) -> Slot | None:
+        """`source`'s slot for an open document once it holds `version` or a later one;
+        None if none came within `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            slot = self.slot(uri, source)
+            if slot is not None and (slot.snapshot.version or 0) >= version:
+                return slot
+            if (left := deadline - loop.time()) <= 0:
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._put.wait(), left)
 
     def slot(self, uri: str, source: str) -> Slot | None:
         """What `source` last put for a document, shown or not."""
