@@ -6,6 +6,7 @@ the server's AI reviewer runs it off the event loop and talks to the model throu
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -37,7 +38,8 @@ class UnitReview:
     unit: Unit
     pack: ContextPack
     key: str
-    body: dict[str, Any]
+    body: dict[str, Any] | None = None
+    """The request, built only for a unit the cache does not answer."""
 
 
 @attrs.frozen
@@ -92,22 +94,40 @@ def plan(
 
     units = split_units(snapshot.language, snapshot.text)
     symbols = neighbourhoods(store, units) if store is not None else [()] * len(units)
+    excluded = functools.cache(lambda where: is_excluded(where, exclude))  # paths repeat a lot
     reviews = []
     for unit, near in zip(units, symbols, strict=True):
         inside = [f for f in local if unit.start_line <= f.start[0] < unit.end_line]
-        near = [symbol for symbol in near if not is_excluded(symbol.hit.path, exclude)]
-        pack = build_pack(unit, path, near, budget=budget, diagnostics=inside)
-        key = cache_key(unit, pack, PROMPT_VERSION, model)
-        body = _request(unit, pack, path, model, key)
-        # Where the content comes from: the inference client refuses excluded files whatever
-        # the caller forgot.
-        body["sources"] = sorted({path, *(item.path for item in pack.items)})
-        reviews.append(UnitReview(unit, pack, key, body))
+        near = tuple(symbol for symbol in near if not excluded(symbol.hit.path))
+        pack = _pack(unit, path, near, budget, tuple(inside))
+        reviews.append(UnitReview(unit, pack, cache_key(unit, pack, PROMPT_VERSION, model)))
     cached = {}
     if store is not None and reviews:
         found = store.ai_cached_many([review.key for review in reviews])
         cached = {key: Answered.loads(entry.answer) for key, entry in found.items()}
+    # Requests only for what the cache lacks: building one costs about a millisecond.
+    reviews = [
+        review if review.key in cached else attrs.evolve(review, body=_body(review, path, model))
+        for review in reviews
+    ]
     return Plan(snapshot, tuple(reviews), cached)
+
+
+@functools.lru_cache(maxsize=8192)
+def _pack(
+    unit: Unit, path: str, near: tuple, budget: int, inside: tuple[Finding, ...]
+) -> ContextPack:
+    """Packs by what they are made of: while typing, only the units whose text, neighbourhood
+    or diagnostics changed are packed again (a file's passes share all the others)."""
+    return build_pack(unit, path, near, budget=budget, diagnostics=inside)
+
+
+def _body(review: UnitReview, path: str, model: str) -> dict[str, Any]:
+    body = _request(review.unit, review.pack, path, model, review.key)
+    # Where the content comes from: the inference client refuses excluded files whatever the
+    # caller forgot.
+    body["sources"] = sorted({path, *(item.path for item in review.pack.items)})
+    return body
 
 
 def _request(unit: Unit, pack: ContextPack, path: str, model: str, key: str) -> dict[str, Any]:
