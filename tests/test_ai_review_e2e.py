@@ -419,3 +419,53 @@ async def test_a_typescript_file_is_reviewed_by_the_model_and_quietly_skipped_by
         assert not [m for m in client.messages if "stats.ts" in m.message], client.messages
     finally:
         await _close(client)
+
+
+async def test_an_applied_fix_is_an_accepted_verdict_summarised_into_later_prompts(
+    tmp_path: Path, api: FakeMessagesAPI
+):
+    ws = _workspace(tmp_path)
+    (ws / "pyproject.toml").write_text(
+        '[tool.ruff.lint]\nselect = ["F"]\n\n[tool.gantry]\nstore = ".gantry/store.db"\n'
+    )
+    api.script(
+        tool_use("report_findings", {"findings": [BUG]}),
+        tool_use("report_findings", {"findings": []}),
+    )
+    client = await _session(ws, api, "visual-studio-code")
+    try:
+        uri = open_document(client, ws / "stats.py")
+        _save(client, uri)
+        (finding,) = await _ai(client, uri)
+        fixed = SOURCE.replace(BUG["fix"]["search"], BUG["fix"]["replace"])
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=fixed)],
+            )
+        )
+
+        async def accepted() -> bool:
+            from lsp_server.store import Store
+
+            with Store.open(ws / ".gantry" / "store.db") as store:
+                verdicts = store.verdicts()
+            verdict = verdicts.get(finding.data["fingerprint"])
+            return verdict is not None and verdict.verdict == "accepted"
+
+        async def poll() -> None:
+            while not await accepted():
+                await asyncio.sleep(0.2)
+
+        await asyncio.wait_for(poll(), 30)
+        _save(client, uri)  # the changed unit goes to the model, told what was accepted
+
+        async def asked_again() -> None:
+            while len(api.requests) < 2:
+                await asyncio.sleep(0.1)
+
+        await asyncio.wait_for(asked_again(), 30)
+        prompt = str(api.requests[-1].body["messages"])
+        assert "accepted (bug)" in prompt
+    finally:
+        await _close(client)

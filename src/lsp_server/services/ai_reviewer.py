@@ -21,7 +21,7 @@ from pygls.lsp.server import LanguageServer
 
 from lsp_server.executors import Executors
 from lsp_server.review.ai import review as ai
-from lsp_server.review.ai.answer import MAX_BAD_ANSWERS, BadAnswer
+from lsp_server.review.ai.answer import MAX_BAD_ANSWERS, BadAnswer, SuggestedFix
 from lsp_server.review.ai.noise import NoisePolicy
 from lsp_server.review.findings import Finding, Snapshot
 from lsp_server.review.local import LocalEngine
@@ -46,6 +46,8 @@ class _Document:
     jobs: dict[str, int] = attrs.Factory(dict)
     """Queue job ids by cache key, of the answers still awaited."""
     asking: set[asyncio.Task] = attrs.Factory(set)
+    offered: dict[str, tuple[Finding, SuggestedFix]] = attrs.Factory(dict)
+    """The fixes last offered, by fingerprint: one found applied is an "accepted" verdict."""
     """The waits for those answers: apart from `task`, so that edits made while the model is
     slow or down are still reviewed from the cache (and cancel what they supersede)."""
 
@@ -181,7 +183,12 @@ class AiReviewer:
             budget=folder.settings.inference.context_budget,
             local=local,
             exclude=exclude,
+            verdicts=ai.past_verdicts(
+                folder.store.verdicts().values() if folder.store is not None else (),
+                snapshot.path,
+            ),
         )
+        self._note_accepted(folder, snapshot, document)
         shown: dict[str, tuple[Finding, ...]] = {}
         for review in plan.units:
             if (answered := plan.cached.get(review.key)) is not None:
@@ -323,6 +330,30 @@ class AiReviewer:
             return
         ordered = [f for review in plan.units for f in shown.get(review.key, ())]
         self._publisher.put(SOURCE, snapshot, tuple(ordered))
+        if (document := self._documents.get(snapshot.uri)) is not None:
+            fixes = ai.offered_fixes(snapshot, ordered)
+            by_fingerprint = {f.fingerprint: f for f in ordered}
+            document.offered = {fp: (by_fingerprint[fp], fix) for fp, fix in fixes.items()}
+
+    def _note_accepted(self, folder: Folder, snapshot: Snapshot, document: _Document) -> None:
+        """Record as "accepted" each offered fix that the text now shows applied (by the code
+        action, or typed by hand): verdicts are summarised into later prompts for the file."""
+        if folder.store is None or not document.offered:
+            return
+        from lsp_server.review.ai.fingerprint import fix_applied
+        from lsp_server.store import Verdict
+
+        for fingerprint, (finding, fix) in list(document.offered.items()):
+            if fix_applied(fix, snapshot.text):
+                del document.offered[fingerprint]
+                verdict = Verdict(
+                    fingerprint, "accepted", finding.rule, snapshot.path, finding.message
+                )
+                task = asyncio.create_task(
+                    self._executors.background.run(folder.store.set_verdict, verdict)
+                )
+                self._waits.add(task)
+                task.add_done_callback(self._waits.discard)
 
     def _current(self, snapshot: Snapshot) -> bool:
         """Whether an open document's snapshot is its text now (one on disk always is)."""

@@ -15,14 +15,21 @@ from typing import Any
 
 import attrs
 
-from lsp_server.review.ai.answer import Answer, BadAnswer, Candidate, parse_answer
+from lsp_server.review.ai.answer import (
+    CATEGORIES,
+    Answer,
+    BadAnswer,
+    Candidate,
+    SuggestedFix,
+    parse_answer,
+)
 from lsp_server.review.ai.cache import cache_key
 from lsp_server.review.ai.context import ContextPack, build_pack, neighbourhoods
 from lsp_server.review.ai.noise import NoisePolicy, filter_findings
 from lsp_server.review.ai.prompt import PROMPT_VERSION, build_request
 from lsp_server.review.ai.units import LANGUAGES, Unit, split_units
 from lsp_server.review.ai.validate import FixValid, ruff_errors, validate_fix
-from lsp_server.review.findings import Finding, Fix, Provenance, Snapshot
+from lsp_server.review.findings import Finding, Fix, Provenance, Snapshot, split_lines
 
 _DEFAULT_POLICY = NoisePolicy()
 _NONCE_TRIES = 8
@@ -72,6 +79,48 @@ class Answered:
         return cls(**json.loads(text))
 
 
+@attrs.frozen
+class PastVerdict:
+    """A stored verdict on an AI finding of this file, as the prompt summarises it."""
+
+    verdict: str
+    category: str
+    qualified_name: str
+    message: str
+
+
+def past_verdicts(verdicts: Sequence[Any], path: str) -> tuple[PastVerdict, ...]:
+    """The user's verdicts (store records) on AI findings in the file at `path`, oldest first.
+    An AI finding's rule is its category; the unit it was in is not recorded."""
+    kinds = {"false_positive": "false-positive"}
+    return tuple(
+        PastVerdict(kinds.get(v.verdict, v.verdict), v.rule, "", v.message)
+        for v in sorted(verdicts, key=lambda v: v.created_at)
+        if v.path == path and v.rule in CATEGORIES
+    )
+
+
+def offered_fixes(snapshot: Snapshot, findings: Sequence[Finding]) -> dict[str, SuggestedFix]:
+    """The fixes offered with `findings`, by fingerprint, as search/replace on `snapshot`'s
+    text: what tells later that the user applied one (an "accepted" verdict)."""
+    lines = split_lines(snapshot.text)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+
+    def offset(position: tuple[int, int]) -> int:
+        line, column = position
+        return starts[min(line, len(lines))] + column
+
+    out = {}
+    for finding in findings:
+        if finding.fix is not None and len(finding.fix.edits) == 1:
+            edit = finding.fix.edits[0]
+            search = snapshot.text[offset(edit.start) : offset(edit.end)]
+            out[finding.fingerprint] = SuggestedFix(search, edit.new_text)
+    return out
+
+
 def reviewable(snapshot: Snapshot) -> bool:
     return snapshot.language in LANGUAGES
 
@@ -85,6 +134,7 @@ def plan(
     budget: int,
     local: Sequence[Finding] = (),
     exclude: Sequence[str] = (),
+    verdicts: Sequence[PastVerdict] = (),
 ) -> Plan:
     """Split the document into units, build each one's context pack and request, and look up
     the cache. `path` is the document's path relative to its folder (what the model is told).
@@ -107,7 +157,9 @@ def plan(
         cached = {key: Answered.loads(entry.answer) for key, entry in found.items()}
     # Requests only for what the cache lacks: building one costs about a millisecond.
     reviews = [
-        review if review.key in cached else attrs.evolve(review, body=_body(review, path, model))
+        review
+        if review.key in cached
+        else attrs.evolve(review, body=_body(review, path, model, verdicts))
         for review in reviews
     ]
     return Plan(snapshot, tuple(reviews), cached)
@@ -122,15 +174,26 @@ def _pack(
     return build_pack(unit, path, near, budget=budget, diagnostics=inside)
 
 
-def _body(review: UnitReview, path: str, model: str) -> dict[str, Any]:
-    body = _request(review.unit, review.pack, path, model, review.key)
+def _body(
+    review: UnitReview, path: str, model: str, verdicts: Sequence[PastVerdict]
+) -> dict[str, Any]:
+    # The verdicts shape the prompt, not the key: a new dismissal must not re-review the file
+    # (the noise filter keeps dismissed findings out of cached answers anyway).
+    body = _request(review.unit, review.pack, path, model, review.key, verdicts)
     # Where the content comes from: the inference client refuses excluded files whatever the
     # caller forgot.
     body["sources"] = sorted({path, *(item.path for item in review.pack.items)})
     return body
 
 
-def _request(unit: Unit, pack: ContextPack, path: str, model: str, key: str) -> dict[str, Any]:
+def _request(
+    unit: Unit,
+    pack: ContextPack,
+    path: str,
+    model: str,
+    key: str,
+    verdicts: Sequence[PastVerdict] = (),
+) -> dict[str, Any]:
     """The request body for a unit, byte for byte the same on every run (cassettes replay by
     it): its blocks' nonce is derived from the cache key rather than drawn. The code cannot aim
     at it, as the key hashes the code itself; build_request still refuses a nonce the data
@@ -139,10 +202,10 @@ def _request(unit: Unit, pack: ContextPack, path: str, model: str, key: str) -> 
         seed = key if attempt == 0 else f"{key}:{attempt}"
         nonce = hashlib.sha256(seed.encode()).hexdigest()[:16]
         try:
-            return build_request(unit, pack, path=path, model=model, nonce=nonce).body
+            return build_request(unit, pack, verdicts, path=path, model=model, nonce=nonce).body
         except ValueError:
             continue
-    return build_request(unit, pack, path=path, model=model).body  # a random one, as ever
+    return build_request(unit, pack, verdicts, path=path, model=model).body  # a random one, as ever
 
 
 def parse(review: UnitReview, answered: Answered) -> Answer | BadAnswer:
