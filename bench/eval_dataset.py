@@ -1,6 +1,6 @@
 """Build the dev dataset of `gantry eval review` from docstring_parser: mutants its own tests
 kill (seeded bugs) and edits its tests still pass (clean changes), each a one-hunk change of
-one module, with the package as the cases' project snapshot (docs/eval-dataset.md).
+one module, with the package as the cases' project snapshot (docs/eval.md).
 
     PYTHONPATH=src python bench/eval_dataset.py [--out bench/eval-data] [--bugs 20] [--clean 20]
     gantry eval review bench/eval-data/cases.jsonl --endpoint URL --model NAME

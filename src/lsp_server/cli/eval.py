@@ -1,6 +1,6 @@
 """`gantry eval review DATASET`: how well AI review finds seeded bugs and keeps quiet on clean
 changes, with a model at an endpoint or with answers recorded before. The dataset format is in
-docs/eval-dataset.md; bench/eval_dataset.py builds the dev dataset. The engine is
+docs/eval.md; bench/eval_dataset.py builds the dev dataset. The engine is
 lsp_server/review/ai/eval/.
 
 Exit codes:

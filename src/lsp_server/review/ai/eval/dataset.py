@@ -1,4 +1,4 @@
-"""The eval's dataset: JSON lines, one case a line (the format is docs/eval-dataset.md).
+"""The eval's dataset: JSON lines, one case a line (the format is docs/eval.md).
 
 A case is one file before and after a one-hunk change, labelled either with the line of the
 bug the change seeds or as clean (a change that keeps the behaviour). A case may name a project
