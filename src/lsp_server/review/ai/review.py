@@ -213,17 +213,19 @@ def parse(review: UnitReview, answered: Answered) -> Answer | BadAnswer:
 
 
 @attrs.frozen
-class _Local:
+class LocalLines:
+    """A local finding as noise control compares it: document lines, both ends inclusive."""
+
     rule: str
     start_line: int
     end_line: int
     message: str
 
 
-def _local(findings: Sequence[Finding]) -> list[_Local]:
+def local_lines(findings: Sequence[Finding]) -> list[LocalLines]:
     # A whole-line range ends at column 0 of the next line: it ends on the line before.
     return [
-        _Local(
+        LocalLines(
             f.rule,
             f.start[0],
             f.end[0] - 1 if f.end[1] == 0 and f.end[0] > f.start[0] else f.end[0],
@@ -248,7 +250,7 @@ def findings(
     """The answer's findings worth showing on `snapshot`, each fix validated before it is
     offered (a fix that fails validation is dropped, the finding kept)."""
     unit = review.unit
-    kept = filter_findings(answer.findings, unit, _local(local), dismissed, policy).kept
+    kept = filter_findings(answer.findings, unit, local_lines(local), dismissed, policy).kept
     provenance = Provenance(
         engine=ENGINE,
         model=answered.model,

@@ -209,20 +209,12 @@ def _lines(finding: Finding) -> tuple[int, int]:
     return first + 1, last + 1
 
 
-@attrs.frozen
-class _Local:
-    rule: str
-    start_line: int
-    end_line: int
-    message: str
-
-
 def _suggested_fixes(
     answer: Answer, review: ai.UnitReview, local: Sequence[Finding], policy: NoisePolicy
 ) -> frozenset[str]:
     """The fingerprints of the shown findings whose candidate came with a fix: the same noise
     control as review.findings, which keeps a finding and drops a fix that fails validation
     without saying which."""
-    lines = [_Local(f.rule, *(line - 1 for line in _lines(f)), f.message) for f in local]
+    lines = ai.local_lines(local)
     kept = filter_findings(answer.findings, review.unit, lines, frozenset(), policy).kept
     return frozenset(k.fingerprint for k in kept if k.candidate.fix is not None)
