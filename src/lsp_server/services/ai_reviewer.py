@@ -31,6 +31,8 @@ from lsp_server.services.status import StatusReporter
 
 log = logging.getLogger("gantry.ai")
 SOURCE = ai.ENGINE
+_QUIET_S = 0.3
+"""How long typing pauses before the AI findings follow the text (from the cache)."""
 _LOCAL_WAIT_S = 10.0
 """How long a review waits for ruff's findings on the same text (they are in the context pack,
 so in the cache key): past it, ruff is stuck or broken and the review goes on without them."""
@@ -46,6 +48,8 @@ class _Document:
     jobs: dict[str, int] = attrs.Factory(dict)
     """Queue job ids by cache key, of the answers still awaited."""
     asking: set[asyncio.Task] = attrs.Factory(set)
+    quiet: asyncio.TimerHandle | None = None
+    """A review from the cache, due once typing pauses."""
     offered: dict[str, tuple[Finding, SuggestedFix]] = attrs.Factory(dict)
     """The fixes last offered, by fingerprint: one found applied is an "accepted" verdict."""
     """The waits for those answers: apart from `task`, so that edits made while the model is
@@ -81,9 +85,28 @@ class AiReviewer:
 
     def request(self, uri: str, *, ask_model: bool) -> None:
         """Review `uri` from the cache, and ask the model for what it lacks when `ask_model`
-        (a save, a review command); coalesced as the local review is."""
+        (a save, a review command); coalesced as the local review is. Without `ask_model`
+        (typing) the review waits until the document has been quiet for `_QUIET_S`: a pass
+        costs a few ruff reviews of CPU, and it must not slow the ruff diagnostics of the
+        next keystroke."""
+        folder = self._folders.for_uri(uri)
+        if folder.configured.is_set() and not folder.settings.inference.endpoints:
+            return  # no model: nothing to do on the typing path
         document = self._documents.setdefault(uri, _Document())
+        if document.quiet is not None:
+            document.quiet.cancel()
+            document.quiet = None
+        if not ask_model:
+            loop = asyncio.get_running_loop()
+            document.quiet = loop.call_later(_QUIET_S, self._start, uri, document)
+            return
         document.ask_model = document.ask_model or ask_model
+        self._start(uri, document)
+
+    def _start(self, uri: str, document: _Document) -> None:
+        document.quiet = None
+        if self._documents.get(uri) is not document:
+            return  # closed meanwhile
         if document.task is not None:
             document.again = True
             return
@@ -92,6 +115,8 @@ class AiReviewer:
     def forget(self, uri: str) -> None:
         document = self._documents.pop(uri, None)
         if document is not None:
+            if document.quiet is not None:
+                document.quiet.cancel()
             for task in (document.task, *document.asking):
                 if task is not None:
                     task.cancel()
