@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import copy
 
-import attrs
 import jsonschema
 import pytest
+from ai_shapes import Unit
 
 from lsp_server.review.ai.answer import (
     FINDINGS_SCHEMA,
@@ -19,20 +19,6 @@ from lsp_server.review.ai.answer import (
     SuggestedFix,
     parse_answer,
 )
-
-
-@attrs.frozen
-class Unit:
-    language: str
-    kind: str
-    qualified_name: str
-    start_line: int
-    end_line: int
-    text: str
-
-    def document_line(self, line: int) -> int:
-        return self.start_line + line
-
 
 UNIT = Unit(
     "python",

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import attrs
 import pytest
+from ai_shapes import Unit
 
 from lsp_server.review.ai.answer import Candidate, SuggestedFix
 from lsp_server.review.ai.fingerprint import anchor_text, fingerprint, fix_applied, suppressed
 from lsp_server.review.ai.noise import NoisePolicy, filter_findings, rule_category
-
-
-@attrs.frozen
-class Unit:
-    language: str
-    kind: str
-    qualified_name: str
-    start_line: int
-    end_line: int
-    text: str
-
-    def document_line(self, line: int) -> int:
-        return self.start_line + line
 
 
 @attrs.frozen

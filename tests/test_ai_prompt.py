@@ -9,23 +9,11 @@ import re
 import attrs
 import jsonschema
 import pytest
+from ai_shapes import Unit
 
 from lsp_server.review.ai import prompt
 from lsp_server.review.ai.answer import FINDINGS_SCHEMA, TOOL_NAME
 from lsp_server.review.ai.prompt import PROMPT_VERSION, build_request, numbered
-
-
-@attrs.frozen
-class Unit:
-    language: str
-    kind: str
-    qualified_name: str
-    start_line: int
-    end_line: int
-    text: str
-
-    def document_line(self, line: int) -> int:
-        return self.start_line + line
 
 
 @attrs.frozen

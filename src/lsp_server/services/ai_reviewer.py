@@ -130,13 +130,8 @@ class AiReviewer:
                 await self._review(uri, document, ask_model)
                 if not document.again:
                     return
-        except asyncio.CancelledError:
-            raise
         except Exception:  # a bug in one review must not take the server down
-            log.exception("AI review of %s failed", uri)
-            self._notify_user(
-                f"the AI review of {uri} failed; see the server log", types.MessageType.Error
-            )
+            self._failed(uri)
         finally:
             document.task = None
 
@@ -260,13 +255,14 @@ class AiReviewer:
     async def _detached(self, uri: str, asks: list) -> None:
         try:
             await self._asking(asks)
-        except asyncio.CancelledError:
-            raise
         except Exception:  # a bug in one review must not take the server down
-            log.exception("AI review of %s failed", uri)
-            self._notify_user(
-                f"the AI review of {uri} failed; see the server log", types.MessageType.Error
-            )
+            self._failed(uri)
+
+    def _failed(self, uri: str) -> None:
+        log.exception("AI review of %s failed", uri)
+        self._notify_user(
+            f"the AI review of {uri} failed; see the server log", types.MessageType.Error
+        )
 
     async def _ask(self, folder, document, snapshot, plan, review, shown, local) -> str | None:
         """Send one unit to the model through the queue; publish its findings when answered.
