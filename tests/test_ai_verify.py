@@ -312,3 +312,63 @@ async def test_a_client_without_apply_edit_gets_the_edit_in_the_action(
         assert (answer["passed"], answer["failed"]) == (2, 0)
     finally:
         await _close(client)
+
+
+# -- the rule and the bundle, on files ----------------------------------------------------
+
+
+def _plan(ws: Path, name: str, **options):
+    from lsp_server.review import verify
+
+    defaults = {"open_texts": {}, "ignore": [], "private": [], "max_file_bytes": 1 << 20}
+    return verify.plan(ws, "stats.py", STATS, name, **{**defaults, **options})
+
+
+def test_the_covering_tests_are_the_test_files_that_name_the_unit(tmp_path: Path):
+    ws = _workspace(tmp_path)
+    write_workspace(
+        ws,
+        {
+            "tests/test_more.py": "from stats import averages\n",  # another name
+            "tests/helpers.py": "from stats import average\n",  # not a test file
+            "tests/build/test_old.py": "average\n",  # ignored
+            ".gitignore": "build/\n",
+            "secret_settings.py": "TOKEN = 'x'\n",
+        },
+    )
+    plan = _plan(ws, "average", private=["secret_*.py"])
+    assert plan.tests == ("tests/test_stats.py",)
+    sent = set(plan.spec.files)
+    assert {"stats.py", "tests/test_stats.py", "tests/helpers.py", "pyproject.toml"} <= sent
+    assert "secret_settings.py" not in sent and "tests/build/test_old.py" not in sent
+    assert plan.spec.argv[:3] == ["python3", "-m", "pytest"]
+    assert plan.spec.argv[-1] == "tests/test_stats.py"
+    assert plan.spec.resources.gpus == 0  # a CPU job: it may fall back to the local sandbox
+    # The editor's unsaved text is what runs.
+    opened = _plan(ws, "average", open_texts={"tests/test_stats.py": "x = 1\n"})
+    assert opened.tests == ()
+    assert _plan(ws, None).tests == ()  # top-level code: no name, no tests
+
+
+def test_the_bundle_is_bounded_and_says_what_it_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from lsp_server.review import verify
+
+    ws = _workspace(tmp_path)
+    write_workspace(ws, {f"pkg/mod{i}.py": "x = 1\n" for i in range(5)})
+    monkeypatch.setattr(verify, "MAX_BUNDLE_FILES", 4)
+    plan = _plan(ws, "average")
+    assert list(plan.spec.files)[:2] == ["stats.py", "tests/test_stats.py"]  # first in
+    assert len(plan.spec.files) == 4 and plan.left_out == 5  # pkg/: every module
+
+
+def test_results_that_are_not_a_report_say_why():
+    from lsp_server.review.verify import read_result
+
+    missing = read_result(
+        {"state": "failed", "exit_code": 1, "stderr_tail": "/x/python3: No module named pytest\n"}
+    )
+    assert missing.problem and "pytest is not installed" in missing.problem
+    assert "did not finish" in read_result({"state": "timed_out", "exit_code": None}).problem
+    assert not missing.ok
