@@ -7,10 +7,12 @@ nothing and says so."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 from lsp_harness import (
     SERVER,
@@ -108,21 +110,22 @@ def _read_actions_as_editors_do(client: LanguageClient) -> None:
     converter.register_structure_hook(types.Command | types.CodeAction, structure)
 
 
+def _initialize(client: LanguageClient, ws: Path, api: FakeMessagesAPI, caps):
+    endpoint = {"name": "gpu-box", "base_url": api.url, "model": "review-model"}
+    return client.initialize_session(
+        types.InitializeParams(
+            capabilities=caps,
+            root_uri=ws.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=ws.as_uri(), name=ws.name)],
+            initialization_options={"inference": {"endpoints": [endpoint]}},
+        )
+    )
+
+
 async def _session(ws: Path, api: FakeMessagesAPI, caps: types.ClientCapabilities):
     client = await SERVER.start()
     _read_actions_as_editors_do(client)
-    endpoint = {"name": "gpu-box", "base_url": api.url, "model": "review-model"}
-    await asyncio.wait_for(
-        client.initialize_session(
-            types.InitializeParams(
-                capabilities=caps,
-                root_uri=ws.as_uri(),
-                workspace_folders=[types.WorkspaceFolder(uri=ws.as_uri(), name=ws.name)],
-                initialization_options={"inference": {"endpoints": [endpoint]}},
-            )
-        ),
-        30,
-    )
+    await asyncio.wait_for(_initialize(client, ws, api, caps), 30)
     return client
 
 
@@ -310,6 +313,33 @@ async def test_a_client_without_apply_edit_gets_the_edit_in_the_action(
         assert client.applied_edits == []
         assert answer["outcome"] == "passed", answer
         assert (answer["passed"], answer["failed"]) == (2, 0)
+    finally:
+        await _close(client)
+
+
+async def test_without_bubblewrap_nothing_runs_and_the_user_is_told_why(
+    tmp_path: Path, api: FakeMessagesAPI
+):
+    """No bwrap on the server's PATH and no `unsandboxed` setting: the job is parked, not run
+    some other way, and the message says what to install."""
+    ws = _workspace(tmp_path)
+    api.script(tool_use("report_findings", {"findings": [_bug(GOOD_FIX)]}))
+    no_bwrap = attrs.evolve(SERVER, server_env={**os.environ, "PATH": str(tmp_path / "empty")})
+    client = await no_bwrap.start()
+    _read_actions_as_editors_do(client)
+    try:
+        await asyncio.wait_for(_initialize(client, ws, api, client_capabilities("neovim")), 30)
+        uri = open_document(client, ws / "stats.py")
+        finding = await _ai_finding(client, uri)
+        action = await _verify_action(client, uri, finding)
+
+        answer = await _run(client, action.command)
+
+        assert answer["outcome"] == "not-run", answer
+        said = client.messages[-1].message
+        assert "did not run" in said and "bubblewrap" in said and "unsandboxed" in said, said
+        (job,) = await _exec_jobs(client, uri)
+        assert job["state"] == "parked"
     finally:
         await _close(client)
 
