@@ -110,14 +110,17 @@ def _read_actions_as_editors_do(client: LanguageClient) -> None:
     converter.register_structure_hook(types.Command | types.CodeAction, structure)
 
 
-def _initialize(client: LanguageClient, ws: Path, api: FakeMessagesAPI, caps):
+def _initialize(
+    client: LanguageClient, ws: Path, api: FakeMessagesAPI, caps, execution: dict | None = None
+):
     endpoint = {"name": "gpu-box", "base_url": api.url, "model": "review-model"}
+    options = {"inference": {"endpoints": [endpoint]}, "execution": execution or {}}
     return client.initialize_session(
         types.InitializeParams(
             capabilities=caps,
             root_uri=ws.as_uri(),
             workspace_folders=[types.WorkspaceFolder(uri=ws.as_uri(), name=ws.name)],
-            initialization_options={"inference": {"endpoints": [endpoint]}},
+            initialization_options=options,
         )
     )
 
@@ -342,6 +345,41 @@ async def test_without_bubblewrap_nothing_runs_and_the_user_is_told_why(
         assert job["state"] == "parked"
     finally:
         await _close(client)
+
+
+async def test_with_the_gateway_up_the_tests_run_there(tmp_path: Path, api: FakeMessagesAPI):
+    """The same job goes to the execution gateway when one is configured and up (here a real
+    one on loopback, whose local backend runs it in its own sandbox)."""
+    from gateway_harness import TOKEN, make_config, serve_in_thread
+
+    from remote_exec.gateway.backends.local import LocalBackend
+
+    ws = _workspace(tmp_path)
+    api.script(tool_use("report_findings", {"findings": [_bug(BAD_FIX)]}))
+    config = make_config(tmp_path / "gateway")
+    backend = LocalBackend(Sandbox(), config.work_root, max_concurrency=2, gpus=[])
+    with serve_in_thread(config, backend) as url:
+        server = attrs.evolve(SERVER, server_env={**os.environ, "GANTRY_GATEWAY_TOKEN": TOKEN})
+        client = await server.start()
+        _read_actions_as_editors_do(client)
+        try:
+            gateway = {"url": url, "name": "gpu-gateway"}
+            await asyncio.wait_for(
+                _initialize(client, ws, api, client_capabilities("neovim"), {"gateway": gateway}),
+                30,
+            )
+            uri = open_document(client, ws / "stats.py")
+            finding = await _ai_finding(client, uri)
+            action = await _verify_action(client, uri, finding)
+
+            answer = await _run(client, action.command)
+
+            assert answer["outcome"] == "failed", answer
+            assert (answer["passed"], answer["failed"]) == (1, 1)
+            said = client.messages[-1].message
+            assert f"in the gateway {url}" in said and "assert None == 0.0" in said, said
+        finally:
+            await _close(client)
 
 
 # -- the rule and the bundle, on files ----------------------------------------------------

@@ -35,6 +35,8 @@ from remote_exec.jobs import ExecSpec
 MAX_BUNDLE_FILES = 1000
 MAX_BUNDLE_BYTES = 8 * MiB
 """The bundle's bounds (the gateway takes 2,000 files and a 32 MiB body, base64 included)."""
+MAX_TEST_FILES = 200
+"""Test files run at most (the first by path): each is an argument, and the gateway takes 256."""
 TIMEOUT_S = 120.0
 JUNIT = ".gantry-verify/junit.xml"
 """Where pytest writes its report inside the job: the counts and the first failure come from it."""
@@ -169,7 +171,7 @@ def plan(
             continue
         files[rel] = base64.b64encode(data).decode("ascii")
         size += len(data)
-    tests = [rel for rel in tests if rel in files]
+    tests = [rel for rel in tests if rel in files][:MAX_TEST_FILES]
     if path not in files or not tests:
         return Plan(name, (), left_out=left_out)
     # A src layout's packages import as they do once installed; the root's as from the root.

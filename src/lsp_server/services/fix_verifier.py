@@ -36,6 +36,7 @@ _QUEUE_SLACK_S = 120.0
 """How long past the job's own timeout the command waits (for a slot, a gateway): after that
 the job stays queued, and the user is told where to look."""
 _REMEMBERED = 32
+_STATES = {"pending": "queued", "leased": "running"}
 
 
 class FixVerifier:
@@ -185,7 +186,9 @@ class FixVerifier:
                 priority=Priority.INTERACTIVE,
                 max_attempts=2,
             )
-            stop = dispatcher.follow(job.id, lambda j: report(f"{files}: {j.state}", None))
+            stop = dispatcher.follow(
+                job.id, lambda j: report(f"{files}: {_STATES.get(j.state, j.state)}", None)
+            )
             try:
                 ended = await asyncio.wait_for(
                     dispatcher.ended(job.id), verify.TIMEOUT_S + _QUEUE_SLACK_S
