@@ -173,7 +173,8 @@ class FixVerifier:
             )
         from remote_exec.jobs import JobKind, Priority
 
-        files = ", ".join(plan.tests)
+        more = len(plan.tests) - 3
+        files = ", ".join(plan.tests[:3]) + (f" and {more} more" if more > 0 else "")
         digest = hashlib.sha256(snapshot.uri.encode()).hexdigest()[:16]
         async with self._status.progress(f"Gantry: verifying the fix to {what}") as report:
             report(f"running {files}", None)
@@ -203,7 +204,11 @@ class FixVerifier:
             finally:
                 stop()
         if ended.state != "done":
-            why = ended.error or f"the job ended {ended.state}"
+            why = ended.error or (
+                "a newer verification of the file replaced it"
+                if ended.state == "cancelled"
+                else f"the job ended {ended.state}"
+            )
             return self._tell(
                 "not-run", f"the tests covering {what} did not run: {why}", job=job.id
             )
