@@ -15,6 +15,7 @@ from pygls.lsp.server import LanguageServer
 from lsp_server.executors import Executors
 from lsp_server.review.local import LocalEngine
 from lsp_server.services.ai_reviewer import AiReviewer
+from lsp_server.services.fix_verifier import FixVerifier
 from lsp_server.services.folder_service import ClientSetup, FolderService
 from lsp_server.services.folders import Folders
 from lsp_server.services.publisher import Publisher
@@ -51,6 +52,15 @@ class Session:
         )
         self.ai_reviewer = AiReviewer(
             server, self.folders, self.publisher, self.status, self.executors, self.notify_user
+        )
+        self.verifier = FixVerifier(
+            server,
+            self.folders,
+            self.publisher,
+            self.status,
+            self.executors,
+            lambda: self.caps,
+            self.notify_user,
         )
         self.folder_service = FolderService(
             server, self.folders, self.status, self.executors, self.setup, self.notify_user

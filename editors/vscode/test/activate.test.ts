@@ -16,6 +16,7 @@ const SERVER_COMMANDS = [
   'gantry.reviewWorkspace',
   'gantry.queueStatus',
   'gantry.retryQueued',
+  'gantry.verifyFix',
   'gantry.generateTests',
 ];
 

@@ -145,7 +145,7 @@ describe('the real server over stdio', () => {
     });
     const caps = init.capabilities;
     assert.equal(caps.codeActionProvider.resolveProvider, true);
-    for (const id of ['gantry.dismissFinding', 'gantry.reviewFile', 'gantry.reviewWorkspace', 'gantry.queueStatus', 'gantry.retryQueued']) {
+    for (const id of ['gantry.dismissFinding', 'gantry.reviewFile', 'gantry.reviewWorkspace', 'gantry.queueStatus', 'gantry.retryQueued', 'gantry.verifyFix']) {
       assert.ok(caps.executeCommandProvider.commands.includes(id), id);
     }
     for (const id of caps.executeCommandProvider.commands) {

@@ -45,6 +45,15 @@ class ReviewPathsArgs:
 
 
 @attrs.frozen
+class VerifyFixArgs:
+    """Apply an AI finding's validated fix (unless the client applied it already) and run the
+    tests that cover its unit in the sandbox."""
+
+    uri: str
+    fingerprint: str
+
+
+@attrs.frozen
 class QueueStatusArgs:
     uri: str | None = None
     """A workspace folder, or a document in one: whose queue; the first folder's if omitted."""
@@ -63,6 +72,7 @@ COMMANDS: dict[str, type] = {
     "gantry.reviewFile": ReviewFileArgs,
     "gantry.reviewWorkspace": NoArgs,
     "gantry.reviewPaths": ReviewPathsArgs,
+    "gantry.verifyFix": VerifyFixArgs,
     "gantry.queueStatus": QueueStatusArgs,
     "gantry.retryQueued": RetryArgs,
 }

@@ -15,7 +15,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from lsp_server.contract import data as diagnostic_data
-from lsp_server.contract.commands import DismissArgs
+from lsp_server.contract.commands import DismissArgs, VerifyFixArgs
 from lsp_server.contract.converter import ContractError, structure, unstructure
 from lsp_server.convert import replacement_edit, workspace_edit
 from lsp_server.executors import Pool
@@ -25,6 +25,7 @@ from lsp_server.session import Session
 
 FIX_ALL = "source.fixAll.gantry"
 QUICKFIX = types.CodeActionKind.QuickFix.value
+VERIFY_TITLE = "Gantry: Apply and verify (run the tests that cover it)"
 
 
 @attrs.frozen
@@ -68,6 +69,26 @@ def _dismiss_action(finding: Finding, uri: str, verdict: str, title: str, diag) 
             command="gantry.dismissFinding",
             arguments=[unstructure(DismissArgs(uri, finding.fingerprint, verdict))],
         ),
+    )
+
+
+def _verify_action(
+    session: Session, snapshot: Snapshot, finding: Finding, diag
+) -> types.CodeAction:
+    """The command applies the fix itself through workspace/applyEdit; a client that cannot
+    be asked to gets the edit in the action too, which it applies before running the command."""
+    args = VerifyFixArgs(snapshot.uri, finding.fingerprint)
+    carry_edit = not session.caps.apply_edit
+    if carry_edit:
+        session.verifier.remember(snapshot, finding)
+    return types.CodeAction(
+        title=VERIFY_TITLE,
+        kind=QUICKFIX,
+        diagnostics=[diag],
+        command=types.Command(
+            title=VERIFY_TITLE, command="gantry.verifyFix", arguments=[unstructure(args)]
+        ),
+        data=unstructure(ActionData(snapshot.uri, finding.fingerprint)) if carry_edit else None,
     )
 
 
@@ -137,6 +158,8 @@ def register(server: LanguageServer, session: Session) -> None:
                             data=unstructure(ActionData(uri, finding.fingerprint)),
                         )
                     )
+                    if session.verifier.verifiable(finding, shown.snapshot):
+                        actions.append(_verify_action(session, shown.snapshot, finding, diag))
                 actions.append(
                     _dismiss_action(
                         finding, uri, "dismissed", f"Gantry: dismiss {finding.rule} here", diag

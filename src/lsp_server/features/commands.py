@@ -14,7 +14,13 @@ from pygls.uris import to_fs_path
 
 from lsp_server.analysis.languages import language_for_path
 from lsp_server.contract import commands
-from lsp_server.contract.commands import DismissArgs, NoArgs, ReviewFileArgs, ReviewPathsArgs
+from lsp_server.contract.commands import (
+    DismissArgs,
+    NoArgs,
+    ReviewFileArgs,
+    ReviewPathsArgs,
+    VerifyFixArgs,
+)
 from lsp_server.contract.converter import ContractError
 from lsp_server.services.reviewer import OnDiskReview
 from lsp_server.session import Session
@@ -89,6 +95,11 @@ def register(server: LanguageServer, session: Session) -> None:
             if any(f.fingerprint == params.fingerprint for f in other.findings):
                 session.publisher.republish(other.snapshot.uri)
         return {"fingerprint": params.fingerprint, "verdict": params.verdict}
+
+    @command(server, "gantry.verifyFix")
+    async def verify_fix(ls: LanguageServer, params: VerifyFixArgs) -> dict:
+        """ "Apply and verify": answers once the tests have run (or why they did not)."""
+        return await session.verifier.verify(params.uri, params.fingerprint)
 
     @command(server, "gantry.reviewFile")
     async def review_file(ls: LanguageServer, params: ReviewFileArgs) -> dict:
