@@ -16,6 +16,8 @@ from .jobs import DRIVER, Budget, RunJob, artifact_text, project_bundle, spec
 from .targets import Target
 
 ENGINES = ("hypothesis", "crosshair")
+MIN_ENGINE_S = 3.0
+"""Below this the engines are not started: an interpreter with Hypothesis loaded takes ~1 s."""
 
 
 @attrs.frozen
@@ -94,7 +96,7 @@ def ghostwriter(target: Target, run: RunJob, seconds: float, bundle: dict[str, s
     text = artifact_text(result, out)
     problem = None
     if text is None:
-        problem = _failure("hypothesis ghostwriter", result.state, result.stderr_tail)
+        problem = _failure("hypothesis ghostwriter", seconds, result.state, result.stderr_tail)
     return EngineRun(
         "hypothesis",
         tuple(split_tests(text or "", "hypothesis")),
@@ -129,15 +131,14 @@ def crosshair(target: Target, run: RunJob, seconds: float, bundle: dict[str, str
             found += split_tests(text, "crosshair", first=len(found) + 1)
     problem = None
     if len(result.artifacts) < len(outputs):
-        problem = _failure(
-            f"crosshair cover ({len(result.artifacts)} of {len(outputs)} targets finished)",
-            result.state,
-            result.stderr_tail,
-        )
+        what = f"crosshair cover finished {len(result.artifacts)} of {len(outputs)} symbols"
+        problem = _failure(what, seconds, result.state, result.stderr_tail)
     return EngineRun("crosshair", tuple(found), time.monotonic() - start, problem)
 
 
-def _failure(what: str, state: str, stderr: str) -> str:
+def _failure(what: str, seconds: float, state: str, stderr: str) -> str:
+    if state in ("succeeded", "timed_out"):
+        return f"{what}: out of time (its share of the budget: {seconds:.1f} s)"
     last = stderr.strip().splitlines()[-1:] or [state]
     return f"{what}: {state}: {last[0][:300]}"
 
@@ -152,8 +153,11 @@ def local_candidates(
 ) -> list[EngineRun]:
     """Each engine in turn, together within ``share`` of what is left of the budget
     (ghostwriter is quick and goes first; CrossHair's symbolic search takes what remains)."""
-    bundle = project_bundle(target)
     allowance = budget.share(share)
+    if allowance < MIN_ENGINE_S:
+        why = f"not run: the budget left the engines {allowance:.1f} s"
+        return [EngineRun(engine, (), 0.0, f"{engine}: {why}") for engine in engines]
+    bundle = project_bundle(target)
     end = time.monotonic() + allowance
     runs = []
     if "hypothesis" in engines:

@@ -156,6 +156,10 @@ class Funnel:
             if (first := shapes.setdefault(_shape(c), c)) is not c:
                 fates[c.id] = Outcome(c, Fate.DUPLICATE, detail=f"same test as {first.id}")
         unique = [c for c in candidates if c.id not in fates]
+        if not unique:  # nothing to run: the suite alone tells nothing about candidates
+            outcomes = tuple(fates[c.id] for c in candidates)
+            report = self._report(outcomes, None, None, time.monotonic() - start)
+            return FunnelResult(report, outcomes, (), None)
         prefix = "" if candidate_dir in ("", ".") else f"{candidate_dir}/"
         files = {f"{prefix}test_gantry_{c.id.replace('-', '_')}.py": c for c in unique}
         node_of = {f"{path}::{c.name}": c for path, c in files.items()}
