@@ -38,6 +38,14 @@ OFF_BY_ONE = Candidate(
     "def test_encode_counts_each_character():\n    assert encode_runs('aab') == [('a', 2), ('b', 1)]\n",
     ("from textutils import encode_runs",),
 )
+AGAIN = Candidate(
+    "hand-5",
+    "hand",
+    "test_clamp_inside_again",
+    "def test_clamp_inside_again():\n    assert clamp(3, 0, 10) == 3\n",
+    ("from textutils import clamp",),
+)
+"""Another test, but of what the suite's test_clamp_inside covers already."""
 NO_IMPORT = Candidate(
     "hand-3",
     "hand",
@@ -80,7 +88,7 @@ def target(project: Path) -> targets.Target:
 
 @pytest.fixture(scope="module")
 def engine_runs(target: targets.Target, run: jobs.RunJob) -> list[candidates.EngineRun]:
-    return candidates.local_candidates(target, run, jobs.Budget.of(40))
+    return candidates.local_candidates(target, run, jobs.Budget.of(60))
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +106,7 @@ def funnel(
     )
     return Funnel(run, reruns=5, seed=7)(
         target,
-        [*generated, FLAKY, OFF_BY_ONE, NO_IMPORT, duplicate],
+        [*generated, FLAKY, OFF_BY_ONE, NO_IMPORT, duplicate, AGAIN],
         jobs.Budget.of(60),
         candidate_dir="tests",
         suite=["tests/test_textutils.py"],
@@ -168,6 +176,7 @@ def test_every_step_is_a_sandboxed_job(funnel: FunnelResult, jobs_run: list[Exec
     # Two engines, then collect, reruns and coverage: nothing ran but through the runner.
     assert len(jobs_run) == 5
     assert all(spec.argv[0] == "python" and spec.timeout_s <= 60 for spec in jobs_run)
+    assert all(spec.env.keys() <= {"PYTHONPATH", "NO_COLOR"} for spec in jobs_run)
 
 
 def test_the_flaky_candidate_is_never_kept(funnel: FunnelResult) -> None:
@@ -193,9 +202,10 @@ def test_a_duplicate_is_dropped_before_it_runs(funnel: FunnelResult) -> None:
 
 
 def test_redundant_tests_are_dropped(funnel: FunnelResult) -> None:
-    # CrossHair covers clamp's paths more than once over; the suite already covers some.
+    again = outcome(funnel, "hand-5")
+    assert (again.fate, again.passes, again.adds) == (Fate.REDUNDANT, 5, 0)
     redundant = [o for o in funnel.outcomes if o.fate == Fate.REDUNDANT]
-    assert redundant and all(o.passes == 5 and o.adds == 0 for o in redundant)
+    assert all(o.passes == 5 and o.adds == 0 for o in redundant)
 
 
 def test_failing_assertions_are_possible_bugs(funnel: FunnelResult) -> None:

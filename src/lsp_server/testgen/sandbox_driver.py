@@ -143,6 +143,9 @@ def crosshair(args):
             break
         argv = [sys.executable, "-m", "crosshair", "cover", target]
         argv += ["--example_output_format=pytest", f"--per_condition_timeout={share * 0.7:.1f}"]
+        # Stop once 50 paths in a row found no new coverage: a loop over a string has endless
+        # paths, and without this its search takes the whole share (8 s instead of 2 here).
+        argv += ["--max_uninteresting_iterations=50"]
         path = os.path.join(args.out_dir, f"{index:03d}.py")
         with open(path + ".part", "w", encoding="utf-8") as out:
             finished = _run_bounded(argv, share, stdout=out)
