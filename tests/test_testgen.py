@@ -5,6 +5,7 @@ step is a sandboxed exec job running real pytest and coverage.py."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -233,3 +234,26 @@ def test_the_report_counts_every_stage(funnel: FunnelResult) -> None:
     assert counts[0] == len(funnel.outcomes)
     assert counts[0] - counts[-1] == sum(n for _, n in report.dropped)
     assert dict(report.dropped)["flaky"] == 1 and dict(report.dropped)["duplicate"] == 1
+
+
+def test_garbled_job_output_keeps_nothing(target: targets.Target) -> None:
+    # Job output is written by the code under test: what does not parse is not believed.
+    garbage = {
+        name: jobs.text_file('{"nodeid": ["x"]}\nnot json\n{"collected": 3}\n[1]\n')
+        for name in ["collect.jsonl", "coverage.json", "contexts.json"]
+        + [f"runs/run{i}.jsonl" for i in range(5)]
+    }
+
+    def scribbled(spec: ExecSpec) -> ExecResult:
+        return ExecResult("succeeded", 0, artifacts={a: garbage[a] for a in spec.artifacts})
+
+    result = Funnel(scribbled)(
+        target, [OFF_BY_ONE, FLAKY], jobs.Budget.of(10), candidate_dir="tests"
+    )
+    assert not result.kept and not result.possible_bugs
+    assert {o.fate for o in result.outcomes} == {Fate.NOT_COLLECTED}
+    # Collected, then nothing believable from the reruns: unverified, never kept.
+    node = "tests/test_gantry_hand_2.py::test_encode_counts_each_character"
+    garbage["collect.jsonl"] = jobs.text_file(json.dumps({"collected": node}) + "\n")
+    result = Funnel(scribbled)(target, [OFF_BY_ONE], jobs.Budget.of(10), candidate_dir="tests")
+    assert [o.fate for o in result.outcomes] == [Fate.UNVERIFIED] and not result.kept

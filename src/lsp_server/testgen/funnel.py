@@ -126,7 +126,16 @@ def _shape(candidate: Candidate) -> str:
 
 
 def _events(text: str | None) -> list[dict]:
-    return [json.loads(line) for line in (text or "").splitlines() if line.strip()]
+    """The driver's JSON lines; the job wrote them, so a garbled line is skipped, not trusted."""
+    events = []
+    for line in (text or "").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
 
 
 class Funnel:
@@ -220,11 +229,11 @@ class Funnel:
             spec(target, bundle, argv, timeout_s=budget.share(0.2), artifacts=[report])
         )
         events = _events(artifact_text(result, report))
-        collected = {e["collected"] for e in events if "collected" in e}
+        collected = {e["collected"] for e in events if isinstance(e.get("collected"), str)}
         errors = {
-            e["collect_error"]: _last_line(e.get("longrepr", ""))
+            e["collect_error"]: _last_line(str(e.get("longrepr", "")))
             for e in events
-            if "collect_error" in e
+            if isinstance(e.get("collect_error"), str)
         }
         return collected, errors
 
@@ -256,10 +265,11 @@ class Funnel:
             events = _events(artifact_text(result, path))
             this_run: dict[str, dict] = {}
             for e in events:
-                if "nodeid" in e:
+                if isinstance(e.get("nodeid"), str):
                     merged = this_run.setdefault(e["nodeid"], {"passed": True})
-                    if e["outcome"] != "passed":
-                        merged.update(passed=False, **e)
+                    if e.get("outcome") != "passed":
+                        merged.update(e)
+                        merged["passed"] = False
             for node, record in this_run.items():
                 per_node.setdefault(node, []).append(record)
         return per_node
@@ -278,10 +288,10 @@ class Funnel:
                 c, Fate.FLAKY, passes, len(runs), f"passed {passes} of {len(runs)}"
             ), None
         if all(r.get("assertion") for r in failures):
-            bug = possible_bugs.from_failure(c, failures[0].get("longrepr", ""), len(failures))
+            bug = possible_bugs.from_failure(c, str(failures[0].get("longrepr", "")), len(failures))
             return Outcome(c, Fate.FAILING, 0, len(runs), bug.assertion.splitlines()[0]), bug
         exc = failures[0].get("exception") or failures[0].get("outcome", "failed")
-        detail = f"{exc}: {_last_line(failures[0].get('longrepr', ''))}"
+        detail = f"{exc}: {_last_line(str(failures[0].get('longrepr', '')))}"
         return Outcome(c, Fate.ERROR, 0, len(runs), detail), None
 
     def _cover(
@@ -308,17 +318,22 @@ class Funnel:
         contexts_text = artifact_text(result, "contexts.json")
         if report_text is None or contexts_text is None:
             return None, None, {}, None
-        files = json.loads(report_text)["files"]
-        if not files:
-            return None, None, {}, report_text
-        measured = next(iter(files.values()))
-        lines = set(measured["executed_lines"]) | set(measured["missing_lines"])
-        branches = {tuple(b) for b in measured["executed_branches"] + measured["missing_branches"]}
-        per_test = {
-            node: {("line", n) for n in data["lines"] if n in lines}
-            | {("branch", *a) for a in map(tuple, data["arcs"]) if a in branches}
-            for node, data in json.loads(contexts_text).items()
-        }
+        try:
+            files = json.loads(report_text)["files"]
+            if not files:
+                return None, None, {}, report_text
+            measured = next(iter(files.values()))
+            lines = set(measured["executed_lines"]) | set(measured["missing_lines"])
+            branches = {
+                tuple(b) for b in measured["executed_branches"] + measured["missing_branches"]
+            }
+            per_test = {
+                node: {("line", n) for n in data["lines"] if n in lines}
+                | {("branch", *a) for a in map(tuple, data["arcs"]) if a in branches}
+                for node, data in json.loads(contexts_text).items()
+            }
+        except (ValueError, KeyError, TypeError, AttributeError, StopIteration):
+            return None, None, {}, None  # not what the driver writes: nothing is measured
         covered: set = set().union(*(per_test.get(n, set()) for n in suite_ids))
         before = _count(covered, len(lines), len(branches))
         adds: dict[str, int] = {}
