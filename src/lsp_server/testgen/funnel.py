@@ -158,8 +158,6 @@ class Funnel:
         test files they run among."""
         start = time.monotonic()
         fates: dict[str, Outcome] = {}
-        bundle = project_bundle(target)
-
         shapes: dict[str, Candidate] = {}
         for c in candidates:
             if (first := shapes.setdefault(_shape(c), c)) is not c:
@@ -172,7 +170,10 @@ class Funnel:
         prefix = "" if candidate_dir in ("", ".") else f"{candidate_dir}/"
         files = {f"{prefix}test_gantry_{c.id.replace('-', '_')}.py": c for c in unique}
         node_of = {f"{path}::{c.name}": c for path, c in files.items()}
-        bundle = {**bundle, **{p: text_file(c.module_text()) for p, c in files.items()}}
+        bundle = {
+            **project_bundle(target),
+            **{p: text_file(c.module_text()) for p, c in files.items()},
+        }
 
         collected, errors = self._collect(target, bundle, [*files, *suite], budget)
         suite_ids = sorted(n for n in collected if n.split("::")[0] not in files)
