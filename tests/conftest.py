@@ -10,3 +10,6 @@ import tempfile
 # trusted workspaces (config) all go to a temporary home.
 for variable in ("XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
     os.environ[variable] = tempfile.mkdtemp(prefix=f"gantry-test-{variable.lower()}-")
+
+collect_ignore = ["data"]
+"""Projects under data/ are inputs (test generation's fixture has a test suite of its own)."""

@@ -17,10 +17,11 @@ import argparse
 from collections.abc import Sequence
 
 from lsp_server import __version__
-from lsp_server.cli import check, doctor, eval, gateway, index, queue, serve, trust
+from lsp_server.cli import check, doctor, eval, gateway, index, queue, serve, testgen, trust
 
 COMMANDS = {
-    command.NAME: command for command in (serve, check, eval, trust, index, queue, doctor, gateway)
+    command.NAME: command
+    for command in (serve, check, testgen, eval, trust, index, queue, doctor, gateway)
 }
 """In the order `gantry --help` lists them."""
 

@@ -1,0 +1,113 @@
+"""`gantry testgen FILE[::SYMBOL]`: generate tests for a module or one of its functions or
+classes, keep those that pass every rerun in the sandbox and add coverage, and print them with
+the funnel's counts, or (--write) merge them into the project's own test file."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "testgen"
+ENGINE_CHOICES = ("local", "model", "all")
+
+
+class Args(argparse.Namespace):
+    target: str
+    write: bool
+    json: bool
+    engines: str
+    budget: float
+    reruns: int
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        NAME,
+        help="generate tests validated in the sandbox",
+        description="Generate candidate tests, run them in the sandbox, keep those that pass "
+        "every rerun and add coverage; a candidate whose assertion fails is shown as a "
+        "possible bug. Exit 0 when it ran, whatever it kept; 2 on usage errors.",
+    )
+    parser.add_argument("target", metavar="FILE[::SYMBOL]")
+    parser.add_argument("--write", action="store_true", help="merge kept tests into the project")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--engines",
+        choices=ENGINE_CHOICES,
+        default="local",
+        help="local: Hypothesis and CrossHair (no model needed); model or all: also a model",
+    )
+    parser.add_argument(
+        "--budget", type=_positive, default=120.0, metavar="SECONDS", help="wall clock in all"
+    )
+    parser.add_argument("--reruns", type=int, default=5, choices=range(1, 21), metavar="N")
+
+
+def run(args: Args) -> int:
+    import sys
+    from pathlib import Path
+
+    from lsp_server.config import load_settings
+    from lsp_server.testgen.jobs import Budget, local_runner
+    from lsp_server.testgen.targets import TargetError, resolve
+
+    budget = Budget.of(args.budget)  # the clock starts here: the user's whole wait is budgeted
+    try:
+        target = resolve(args.target)
+    except TargetError as exc:
+        print(f"gantry testgen: {exc}", file=sys.stderr)
+        return 2
+    settings = load_settings(target.root).settings
+    notes = []
+    if args.engines != "local":
+        why = (
+            "model candidates are not built yet"
+            if settings.inference.endpoints
+            else "no model is configured"
+        )
+        notes.append(f"only the local engines (Hypothesis, CrossHair) ran: {why}")
+    from lsp_server.testgen.generate import generate
+    from remote_exec.sandbox import SandboxUnavailable
+
+    try:
+        generated = generate(
+            target,
+            local_runner(unsandboxed=settings.execution.unsandboxed),
+            budget,
+            reruns=args.reruns,
+            ruff=_ruff(settings),
+        )
+    except SandboxUnavailable as exc:
+        print(f"gantry testgen: nothing ran: {exc}", file=sys.stderr)
+        return 1
+    for engine_run in generated.engine_runs:
+        if engine_run.problem:
+            notes.append(engine_run.problem)
+    written = None
+    if args.write and generated.placement is not None:
+        placement = generated.placement
+        placement.path.parent.mkdir(parents=True, exist_ok=True)
+        placement.path.write_text(placement.text, encoding="utf-8")
+        written = placement.path
+    from lsp_server.testgen import render
+
+    if args.json:
+        print(render.as_json(generated, notes, written, Path.cwd()))
+    else:
+        print(render.as_text(generated, notes, written, Path.cwd()))
+    return 0
+
+
+def _ruff(settings) -> str | None:  # settings: Settings, imported lazily
+    from lsp_server.review.ruff_engine import RuffUnavailable, find_ruff
+
+    try:
+        return find_ruff(settings)
+    except RuffUnavailable:
+        return None
