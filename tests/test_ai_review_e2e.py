@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ai_fixtures import AVERAGE, division_bug
+from fake_messages_api import FakeMessagesAPI, text, tool_use
 from lsp_harness import (
     CLIENTS,
     SERVER,
@@ -25,35 +25,8 @@ from lsp_harness import (
 from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities
 
-sys.path.insert(0, str(Path(__file__).parent / "remote"))
-from fake_messages_api import FakeMessagesAPI, text, tool_use
-
-SOURCE = """\
-def average(values):
-    total = 0
-    for value in values:
-        total += value
-    return total / len(values)
-"""
-BUG = {
-    "start_line": 5,
-    "end_line": 5,
-    "severity": "warning",
-    "category": "bug",
-    "message": "Division by zero when values is empty",
-    "rationale": "len(values) is 0 for an empty list.",
-    "confidence": 0.9,
-    "fix": {
-        "search": "return total / len(values)",
-        "replace": "return total / len(values) if values else 0.0",
-    },
-}
-
-
-@pytest.fixture
-def api() -> Iterator[FakeMessagesAPI]:
-    with FakeMessagesAPI() as server:
-        yield server
+SOURCE = AVERAGE
+BUG = division_bug()
 
 
 def _options(api: FakeMessagesAPI) -> dict:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 import pytest
+from ai_fixtures import AVERAGE, GOOD_FIX, division_bug
+from fake_messages_api import FakeMessagesAPI, tool_use
 from lsp_harness import (
     SERVER,
     apply_text_edits,
@@ -29,16 +29,7 @@ from pytest_lsp import LanguageClient, client_capabilities
 from lsp_server.features.code_actions import VERIFY_TITLE
 from remote_exec.sandbox import Sandbox
 
-sys.path.insert(0, str(Path(__file__).parent / "remote"))
-from fake_messages_api import FakeMessagesAPI, tool_use
-
-STATS = """\
-def average(values):
-    total = 0
-    for value in values:
-        total += value
-    return total / len(values)
-"""
+STATS = AVERAGE
 TESTS = """\
 from stats import average
 
@@ -57,20 +48,6 @@ def median(values):
 """
 
 
-def _bug(replace: str, search: str = "return total / len(values)", line: int = 5) -> dict:
-    return {
-        "start_line": line,
-        "end_line": line,
-        "severity": "warning",
-        "category": "bug",
-        "message": "Division by zero when values is empty",
-        "rationale": "len(values) is 0 for an empty list.",
-        "confidence": 0.9,
-        "fix": {"search": search, "replace": replace},
-    }
-
-
-GOOD_FIX = "return total / len(values) if values else 0.0"
 BAD_FIX = "return total / len(values) if values else None"
 
 
@@ -78,12 +55,6 @@ BAD_FIX = "return total / len(values) if values else None"
 def bubblewrap() -> None:
     if (problem := Sandbox().check()) is not None:
         pytest.fail(f"the local sandbox cannot run here: {problem}")
-
-
-@pytest.fixture
-def api() -> Iterator[FakeMessagesAPI]:
-    with FakeMessagesAPI() as server:
-        yield server
 
 
 def _workspace(tmp_path: Path) -> Path:
@@ -201,7 +172,7 @@ async def test_apply_and_verify_applies_the_fix_and_the_covering_tests_pass(
     tmp_path: Path, api: FakeMessagesAPI, editor: str
 ):
     ws = _workspace(tmp_path)
-    api.script(tool_use("report_findings", {"findings": [_bug(GOOD_FIX)]}))
+    api.script(tool_use("report_findings", {"findings": [division_bug()]}))
     client = await _session(ws, api, client_capabilities(editor))
     try:
         uri = open_document(client, ws / "stats.py")
@@ -239,7 +210,7 @@ async def test_a_fix_that_breaks_a_covering_test_says_which_and_the_assertion(
     tmp_path: Path, api: FakeMessagesAPI
 ):
     ws = _workspace(tmp_path)
-    api.script(tool_use("report_findings", {"findings": [_bug(BAD_FIX)]}))
+    api.script(tool_use("report_findings", {"findings": [division_bug(replace=BAD_FIX)]}))
     client = await _session(ws, api, client_capabilities("neovim"))
     try:
         uri = open_document(client, ws / "stats.py")
@@ -267,8 +238,8 @@ async def test_a_unit_no_test_mentions_runs_nothing_and_says_so(
     tmp_path: Path, api: FakeMessagesAPI
 ):
     ws = _workspace(tmp_path)
-    bug = _bug(
-        "return ordered[len(ordered) // 2] if ordered else None",
+    bug = division_bug(
+        replace="return ordered[len(ordered) // 2] if ordered else None",
         search="return ordered[len(ordered) // 2]",
         line=3,
     )
@@ -296,7 +267,7 @@ async def test_a_client_without_apply_edit_gets_the_edit_in_the_action(
 ):
     """It applies the action's edit, then runs the command: the tests run on that text."""
     ws = _workspace(tmp_path)
-    api.script(tool_use("report_findings", {"findings": [_bug(GOOD_FIX)]}))
+    api.script(tool_use("report_findings", {"findings": [division_bug()]}))
     caps = client_capabilities("neovim")
     caps.workspace.apply_edit = False
     client = await _session(ws, api, caps)
@@ -326,7 +297,7 @@ async def test_without_bubblewrap_nothing_runs_and_the_user_is_told_why(
     """No bwrap on the server's PATH and no `unsandboxed` setting: the job is parked, not run
     some other way, and the message says what to install."""
     ws = _workspace(tmp_path)
-    api.script(tool_use("report_findings", {"findings": [_bug(GOOD_FIX)]}))
+    api.script(tool_use("report_findings", {"findings": [division_bug()]}))
     no_bwrap = attrs.evolve(SERVER, server_env={**os.environ, "PATH": str(tmp_path / "empty")})
     client = await no_bwrap.start()
     _read_actions_as_editors_do(client)
@@ -355,7 +326,7 @@ async def test_with_the_gateway_up_the_tests_run_there(tmp_path: Path, api: Fake
     from remote_exec.gateway.backends.local import LocalBackend
 
     ws = _workspace(tmp_path)
-    api.script(tool_use("report_findings", {"findings": [_bug(BAD_FIX)]}))
+    api.script(tool_use("report_findings", {"findings": [division_bug(replace=BAD_FIX)]}))
     config = make_config(tmp_path / "gateway")
     backend = LocalBackend(Sandbox(), config.work_root, max_concurrency=2, gpus=[])
     with serve_in_thread(config, backend) as url:

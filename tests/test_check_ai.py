@@ -8,13 +8,11 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent / "remote"))
+from ai_fixtures import division_bug
 from fake_messages_api import FakeMessagesAPI, hang, tool_use
 
 SARIF_SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0-schema.json").read_text())
@@ -29,25 +27,9 @@ def average(values):
 """
 PLACEHOLDER = "<<gantry:secret:1>>"
 """What redaction makes of TOKEN in the one unit sent: the model sees and quotes only this."""
-BUG = {
-    "start_line": 6,
-    "end_line": 6,
-    "severity": "warning",
-    "category": "bug",
-    "message": "Division by zero when values is empty",
-    "rationale": f"len(values) is 0 for an empty list; and {PLACEHOLDER} is printed.",
-    "confidence": 0.9,
-    "fix": {
-        "search": "return total / len(values)",
-        "replace": "return total / len(values) if values else 0.0",
-    },
-}
-
-
-@pytest.fixture
-def api() -> Iterator[FakeMessagesAPI]:
-    with FakeMessagesAPI() as server:
-        yield server
+BUG = division_bug(
+    line=6, rationale=f"len(values) is 0 for an empty list; and {PLACEHOLDER} is printed."
+)
 
 
 @pytest.fixture

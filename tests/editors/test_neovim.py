@@ -157,22 +157,10 @@ def test_neovim_plugin_runs_and_reads_nothing_of_a_hostile_project(tmp_path: Pat
 def test_neovim_sees_an_ai_finding_and_applies_its_fix(tmp_path: Path) -> None:
     """tests/ai.lua: the endpoint from the user's Neovim settings, the scripted Messages-API
     server on loopback as the model; a save, the gantry-ai diagnostic, hover, the fix applied."""
-    sys.path.insert(0, str(REPO / "tests" / "remote"))
+    from ai_fixtures import division_bug
     from fake_messages_api import FakeMessagesAPI, tool_use
 
-    bug = {
-        "start_line": 5,
-        "end_line": 5,
-        "severity": "warning",
-        "category": "bug",
-        "message": "Division by zero when values is empty",
-        "rationale": "len(values) is 0 for an empty list.",
-        "confidence": 0.9,
-        "fix": {
-            "search": "return total / len(values)",
-            "replace": "return total / len(values) if values else 0.0",
-        },
-    }
+    bug = division_bug()
     server = json.dumps([str(Path(sys.executable).parent / "gantry"), "serve"])
     with FakeMessagesAPI() as api:
         api.script(tool_use("report_findings", {"findings": [bug]}))
