@@ -183,6 +183,10 @@ def test_what_the_server_sends_and_accepts_over_stdio_fits_the_schemas(tmp_path:
         assert "gantry.dismissFinding: invalid arguments" in error["message"]
         assert "$.fingerprint" in error["message"]
 
+        # The status is coalesced and indexing may still run: wait for "ready" (bounded).
+        raw.wait_for(
+            lambda m: m.get("method") == "gantry/status" and m["params"]["state"] == "ready", 60
+        )
         statuses = [m["params"] for m in raw.messages() if m.get("method") == "gantry/status"]
         assert {params["state"] for params in statuses} >= {"busy", "ready"}
         status = validator("status.json")
