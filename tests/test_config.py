@@ -138,3 +138,20 @@ def test_client_only_keys_are_not_ours(tmp_path: Path):
         tmp_path, {"server": {"command": ["gantry", "serve"]}, "trace": {"server": "off"}}
     )
     assert settings == Settings() and problems == []
+
+
+def test_a_repository_cannot_inflate_what_ai_review_spends(tmp_path: Path):
+    """A cloned repository may tune AI review (its settings are not restricted), but within
+    bounds: tokens are the user's money."""
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.gantry.inference]\ncontext_budget = 100000000\nmax_per_unit = 1000\n"
+        "min_confidence = 0.8\n"
+    )
+    settings, problems = load_settings(tmp_path)
+    assert settings.inference.context_budget == 2000
+    assert settings.inference.max_per_unit == 5
+    assert settings.inference.min_confidence == 0.8
+    assert [p.split(":")[0] for p in problems] == [
+        "inference.context_budget",
+        "inference.max_per_unit",
+    ]

@@ -54,13 +54,18 @@ class InferenceSettings:
     """Tried in order."""
     privacy: PrivacyPolicy = attrs.field(default="self-hosted-only", metadata=USER_ONLY)
     """Whether code may be sent to `cloud` endpoints at all."""
-    context_budget: int = attrs.field(default=2000, validator=attrs.validators.ge(0))
+    # Bounded: a cloned repository may set these, and tokens are the user's money.
+    context_budget: int = attrs.field(
+        default=2000, validator=[attrs.validators.ge(0), attrs.validators.le(32_000)]
+    )
     """Tokens of context (definitions, callers, tests) sent with each unit under review."""
     min_confidence: float = attrs.field(
         default=0.5, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)]
     )
     """AI findings the model is less sure of are not shown."""
-    max_per_unit: int = attrs.field(default=5, validator=attrs.validators.ge(0))
+    max_per_unit: int = attrs.field(
+        default=5, validator=[attrs.validators.ge(0), attrs.validators.le(50)]
+    )
     """At most this many AI findings per function, method, class or block, most confident first."""
     exclude: list[str] = attrs.field(factory=list, metadata=ADDITIVE)
     """gitignore-style globs of files whose content never leaves the machine, on top of the
