@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Any
 
 import pytest
 
-from lsp_server.store import Store, Verdict
+from lsp_server.store import Store, Verdict, db
+from lsp_server.store.db import connect, diagnose
+from lsp_server.store.schema import migrate
 from remote_exec.queue import JobQueue
 
 WORKERS = 4
@@ -100,3 +103,32 @@ def test_concurrent_enqueues_from_processes_never_raise(tmp_path: Path) -> None:
     for round_ in range(rounds):
         with JobQueue(tmp_path / f"round-{round_}" / "queue.db") as queue:
             assert sum(queue.counts().values()) == WORKERS * THREADS * JOBS_PER_THREAD
+
+
+def test_a_store_migrated_while_it_is_being_diagnosed_is_not_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race behind a rare CI failure, made deterministic: another process commits the whole
+    migration between two of the checker's reads. Read outside one snapshot, the checker saw
+    "no mark" then "all of Gantry's tables" and moved a healthy store aside."""
+    path = tmp_path / "store.db"
+    creator = connect(path)  # the other process: WAL file created, not yet migrated
+    real_connect = sqlite3.connect
+
+    def connect_then_migrate_midway(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = real_connect(*args, **kwargs)
+
+        def trace(statement: str) -> None:
+            if "user_version" in statement and not creator.in_transaction:
+                migrate(creator)
+
+        conn.set_trace_callback(trace)
+        return conn
+
+    monkeypatch.setattr(db.sqlite3, "connect", connect_then_migrate_midway)
+    try:
+        assert diagnose(path) is None
+    finally:
+        monkeypatch.undo()
+        creator.close()
+    assert not list(tmp_path.glob("*.corrupt-*"))

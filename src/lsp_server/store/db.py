@@ -113,8 +113,13 @@ def diagnose(path: Path, *, thorough: bool = True) -> str | None:
 
 def _diagnose_database(path: Path, marked: bool, thorough: bool) -> str | None:
     with contextlib.closing(
-        sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None
+        )
     ) as conn:
+        # One read transaction, one snapshot: another process may commit its migrations between
+        # two statements, and "no mark yet" with "all of Gantry's tables" reads as damage.
+        conn.execute("BEGIN")
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
