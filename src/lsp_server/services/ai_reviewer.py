@@ -28,6 +28,7 @@ from lsp_server.review.local import LocalEngine
 from lsp_server.services.folders import Folder, Folders
 from lsp_server.services.publisher import Publisher
 from lsp_server.services.status import StatusReporter
+from lsp_server.tasks import TaskSet
 
 log = logging.getLogger("gantry.ai")
 SOURCE = ai.ENGINE
@@ -47,13 +48,13 @@ class _Document:
     ask_model: bool = False
     jobs: dict[str, int] = attrs.Factory(dict)
     """Queue job ids by cache key, of the answers still awaited."""
-    asking: set[asyncio.Task] = attrs.Factory(set)
+    asking: TaskSet = attrs.Factory(lambda: TaskSet(log))
+    """The waits for those answers: apart from `task`, so that edits made while the model is
+    slow or down are still reviewed from the cache (and cancel what they supersede)."""
     quiet: asyncio.TimerHandle | None = None
     """A review from the cache, due once typing pauses."""
     offered: dict[str, tuple[Finding, SuggestedFix]] = attrs.Factory(dict)
     """The fixes last offered, by fingerprint: one found applied is an "accepted" verdict."""
-    """The waits for those answers: apart from `task`, so that edits made while the model is
-    slow or down are still reviewed from the cache (and cancel what they supersede)."""
 
 
 class AiReviewer:
@@ -75,7 +76,8 @@ class AiReviewer:
         self._documents: dict[str, _Document] = {}
         self._on_disk: list[_Document] = []
         """The files on disk under review, for the count of answers awaited."""
-        self._waits: set[asyncio.Task] = set()
+        self._waits = TaskSet(log)
+        """Verdict writes and job cancellations: nothing awaits them."""
 
     @property
     def waiting(self) -> int:
@@ -117,9 +119,9 @@ class AiReviewer:
         if document is not None:
             if document.quiet is not None:
                 document.quiet.cancel()
-            for task in (document.task, *document.asking):
-                if task is not None:
-                    task.cancel()
+            if document.task is not None:
+                document.task.cancel()
+            document.asking.cancel()
             self._cancel_jobs(self._folders.for_uri(uri), list(document.jobs.values()))
 
     async def _run(self, uri: str, document: _Document) -> None:
@@ -239,9 +241,7 @@ class AiReviewer:
         ]
         if not detach:
             return await self._asking(asks)
-        task = asyncio.create_task(self._detached(snapshot.uri, asks))
-        document.asking.add(task)
-        task.add_done_callback(document.asking.discard)
+        document.asking.spawn(self._detached(snapshot.uri, asks), f"AI review of {snapshot.uri}")
         return []
 
     async def _asking(self, asks: list) -> list[str]:
@@ -370,11 +370,10 @@ class AiReviewer:
                 verdict = Verdict(
                     fingerprint, "accepted", finding.rule, snapshot.path, finding.message
                 )
-                task = asyncio.create_task(
-                    self._executors.background.run(folder.store.set_verdict, verdict)
+                self._waits.spawn(
+                    self._executors.background.run(folder.store.set_verdict, verdict),
+                    f"storing the accepted fix {fingerprint}",
                 )
-                self._waits.add(task)
-                task.add_done_callback(self._waits.discard)
 
     def _current(self, snapshot: Snapshot) -> bool:
         """Whether an open document's snapshot is its text now (one on disk always is)."""
@@ -406,9 +405,7 @@ class AiReviewer:
             for job in jobs:
                 await remote.cancel(job)
 
-        task = asyncio.create_task(cancel())
-        self._waits.add(task)
-        task.add_done_callback(self._waits.discard)
+        self._waits.spawn(cancel(), f"cancelling {len(jobs)} superseded AI review job(s)")
 
     def _report(self) -> None:
         self._status.ai_waiting = self.waiting

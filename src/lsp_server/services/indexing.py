@@ -16,6 +16,7 @@ from lsp_server.analysis.languages import EXTENSIONS
 from lsp_server.executors import Pool
 from lsp_server.services.folders import Folder
 from lsp_server.services.status import StatusReporter
+from lsp_server.tasks import TaskSet
 
 log = logging.getLogger("gantry.indexing")
 
@@ -39,7 +40,7 @@ class IndexerService:
         self._busy = threading.Lock()  # held by the thread that indexes
         self._full: asyncio.Task | None = None
         self._lock = asyncio.Lock()  # one indexing pass at a time: the store has one writer
-        self._tasks: set[asyncio.Task] = set()  # the loop keeps only weak references
+        self._saves = TaskSet(log)
 
     def _indexer(self):
         """Called in a thread: the indexer's modules take tens of ms to import."""
@@ -81,9 +82,7 @@ class IndexerService:
             return index(*args)
 
     def saved(self, path: Path) -> None:
-        task = asyncio.create_task(self.index_paths([path]))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._saves.spawn(self.index_paths([path]), f"indexing {path}")
 
     async def _index_all(self) -> None:
         status = self._status
