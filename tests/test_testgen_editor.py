@@ -28,7 +28,7 @@ from remote_exec.sandbox import Sandbox
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 FIXTURE = Path(__file__).parent / "data" / "testgen" / "project"
-SETTINGS = "\n[tool.gantry.testgen]\nbudget_seconds = 45\nreruns = 3\n"
+SETTINGS = "\n[tool.gantry.testgen]\nbudget_seconds = 60\nreruns = 3\n"
 RUN_WAIT_S = 150
 
 
