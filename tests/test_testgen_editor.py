@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -303,10 +305,28 @@ async def test_the_planted_off_by_one_is_a_possible_bug_diagnostic(
     assert "Gantry: add as expected-failure test" in titles
     assert "Gantry: dismiss possible-bug here" in titles
 
-    # The client refuses the edit this time: the server writes the test file itself.
-    test_file = project / "tests" / "test_textutils.py"
-    before = test_file.read_text()
     command = titles["Gantry: add as expected-failure test"].command
+    test_file = project / "tests" / "test_textutils.py"
+    theirs = (FIXTURE / "tests" / "test_textutils.py").read_text()
+
+    # No test file yet: a CreateFile and its text; the client leaves it unsaved, the server
+    # writes it.
+    test_file.unlink()
+    client.applied_edits.clear()
+    result = await _execute(client, command.command, command.arguments)
+    assert result["outcome"] == "done" and result["delivered"] == "edit", result
+    changes = client.applied_edits[-1].document_changes
+    assert isinstance(changes[0], types.CreateFile) and changes[0].uri == test_file.as_uri()
+    created = test_file.read_text()
+    assert "@pytest.mark.xfail(strict=True" in created
+    assert created.count("def test_roundtrip_encode_runs_decode_runs(") == 1
+    # Asked again: it is there already, whatever its layout.
+    again = await _execute(client, command.command, command.arguments)
+    assert again["outcome"] == "already-there", again
+    assert test_file.read_text() == created
+
+    # The client refuses the edit: the server writes the file itself.
+    test_file.write_text(theirs)
     client.refuse_edits = True
     try:
         result = await _execute(client, command.command, command.arguments)
@@ -314,9 +334,22 @@ async def test_the_planted_off_by_one_is_a_possible_bug_diagnostic(
         client.refuse_edits = False
     assert result["outcome"] == "done" and result["delivered"] == "written", result
     after = test_file.read_text()
-    assert after.startswith(before.split("\n\n\n", 1)[0])  # its imports kept first
+    assert after.startswith("import pytest\n")
+    assert theirs.split("\n\n\n", 1)[1].strip() in after  # their tests, untouched
     assert "@pytest.mark.xfail(strict=True" in after
-    assert after.count("def test_roundtrip_encode_runs_decode_runs(") == 1
+    # A working test file: their tests pass, the possible bug fails as expected.
+    check = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(project)},
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout
+    assert "2 passed, 1 xfailed" in check.stdout
 
     dismiss = titles["Gantry: dismiss possible-bug here"].command
     await _execute(client, dismiss.command, dismiss.arguments)

@@ -7,6 +7,7 @@ file it took off the disk.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import hashlib
 import logging
@@ -87,6 +88,11 @@ class TestGeneration:
         self._notify_user = notify_user
         self._running: dict[tuple[str, str], threading.Event] = {}
         self._bugs: dict[str, dict[str, _Bug]] = {}
+
+    def cancel_all(self) -> None:
+        """Stop every run (the server is shutting down): their jobs are killed."""
+        for cancel in self._running.values():
+            cancel.set()
 
     # -- what to test -----------------------------------------------------------------
 
@@ -316,12 +322,16 @@ class TestGeneration:
             raise Refused("the file is outside every workspace folder")
         test_path = shown.root / shown.test_relpath
         existing = self._text_of(test_path)
+        name = shown.bug.candidate.name
+        where = os.path.relpath(test_path, folder.root)
         text = await self._pool.run(_merged_xfail, shown, existing, folder.settings)
+        if text is None:
+            return self._tell(
+                "already-there", f"{name} is in {where} already", types.MessageType.Info
+            )
         delivered = await self.deliver(
             folder.root, test_path, text, "Gantry: add an expected-failure test"
         )
-        name = shown.bug.candidate.name
-        where = os.path.relpath(test_path, folder.root)
         if delivered is None:
             return self._tell("not-delivered", f"{name} could not be added to {where}")
         return self._tell(
@@ -447,13 +457,31 @@ def _on_disk(path: Path, text: str) -> bool:
         return False
 
 
-def _merged_xfail(shown: _Bug, existing: str | None, settings) -> str:
+def _shape(node: ast.AST) -> str:
+    """A test function as code, whatever its name and layout."""
+    assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    return ast.dump(ast.FunctionDef(**{**vars(node), "name": "_"}))
+
+
+def _merged_xfail(shown: _Bug, existing: str | None, settings) -> str | None:
+    """The test file with the bug's test added as an expected failure; None when that test
+    is in it already (added before, under whatever name)."""
     from lsp_server.review.ruff_engine import RuffUnavailable, find_ruff
     from lsp_server.testgen.placement import merge, ruff_format, uses_ruff
     from lsp_server.testgen.possible_bugs import as_expected_failure
 
     path = shown.root / shown.test_relpath
-    text, _ = merge(existing or "", [as_expected_failure(shown.bug)])
+    xfail = as_expected_failure(shown.bug)
+    if existing:
+        wanted = _shape(ast.parse(xfail.source).body[0])
+        try:
+            tree = ast.parse(existing)
+        except SyntaxError:
+            tree = ast.Module(body=[], type_ignores=[])
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and _shape(node) == wanted:
+                return None
+    text, _ = merge(existing or "", [xfail])
     if uses_ruff(shown.root):
         try:
             text = ruff_format(text, path, shown.root, find_ruff(settings))
@@ -465,7 +493,7 @@ def _merged_xfail(shown: _Bug, existing: str | None, settings) -> str:
 def write_inside(root: Path, path: Path, text: str) -> None:
     """Write ``text`` to ``path`` only if it lies inside ``root`` without passing through a
     symbolic link (a repository may plant one pointing anywhere); OSError otherwise."""
-    root = root.resolve()
+    root = Path(os.path.abspath(root))  # the folder itself may be reached through a link
     path = Path(os.path.abspath(path))
     if not path.is_relative_to(root) or path == root:
         raise OSError(f"{path} is outside the workspace folder {root}")
