@@ -68,7 +68,7 @@ class Session:
             self.folders,
             self.publisher,
             self.status,
-            self.executors.testgen,
+            self.executors,
             lambda: self.caps,
             self.notify_user,
         )

@@ -25,7 +25,7 @@ from pygls.uris import to_fs_path
 
 from lsp_server.capabilities import ClientCaps
 from lsp_server.convert import replacement_edit, workspace_edit
-from lsp_server.executors import Pool
+from lsp_server.executors import Executors
 from lsp_server.review.findings import Finding, Provenance, Snapshot
 from lsp_server.services.folders import Folders
 from lsp_server.services.publisher import Publisher
@@ -75,7 +75,7 @@ class TestGeneration:
         folders: Folders,
         publisher: Publisher,
         status: StatusReporter,
-        pool: Pool,
+        executors: Executors,
         caps: Callable[[], ClientCaps],
         notify_user: Callable[[str, types.MessageType], None],
     ) -> None:
@@ -83,7 +83,9 @@ class TestGeneration:
         self._folders = folders
         self._publisher = publisher
         self._status = status
-        self._pool = pool
+        self._executors = executors
+        self._pool = executors.testgen
+        """Runs hold a worker for their whole budget: their own pool."""
         self._caps = caps
         self._notify_user = notify_user
         self._running: dict[tuple[str, str], threading.Event] = {}
@@ -96,7 +98,7 @@ class TestGeneration:
 
     # -- what to test -----------------------------------------------------------------
 
-    def _document(self, uri: str) -> tuple[Snapshot, Path]:
+    async def _document(self, uri: str) -> tuple[Snapshot, Path]:
         path = Path(to_fs_path(uri) or "")
         if not uri.startswith("file:") or path.suffix != ".py":
             raise Refused(f"not a Python file: {uri}")
@@ -106,30 +108,11 @@ class TestGeneration:
         snapshot = self._folders.snapshot(self._server.workspace, uri)
         if snapshot is None:  # not open: its text on disk
             try:
-                text = path.read_text(encoding="utf-8")
+                text = await self._executors.review.run(path.read_text, encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise Refused(f"{path.name} cannot be read: {exc}") from None
             snapshot = Snapshot(uri, str(path), None, text, "python", folder.settings)
         return snapshot, folder.root
-
-    @staticmethod
-    def _symbols(text: str, symbol: str | None, lines: tuple[int, int] | None):
-        try:
-            if symbol is not None:
-                top = symbol.split(".")[0]
-                found = tuple(s for s in targets.public_symbols(text) if s.name == top)
-                if not found:
-                    raise Refused(f"no public top-level function or class {top!r}")
-                return found
-            assert lines is not None
-            found = targets.symbols_in_lines(text, *lines)
-        except (SyntaxError, ValueError) as exc:
-            if isinstance(exc, Refused):
-                raise
-            raise Refused(f"the module does not parse: {exc}") from None
-        if not found:
-            raise Refused("no public function, method or class there")
-        return found
 
     # -- the run ----------------------------------------------------------------------
 
@@ -138,8 +121,8 @@ class TestGeneration:
     ) -> dict[str, Any]:
         """Run, deliver, report; what was reported, as data. Raises Refused for a request
         that names nothing to test."""
-        snapshot, folder_root = self._document(uri)
-        symbols = self._symbols(snapshot.text, symbol, lines)
+        snapshot, folder_root = await self._document(uri)
+        symbols = await self._executors.review.run(_symbols, snapshot.text, symbol, lines)
         names = ", ".join(s.name for s in symbols)
         key = (uri, names)
         if key in self._running:
@@ -321,7 +304,7 @@ class TestGeneration:
         if folder.root is None:
             raise Refused("the file is outside every workspace folder")
         test_path = shown.root / shown.test_relpath
-        existing = self._text_of(test_path)
+        existing = await self._text_of(test_path)
         name = shown.bug.candidate.name
         where = os.path.relpath(test_path, folder.root)
         text = await self._pool.run(_merged_xfail, shown, existing, folder.settings)
@@ -342,14 +325,12 @@ class TestGeneration:
             delivered=delivered,
         )
 
-    def _text_of(self, path: Path) -> str | None:
+    async def _text_of(self, path: Path) -> str | None:
+        """The file's text as the editor has it (open), else on disk; None if there is none."""
         document = self._server.workspace.text_documents.get(path.as_uri())
         if document is not None:
             return document.source
-        try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
+        return await self._executors.review.run(_read, path)
 
     # -- delivery -----------------------------------------------------------------------
 
@@ -359,11 +340,13 @@ class TestGeneration:
         wrote it alone, None when neither could be done. Then shown in the editor."""
         uri = path.as_uri()
         was_open = uri in self._server.workspace.text_documents
-        before = self._text_of(path)
+        before = await self._text_of(path)
         delivered = None
         if await self._apply(path, text, before, label):
             delivered = "edit"
-            if (not was_open or before is None) and not _on_disk(path, text):
+            if (not was_open or before is None) and await self._executors.review.run(
+                _read, path
+            ) != text:
                 # Neovim keeps a created or loaded file as an unsaved buffer; the run's tests
                 # belong on disk, and nothing of the user's is in that buffer to lose.
                 delivered = "edit" if await self._write(folder_root, path, text) else None
@@ -450,11 +433,11 @@ class TestGeneration:
         return {"outcome": outcome, "message": message, **data}
 
 
-def _on_disk(path: Path, text: str) -> bool:
+def _read(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8") == text
-    except (OSError, UnicodeDecodeError):
-        return False
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
 
 
 def _shape(node: ast.AST) -> str:
@@ -506,3 +489,24 @@ def write_inside(root: Path, path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
+
+
+def _symbols(
+    text: str, symbol: str | None, lines: tuple[int, int] | None
+) -> tuple[targets.Symbol, ...]:
+    """What a request names: a symbol (a method stands for its class), or what the lines
+    touch. Refused when that is nothing."""
+    try:
+        if symbol is not None:
+            top = symbol.split(".")[0]
+            found = tuple(s for s in targets.public_symbols(text) if s.name == top)
+        else:
+            assert lines is not None
+            found = targets.symbols_in_lines(text, *lines)
+    except (SyntaxError, ValueError) as exc:
+        raise Refused(f"the module does not parse: {exc}") from None
+    if found:
+        return found
+    if symbol is not None:
+        raise Refused(f"no public top-level function or class {symbol.split('.')[0]!r}")
+    raise Refused("no public function, method or class there")
