@@ -30,8 +30,8 @@ from remote_exec.sandbox import Sandbox
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 FIXTURE = Path(__file__).parent / "data" / "testgen" / "project"
-SETTINGS = "\n[tool.gantry.testgen]\nbudget_seconds = 60\nreruns = 3\n"
-RUN_WAIT_S = 150
+SETTINGS = "\n[tool.gantry.testgen]\nbudget_seconds = 90\nreruns = 3\n"
+RUN_WAIT_S = 200
 
 
 def _range(first: int, last: int) -> dict:

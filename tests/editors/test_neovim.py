@@ -189,7 +189,7 @@ def test_neovim_generates_tests_and_sees_them_on_disk(tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(REPO / "tests" / "data" / "testgen" / "project", project)
     with (project / "pyproject.toml").open("a") as f:
-        f.write("\n[tool.gantry.testgen]\nbudget_seconds = 60\nreruns = 3\n")
+        f.write("\n[tool.gantry.testgen]\nbudget_seconds = 90\nreruns = 3\n")
     server = json.dumps([str(Path(sys.executable).parent / "gantry"), "serve"])
     passed, output = _run(
         "testgen.lua",

@@ -51,6 +51,9 @@ class _Bug:
     """A possible bug as shown: what "Add as expected-failure test" needs."""
 
     bug: PossibleBug
+    finding: Finding
+    symbols: frozenset[str]
+    """The run's symbols: a later run for them replaces it."""
     root: Path
     """The real project root (where its test goes)."""
     test_relpath: str
@@ -66,6 +69,7 @@ class _Outcome:
     test_relpath: str
     placed_text: str | None
     notes: tuple[str, ...]
+    bugs: tuple[tuple[PossibleBug, Finding], ...]
 
 
 class TestGeneration:
@@ -89,7 +93,8 @@ class TestGeneration:
         self._caps = caps
         self._notify_user = notify_user
         self._running: dict[tuple[str, str], threading.Event] = {}
-        self._bugs: dict[str, dict[str, _Bug]] = {}
+        self._bugs: dict[str, tuple[Snapshot, dict[str, _Bug]]] = {}
+        """Possible bugs shown, by document: the text they were found on, by fingerprint."""
 
     def cancel_all(self) -> None:
         """Stop every run (the server is shutting down): their jobs are killed."""
@@ -217,6 +222,7 @@ class TestGeneration:
                 generated.layout.test_file.relative_to(copy).as_posix(),
                 placement.text if placement is not None else None,
                 notes,
+                bug_findings(snapshot, generated.funnel.possible_bugs),
             )
 
     # -- after the run: bugs, delivery, summary -----------------------------------------
@@ -226,7 +232,8 @@ class TestGeneration:
     ) -> dict[str, Any]:
         generated = outcome.generated
         root = outcome.root
-        self._show_bugs(snapshot, generated.funnel.possible_bugs, root, outcome.test_relpath)
+        symbols = frozenset(s.name for s in generated.target.symbols)
+        self._show_bugs(snapshot, symbols, outcome, root)
         test_path = root / outcome.test_relpath
         delivered = None
         if outcome.placed_text is not None:
@@ -261,43 +268,22 @@ class TestGeneration:
         )
 
     def _show_bugs(
-        self, snapshot: Snapshot, bugs: tuple[PossibleBug, ...], root: Path, test_relpath: str
+        self, snapshot: Snapshot, names: frozenset[str], outcome: _Outcome, root: Path
     ) -> None:
-        lines = snapshot.lines
-        defs = {s.name: s.line for s in targets.public_symbols(snapshot.text)}
-        findings, kept = [], {}
-        for bug in bugs:
-            candidate = bug.candidate
-            named = [n for n in defs if f"{n}(" in candidate.source] or list(defs)
-            line = defs[named[0]] - 1 if named else 0
-            text = lines[line].rstrip("\r\n") if line < len(lines) else ""
-            start = len(text) - len(text.lstrip())
-            digest = hashlib.sha256(f"{snapshot.uri}\0{candidate.source}".encode()).hexdigest()
-            fingerprint = f"tests:{digest[:24]}"
-            message = (
-                f"Possible bug: {candidate.name} ({candidate.engine}) fails against the "
-                f"current code: {bug.assertion}"
-            )
-            if bug.input:
-                message += f"\nInput: {bug.input}"
-            findings.append(
-                Finding(
-                    RULE,
-                    message,
-                    "warning",
-                    (line, start),
-                    (line, len(text)),
-                    Provenance(SOURCE, version=candidate.engine),
-                    fingerprint=fingerprint,
-                )
-            )
-            kept[fingerprint] = _Bug(bug, root, test_relpath)
-        self._bugs[snapshot.uri] = kept
-        self._publisher.put(SOURCE, snapshot, tuple(findings))
+        """This run's possible bugs, with those of earlier runs for other symbols that were
+        found on the same text."""
+        shown: dict[str, _Bug] = {}
+        before = self._bugs.get(snapshot.uri)
+        if before is not None and before[0].text == snapshot.text:
+            shown = {f: b for f, b in before[1].items() if not b.symbols & names}
+        for bug, finding in outcome.bugs:
+            shown[finding.fingerprint] = _Bug(bug, finding, names, root, outcome.test_relpath)
+        self._bugs[snapshot.uri] = (snapshot, shown)
+        self._publisher.put(SOURCE, snapshot, tuple(b.finding for b in shown.values()))
 
     async def add_expected_failure(self, uri: str, fingerprint: str) -> dict[str, Any]:
         """The possible bug's test, marked xfail(strict=True), placed like the kept tests."""
-        shown = self._bugs.get(uri, {}).get(fingerprint)
+        shown = self._bugs.get(uri, (None, {}))[1].get(fingerprint)
         if shown is None:
             raise Refused("that possible bug is no longer shown; generate the tests again")
         folder = self._folders.for_uri(uri)
@@ -510,3 +496,37 @@ def _symbols(
     if symbol is not None:
         raise Refused(f"no public top-level function or class {symbol.split('.')[0]!r}")
     raise Refused("no public function, method or class there")
+
+
+def bug_findings(
+    snapshot: Snapshot, bugs: tuple[PossibleBug, ...]
+) -> tuple[tuple[PossibleBug, Finding], ...]:
+    """Each possible bug as a finding on the line of the function or class its test calls
+    (the first public one, when it names none), with the failing assertion and the input."""
+    lines = snapshot.lines
+    defs = {s.name: s.line for s in targets.public_symbols(snapshot.text)}
+    out = []
+    for bug in bugs:
+        candidate = bug.candidate
+        named = [n for n in defs if f"{n}(" in candidate.source] or list(defs)
+        line = defs[named[0]] - 1 if named else 0
+        text = lines[line].rstrip("\r\n") if line < len(lines) else ""
+        start = len(text) - len(text.lstrip())
+        digest = hashlib.sha256(f"{snapshot.uri}\0{candidate.source}".encode()).hexdigest()
+        message = (
+            f"Possible bug: {candidate.name} ({candidate.engine}) fails against the current "
+            f"code: {bug.assertion}"
+        )
+        if bug.input:
+            message += f"\nInput: {bug.input}"
+        finding = Finding(
+            RULE,
+            message,
+            "warning",
+            (line, start),
+            (line, len(text)),
+            Provenance(SOURCE, version=candidate.engine),
+            fingerprint=f"tests:{digest[:24]}",
+        )
+        out.append((bug, finding))
+    return tuple(out)
