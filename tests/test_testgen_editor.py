@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from lsp_harness import (
     SERVER,
+    apply_text_edits,
     diagnostics_for,
     initialize,
     open_document,
@@ -324,6 +325,22 @@ async def test_the_planted_off_by_one_is_a_possible_bug_diagnostic(
     again = await _execute(client, command.command, command.arguments)
     assert again["outcome"] == "already-there", again
     assert test_file.read_text() == created
+
+    # The test file is open with the user's unsaved work: the edit is made on that buffer,
+    # keeps it, and the server leaves the disk alone (the buffer is the user's to save).
+    test_file.write_text(theirs)
+    mine = theirs + "\n\ndef test_mine():\n    assert True\n"
+    test_uri = open_document(client, test_file, mine, version=3)
+    result = await _execute(client, command.command, command.arguments)
+    assert result["outcome"] == "done" and result["delivered"] == "edit", result
+    change = client.applied_edits[-1].document_changes[0]
+    assert change.text_document.version == 3
+    edited = apply_text_edits(mine, change.edits)
+    assert "def test_mine():" in edited and "@pytest.mark.xfail(strict=True" in edited
+    assert test_file.read_text() == theirs
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=test_uri))
+    )
 
     # The client refuses the edit: the server writes the file itself.
     test_file.write_text(theirs)

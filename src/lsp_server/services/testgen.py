@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ from lsp_server.services.folders import Folders
 from lsp_server.services.publisher import Publisher
 from lsp_server.services.status import StatusReporter
 from lsp_server.testgen import targets
-from lsp_server.testgen.possible_bugs import PossibleBug
+from lsp_server.testgen.candidates import Candidate
+from lsp_server.testgen.possible_bugs import PossibleBug, as_expected_failure
 from lsp_server.testgen.run_control import STAGES
 
 log = logging.getLogger("gantry.testgen")
@@ -67,7 +68,6 @@ class _Outcome:
     root: Path
     """The real project root."""
     test_relpath: str
-    placed_text: str | None
     notes: tuple[str, ...]
     bugs: tuple[tuple[PossibleBug, Finding], ...]
 
@@ -215,12 +215,10 @@ class TestGeneration:
             )
             generated = generate(target, run, budget, reruns=settings.testgen.reruns, ruff=ruff)
             notes = tuple(r.problem for r in generated.engine_runs if r.problem)
-            placement = generated.placement
             return _Outcome(
                 generated,
                 real.root,
                 generated.layout.test_file.relative_to(copy).as_posix(),
-                placement.text if placement is not None else None,
                 notes,
                 bug_findings(snapshot, generated.funnel.possible_bugs),
             )
@@ -236,9 +234,9 @@ class TestGeneration:
         self._show_bugs(snapshot, symbols, outcome, root)
         test_path = root / outcome.test_relpath
         delivered = None
-        if outcome.placed_text is not None:
-            delivered = await self.deliver(
-                folder_root, test_path, outcome.placed_text, f"Gantry: tests for {names}"
+        if generated.funnel.kept:
+            delivered = await self._place(
+                folder_root, root, test_path, generated.funnel.kept, f"Gantry: tests for {names}"
             )
         report = generated.funnel.report
         counts = ", ".join(f"{report.count(stage)} {stage}" for stage, _ in report.stages)
@@ -290,16 +288,16 @@ class TestGeneration:
         if folder.root is None:
             raise Refused("the file is outside every workspace folder")
         test_path = shown.root / shown.test_relpath
-        existing = await self._text_of(test_path)
         name = shown.bug.candidate.name
         where = os.path.relpath(test_path, folder.root)
-        text = await self._pool.run(_merged_xfail, shown, existing, folder.settings)
-        if text is None:
+        xfail = as_expected_failure(shown.bug)
+        existing, _ = await self._text_of(test_path)
+        if existing is not None and await self._executors.review.run(has_test, existing, xfail):
             return self._tell(
                 "already-there", f"{name} is in {where} already", types.MessageType.Info
             )
-        delivered = await self.deliver(
-            folder.root, test_path, text, "Gantry: add an expected-failure test"
+        delivered = await self._place(
+            folder.root, shown.root, test_path, (xfail,), "Gantry: add an expected-failure test"
         )
         if delivered is None:
             return self._tell("not-delivered", f"{name} could not be added to {where}")
@@ -311,24 +309,50 @@ class TestGeneration:
             delivered=delivered,
         )
 
-    async def _text_of(self, path: Path) -> str | None:
-        """The file's text as the editor has it (open), else on disk; None if there is none."""
+    async def _text_of(self, path: Path) -> tuple[str | None, int | None]:
+        """The file's text as the editor has it (open, with its version), else on disk; None
+        if there is none."""
         document = self._server.workspace.text_documents.get(path.as_uri())
         if document is not None:
-            return document.source
-        return await self._executors.review.run(_read, path)
+            return document.source, document.version
+        return await self._executors.review.run(_read, path), None
 
     # -- delivery -----------------------------------------------------------------------
 
-    async def deliver(self, folder_root: Path, path: Path, text: str, label: str) -> str | None:
-        """Put ``text`` in the test file at ``path``: "edit" when the client applied it (and,
+    async def _place(
+        self, folder_root: Path, root: Path, path: Path, tests: Sequence[Candidate], label: str
+    ) -> str | None:
+        """Merge ``tests`` into the test file as it is now (the user may have typed in it
+        while they ran) and deliver the result; as ``_deliver`` says."""
+        before, version = await self._text_of(path)
+        settings = self._folders.for_uri(path.as_uri()).settings
+        try:
+            text = await self._executors.review.run(
+                merged_text, root, path, tests, before, settings
+            )
+        except SyntaxError as exc:
+            self._notify_user(f"{path.name} does not parse ({exc}): the tests were not added")
+            return None
+        return await self._deliver(folder_root, path, text, label, before, version)
+
+    async def _deliver(
+        self,
+        folder_root: Path,
+        path: Path,
+        text: str,
+        label: str,
+        before: str | None,
+        version: int | None,
+    ) -> str | None:
+        """Turn the test file at ``path`` from ``before`` (None: there is none; ``version``:
+        the editor's, when it is open) into ``text``: "edit" when the client applied it (and,
         for a file it left off the disk, the server wrote it too), "written" when the server
-        wrote it alone, None when neither could be done. Then shown in the editor."""
+        wrote it alone, None when neither could be done (nor is a file open in the editor
+        written when the editor refused the edit). Then shown in the editor."""
         uri = path.as_uri()
-        was_open = uri in self._server.workspace.text_documents
-        before = await self._text_of(path)
+        was_open = version is not None
         delivered = None
-        if await self._apply(path, text, before, label):
+        if await self._apply(path, text, before, version, label):
             delivered = "edit"
             if (not was_open or before is None) and await self._executors.review.run(
                 _read, path
@@ -336,7 +360,8 @@ class TestGeneration:
                 # Neovim keeps a created or loaded file as an unsaved buffer; the run's tests
                 # belong on disk, and nothing of the user's is in that buffer to lose.
                 delivered = "edit" if await self._write(folder_root, path, text) else None
-        elif await self._write(folder_root, path, text):
+        elif not was_open and await self._write(folder_root, path, text):
+            # Not for a file open in the editor: its buffer is the user's, and may differ.
             delivered = "written"
         if delivered is not None and self._caps().show_document:
             try:
@@ -350,7 +375,9 @@ class TestGeneration:
                 log.info("window/showDocument failed: %s", exc)
         return delivered
 
-    async def _apply(self, path: Path, text: str, before: str | None, label: str) -> bool:
+    async def _apply(
+        self, path: Path, text: str, before: str | None, version: int | None, label: str
+    ) -> bool:
         caps = self._caps()
         uri = path.as_uri()
         if not caps.apply_edit:
@@ -380,8 +407,6 @@ class TestGeneration:
                 ]
             )
         else:
-            document = self._server.workspace.text_documents.get(uri)
-            version = document.version if document is not None else None
             settings = self._folders.for_uri(uri).settings
             current = Snapshot(uri, str(path), version, before, "python", settings)
             edit = workspace_edit(
@@ -432,28 +457,32 @@ def _shape(node: ast.AST) -> str:
     return ast.dump(ast.FunctionDef(**{**vars(node), "name": "_"}))
 
 
-def _merged_xfail(shown: _Bug, existing: str | None, settings) -> str | None:
-    """The test file with the bug's test added as an expected failure; None when that test
-    is in it already (added before, under whatever name)."""
+def has_test(existing: str, test: Candidate) -> bool:
+    """Whether the test module ``existing`` holds ``test`` under whatever name and layout."""
+    wanted = _shape(ast.parse(test.source).body[0])
+    try:
+        tree = ast.parse(existing)
+    except SyntaxError:
+        return False
+    return any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and _shape(node) == wanted
+        for node in tree.body
+    )
+
+
+def merged_text(
+    root: Path, path: Path, tests: Sequence[Candidate], existing: str | None, settings
+) -> str:
+    """The test module ``existing`` (None: a new one) with ``tests`` merged in, formatted as
+    the project formats (ruff, when it uses ruff). SyntaxError when ``existing`` does not
+    parse."""
     from lsp_server.review.ruff_engine import RuffUnavailable, find_ruff
     from lsp_server.testgen.placement import merge, ruff_format, uses_ruff
-    from lsp_server.testgen.possible_bugs import as_expected_failure
 
-    path = shown.root / shown.test_relpath
-    xfail = as_expected_failure(shown.bug)
-    if existing:
-        wanted = _shape(ast.parse(xfail.source).body[0])
+    text, _ = merge(existing or "", tests)
+    if uses_ruff(root):
         try:
-            tree = ast.parse(existing)
-        except SyntaxError:
-            tree = ast.Module(body=[], type_ignores=[])
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and _shape(node) == wanted:
-                return None
-    text, _ = merge(existing or "", [xfail])
-    if uses_ruff(shown.root):
-        try:
-            text = ruff_format(text, path, shown.root, find_ruff(settings))
+            text = ruff_format(text, path, root, find_ruff(settings))
         except RuffUnavailable:
             pass
     return text
