@@ -7,12 +7,14 @@ actions, cancellation through $/progress, and arguments that are refused."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 import pytest_asyncio
 from lsp_harness import (
@@ -27,12 +29,19 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
+from lsp_server.contract.schema import SCHEMAS_DIR
 from remote_exec.sandbox import Sandbox
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 FIXTURE = Path(__file__).parent / "data" / "testgen" / "project"
 SETTINGS = "\n[tool.gantry.testgen]\nbudget_seconds = 90\nreruns = 3\n"
 RUN_WAIT_S = 200
+
+
+def _fits_schema(command: types.Command) -> None:
+    """The arguments the server hands out are what its schema for the command says."""
+    schema = json.loads((SCHEMAS_DIR / "commands" / f"{command.command}.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(list(command.arguments))
 
 
 def _range(first: int, last: int) -> dict:
@@ -115,6 +124,8 @@ async def test_code_lens_over_functions_methods_and_classes(
         "    def push(self, x):"
     )
     assert all(lens.command.arguments[0]["uri"] == uri for lens in lenses)
+    for lens in lenses:
+        _fits_schema(lens.command)
 
 
 async def test_the_server_advertises_lenses_and_the_commands(client: LanguageClient) -> None:
@@ -144,6 +155,7 @@ async def test_a_selection_offers_generate_tests(client: LanguageClient, module_
     ]
     assert len(offered) == 1
     assert offered[0].title == "Gantry: generate tests for selection (encode_runs, decode_runs)"
+    _fits_schema(offered[0].command)
     args = offered[0].command.arguments[0]
     assert args["uri"] == module_uri and args["range"]["start"] == {"line": 5, "character": 4}
 
@@ -303,6 +315,8 @@ async def test_the_planted_off_by_one_is_a_possible_bug_diagnostic(
         30,
     )
     titles = {a.title: a for a in actions}
+    for action in actions:
+        _fits_schema(action.command)
     assert "Gantry: add as expected-failure test" in titles
     assert "Gantry: dismiss possible-bug here" in titles
 
