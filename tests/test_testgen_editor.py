@@ -246,7 +246,16 @@ async def test_cancel_stops_the_run_and_writes_nothing(
     assert isinstance(client.progress_reports[token][-1], types.WorkDoneProgressEnd)
     assert len(client.applied_edits) == edits
     assert test_file.read_text() == before
-    assert _server_children(client) == []  # the sandbox's process group is gone
+
+    async def no_children() -> None:  # the sandbox's process group is killed (it takes a moment)
+        while _server_children(client):
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(no_children(), 10)
+    # It went through the folder's durable queue, and its job ended cancelled there.
+    queue = await _execute(client, "gantry.queueStatus", [{"uri": module_uri}])
+    testgen = [job for job in queue["jobs"] if job["key"].startswith("testgen:")]
+    assert testgen and {job["state"] for job in testgen} == {"cancelled"}, queue["jobs"]
 
 
 async def test_the_run_delivers_kept_tests_by_apply_edit_and_shows_them(
@@ -271,6 +280,10 @@ async def test_the_run_delivers_kept_tests_by_apply_edit_and_shows_them(
     assert written.count("def test_clamp_inside(") == 1
     assert written.count("def test_") >= 2 + generated["kept"]
     assert "encode_runs" in written or "decode_runs" in written
+    # Every job went through the folder's dispatcher (no gateway here: the local sandbox).
+    queue = await _execute(client, "gantry.queueStatus", [{"uri": generated["testFile"]}])
+    done = [j for j in queue["jobs"] if j["key"].startswith("testgen:") and j["state"] == "done"]
+    assert len(done) >= 4, queue["jobs"]  # the engines, collect, reruns, coverage
     # The summary, with the funnel's counts.
     summary = client.messages[-1].message
     assert f"{generated['kept']} test(s) for encode_runs, decode_runs added to " in summary

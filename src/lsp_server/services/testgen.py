@@ -1,5 +1,6 @@
 """ "Generate tests" from the editor: the run in the testgen pool on a copy of the project (open
-buffers included), its stages as cancellable `$/progress`, the possible bugs as "gantry-tests"
+buffers included), its jobs through the folder's dispatcher (the gateway when it is up, the local
+sandbox otherwise), its stages as cancellable `$/progress`, the possible bugs as "gantry-tests"
 diagnostics, the kept tests delivered as a `workspace/applyEdit` and shown, or written by the
 server (inside the workspace folder only) when the client cannot take the edit or leaves a
 file it took off the disk.
@@ -14,9 +15,10 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from lsprotocol import types
@@ -35,11 +37,23 @@ from lsp_server.testgen.candidates import Candidate
 from lsp_server.testgen.possible_bugs import PossibleBug, as_expected_failure
 from lsp_server.testgen.run_control import STAGES
 
+if TYPE_CHECKING:
+    from remote_exec.aio import AsyncDispatcher
+    from remote_exec.jobs import ExecResult, ExecSpec
+
 log = logging.getLogger("gantry.testgen")
 SOURCE = "tests"
 """The publisher slot, and the engine name: diagnostics read "gantry-tests"."""
 RULE = "possible-bug"
 _CLIENT_WAIT_S = 30.0
+_QUEUE_SLACK_S = 60.0
+"""How long past its own timeout a job may wait (for a worker, for the gateway) before the run
+gives up on it: the run's budget is the user's wait."""
+
+
+class NotRun(RuntimeError):
+    """A job could not be run at all (the dispatcher parked it: no sandbox); the message says
+    why, for the user."""
 
 
 class Refused(ValueError):
@@ -163,9 +177,11 @@ class TestGeneration:
             from lsp_server.testgen.run_control import Cancelled
             from remote_exec.sandbox import SandboxUnavailable
 
+            folder = self._folders.for_uri(snapshot.uri)
+            dispatcher = await folder.remote.settled() if folder.remote is not None else None
             try:
                 outcome = await self._pool.run(
-                    self._generate_blocking, snapshot, symbols, cancel, on_job
+                    self._generate_blocking, snapshot, symbols, cancel, on_job, dispatcher, loop
                 )
             except Cancelled:
                 return self._tell(
@@ -173,7 +189,7 @@ class TestGeneration:
                     f"test generation for {names} was cancelled; nothing was written",
                     types.MessageType.Info,
                 )
-            except (SandboxUnavailable, BundleTooLarge, targets.TargetError) as exc:
+            except (SandboxUnavailable, BundleTooLarge, targets.TargetError, NotRun) as exc:
                 return self._tell("not-run", f"no tests were generated for {names}: {exc}")
             except Exception as exc:
                 log.exception("test generation failed")
@@ -183,9 +199,16 @@ class TestGeneration:
 
     @staticmethod
     def _generate_blocking(
-        snapshot: Snapshot, symbols, cancel: threading.Event, on_job
+        snapshot: Snapshot,
+        symbols,
+        cancel: threading.Event,
+        on_job,
+        dispatcher: AsyncDispatcher | None,
+        loop: asyncio.AbstractEventLoop,
     ) -> _Outcome:
-        """In the testgen pool: copy the project, run the engines and the funnel on the copy."""
+        """In the testgen pool: copy the project, run the engines and the funnel on the copy,
+        each job through the folder's dispatcher (the gateway when it is up, the local sandbox
+        otherwise) or, without one, in the local sandbox."""
         from lsp_server.review.ruff_engine import RuffUnavailable, find_ruff
         from lsp_server.testgen.generate import generate
         from lsp_server.testgen.jobs import Budget, local_runner
@@ -204,15 +227,15 @@ class TestGeneration:
             copy = Path(tmp) / "project"
             copy.mkdir()
             target = copy_project(real, {path: snapshot.text}, copy)
-            run = watched(
-                local_runner(
+            if dispatcher is not None:
+                runner = dispatched(dispatcher, loop, cancel, _job_prefix(snapshot.uri))
+            else:
+                runner = local_runner(
                     unsandboxed=settings.execution.unsandboxed,
                     work_root=Path(tmp) / "jobs",
                     cancel=cancel,
-                ),
-                cancel,
-                on_job,
-            )
+                )
+            run = watched(runner, cancel, on_job)
             generated = generate(target, run, budget, reruns=settings.testgen.reruns, ruff=ruff)
             notes = tuple(r.problem for r in generated.engine_runs if r.problem)
             return _Outcome(
@@ -559,3 +582,60 @@ def bug_findings(
         )
         out.append((bug, finding))
     return tuple(out)
+
+
+def _job_prefix(uri: str) -> str:
+    return f"testgen:{hashlib.sha256(uri.encode()).hexdigest()[:16]}:"
+
+
+def dispatched(
+    dispatcher: AsyncDispatcher,
+    loop: asyncio.AbstractEventLoop,
+    cancel: threading.Event,
+    prefix: str,
+):
+    """A RunJob (called in a worker thread) that submits each job to the dispatcher on the
+    loop and waits for its end; once ``cancel`` is set the job is cancelled there, which
+    kills it wherever it runs (the local sandbox's process group, or on the gateway)."""
+    import uuid
+    from concurrent.futures import TimeoutError as WaitTimeout
+
+    import cattrs
+
+    from remote_exec.jobs import ExecResult, JobKind, Priority
+
+    convert = cattrs.Converter()
+
+    def on_loop(coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, loop)
+
+    def run(spec: ExecSpec) -> ExecResult:
+        job = on_loop(
+            dispatcher.submit(
+                f"{prefix}{uuid.uuid4().hex}",
+                JobKind.EXEC,
+                convert.unstructure(spec),
+                priority=Priority.INTERACTIVE,
+                max_attempts=1,
+            )
+        ).result(_CLIENT_WAIT_S)
+        ended = on_loop(dispatcher.ended(job.id))
+        give_up = time.monotonic() + spec.timeout_s + _QUEUE_SLACK_S
+        cancelled = False
+        while True:
+            try:
+                job = ended.result(0.1)
+                break
+            except WaitTimeout:
+                if not cancelled and (cancel.is_set() or time.monotonic() > give_up):
+                    cancelled = True
+                    on_loop(dispatcher.cancel(job.id))
+        if job.state == "done" and job.result:
+            return convert.structure(job.result, ExecResult)
+        if job.state in ("parked", "dead") and not cancel.is_set():
+            # Not the candidates' fault (no sandbox here, a refused bundle): the run stops.
+            raise NotRun(job.error or f"a job ended {job.state}")
+        state = "cancelled" if job.state == "cancelled" else "failed"
+        return ExecResult(state, None, stderr_tail=job.error or f"the job ended {job.state}")
+
+    return run
