@@ -19,6 +19,8 @@ def _publish_diagnostics(client: LanguageClient, params: types.PublishDiagnostic
 
 
 def _apply_edit(client: LanguageClient, params: types.ApplyWorkspaceEditParams):
+    if client.refuse_edits:  # as a client whose user declines, or whose files are read-only
+        return types.ApplyWorkspaceEditResult(applied=False, failure_reason="refused")
     client.applied_edits.append(params.edit)
     return types.ApplyWorkspaceEditResult(applied=True)
 
@@ -37,6 +39,7 @@ def make_client() -> LanguageClient:
     client = LanguageClient(converter_factory=default_converter)
     client.diagnostic_versions = {}
     client.applied_edits = []
+    client.refuse_edits = False
     client.statuses = []
     client.registrations = []
     features = dict(DEFAULT_CLIENT_FEATURES)
@@ -46,6 +49,18 @@ def make_client() -> LanguageClient:
     features["gantry/status"] = _status
     register_lsp_features(client, features)
     return client
+
+
+def read_actions_as_editors_do(client: LanguageClient) -> None:
+    """lsprotocol reads any code action with a "command" key as a bare Command (its edit and
+    kind dropped); editors tell them apart by whether `command` is a string."""
+    converter = client.protocol._converter
+
+    def structure(obj: dict, _: type) -> types.Command | types.CodeAction:
+        kind = types.Command if isinstance(obj.get("command"), str) else types.CodeAction
+        return converter.structure(obj, kind)
+
+    converter.register_structure_hook(types.Command | types.CodeAction, structure)
 
 
 SERVER = ClientServerConfig(server_command=list(SERVE_COMMAND), client_factory=make_client)

@@ -21,6 +21,7 @@ from lsp_harness import (
     diagnostics_for,
     edits_of,
     open_document,
+    read_actions_as_editors_do,
     write_workspace,
 )
 from lsprotocol import types
@@ -69,18 +70,6 @@ def _workspace(tmp_path: Path) -> Path:
     )
 
 
-def _read_actions_as_editors_do(client: LanguageClient) -> None:
-    """lsprotocol reads any code action with a "command" key as a bare Command (its edit and
-    kind dropped); editors tell them apart by whether `command` is a string."""
-    converter = client.protocol._converter
-
-    def structure(obj: dict, _: type) -> types.Command | types.CodeAction:
-        kind = types.Command if isinstance(obj.get("command"), str) else types.CodeAction
-        return converter.structure(obj, kind)
-
-    converter.register_structure_hook(types.Command | types.CodeAction, structure)
-
-
 def _initialize(
     client: LanguageClient, ws: Path, api: FakeMessagesAPI, caps, execution: dict | None = None
 ):
@@ -98,7 +87,7 @@ def _initialize(
 
 async def _session(ws: Path, api: FakeMessagesAPI, caps: types.ClientCapabilities):
     client = await SERVER.start()
-    _read_actions_as_editors_do(client)
+    read_actions_as_editors_do(client)
     await asyncio.wait_for(_initialize(client, ws, api, caps), 30)
     return client
 
@@ -300,7 +289,7 @@ async def test_without_bubblewrap_nothing_runs_and_the_user_is_told_why(
     api.script(tool_use("report_findings", {"findings": [division_bug()]}))
     no_bwrap = attrs.evolve(SERVER, server_env={**os.environ, "PATH": str(tmp_path / "empty")})
     client = await no_bwrap.start()
-    _read_actions_as_editors_do(client)
+    read_actions_as_editors_do(client)
     try:
         await asyncio.wait_for(_initialize(client, ws, api, client_capabilities("neovim")), 30)
         uri = open_document(client, ws / "stats.py")
@@ -332,7 +321,7 @@ async def test_with_the_gateway_up_the_tests_run_there(tmp_path: Path, api: Fake
     with serve_in_thread(config, backend) as url:
         server = attrs.evolve(SERVER, server_env={**os.environ, "GANTRY_GATEWAY_TOKEN": TOKEN})
         client = await server.start()
-        _read_actions_as_editors_do(client)
+        read_actions_as_editors_do(client)
         try:
             gateway = {"url": url, "name": "gpu-gateway"}
             await asyncio.wait_for(

@@ -25,6 +25,9 @@ class ClientCaps:
     configuration: bool = False
     watched_files_registration: bool = False
     apply_edit: bool = False
+    create_files: bool = False
+    """A WorkspaceEdit may create files (resourceOperations has "create")."""
+    show_document: bool = False
     hover_markdown: bool = False
     """Hover content may be Markdown: the client lists it first among its formats (the
     order is its preference)."""
@@ -55,6 +58,9 @@ class ClientCaps:
                 )
             ),
             apply_edit=bool(_get(caps, "workspace", "apply_edit", default=False)),
+            create_files=types.ResourceOperationKind.Create
+            in (_get(caps, "workspace", "workspace_edit", "resource_operations") or ()),
+            show_document=bool(_get(caps, "window", "show_document", "support", default=False)),
             hover_markdown=_first_format(caps) == types.MarkupKind.Markdown,
         )
 

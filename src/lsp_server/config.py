@@ -89,6 +89,19 @@ class ExecutionSettings:
 
 
 @attrs.frozen
+class TestgenSettings:
+    # Bounded: a cloned repository may set these, and each second holds the user's CPU.
+    budget_seconds: float = attrs.field(
+        default=120.0, validator=[attrs.validators.gt(0), attrs.validators.le(900)]
+    )
+    """Wall clock of one "Generate tests" run, engines and funnel together."""
+    reruns: int = attrs.field(
+        default=5, validator=[attrs.validators.ge(1), attrs.validators.le(20)]
+    )
+    """A candidate is kept only if it passes this many reruns in random order."""
+
+
+@attrs.frozen
 class Settings:
     store: str | None = attrs.field(default=None, metadata=WORKSPACE_PATH)
     """The context store file; by default one per workspace in the user cache directory."""
@@ -100,6 +113,7 @@ class Settings:
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     inference: InferenceSettings = InferenceSettings()
     execution: ExecutionSettings = ExecutionSettings()
+    testgen: TestgenSettings = TestgenSettings()
 
     @property
     def max_file_size(self) -> int:

@@ -55,15 +55,21 @@ class Executors:
     """Indexing, store reads and writes, settings files, AI preparation."""
     remote: Pool
     """Talking to or waiting on the remote side: dispatcher start and stop, queue commands."""
+    testgen: Pool
+    """Test generation runs: each holds a worker for its whole budget (minutes), so they get
+    their own, and two may run at once (different symbols)."""
 
     @classmethod
     def create(cls) -> Executors:
         # Review: an editor review and two on-disk ruff runs at once (ruff is multi-threaded
         # inside); background: indexing holds one worker for its whole pass.
         return cls(
-            review=Pool("review", 4), background=Pool("background", 2), remote=Pool("remote", 4)
+            review=Pool("review", 4),
+            background=Pool("background", 2),
+            remote=Pool("remote", 4),
+            testgen=Pool("testgen", 2),
         )
 
     def shutdown(self) -> None:
-        for pool in (self.review, self.background, self.remote):
+        for pool in (self.review, self.background, self.remote, self.testgen):
             pool.shutdown()

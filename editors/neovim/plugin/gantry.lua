@@ -12,9 +12,9 @@ cmd('GantryReview', function(o)
   require('gantry.commands').review(o.bang)
 end, { bang = true, desc = 'Gantry: review this file again (! for the whole workspace)' })
 
-cmd('GantryTests', function()
-  require('gantry.commands').tests()
-end, { desc = 'Gantry: generate tests for the symbol under the cursor' })
+cmd('GantryTests', function(o)
+  require('gantry.commands').tests(o.range > 0 and { o.line1, o.line2 } or nil)
+end, { range = true, desc = 'Gantry: generate tests for the function, method or class under the cursor (or the lines given)' })
 
 cmd('GantryQueue', function()
   require('gantry.queue').open()

@@ -90,9 +90,16 @@ async function palette(page, title) {
     await gone('E711');
     step('dismissed: E711 gone');
 
+    // On a blank line: nothing to test there, and the server says so (a real run is tested
+    // over stdio, tests/test_testgen_editor.py).
+    await page.locator('.monaco-editor .view-lines').first().click();
+    await page.keyboard.press('Control+G');
+    await page.locator('.quick-input-widget input').waitFor({ timeout: 20000 });
+    await page.keyboard.type('1:1');
+    await page.keyboard.press('Enter');
     await palette(page, 'Gantry: Generate Tests');
-    await page.locator('.notifications-toasts', { hasText: 'not offered by this server yet' }).waitFor({ timeout: 20000 });
-    step('Generate Tests: not offered yet');
+    await page.locator('.notifications-toasts', { hasText: 'no public function, method or class there' }).waitFor({ timeout: 20000 });
+    step('Generate Tests: the server answers for the cursor');
 
     await palette(page, 'Gantry: Show Queue');
     await page.locator('.quick-input-widget', { hasText: /Gantry queue|queue is empty|remote execution/ }).waitFor({ timeout: 30000 });

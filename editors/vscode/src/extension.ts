@@ -399,8 +399,7 @@ class Gantry {
   async generateTests(): Promise<void> {
     if (this.phase === 'running' && !this.offers('gantry.generateTests')) {
       void vscode.window.showInformationMessage(
-        'Gantry: test generation is not offered by this server yet (it has no gantry.generateTests command). ' +
-          'A later Gantry release adds it; this command will use it then.',
+        'Gantry: test generation is not offered by this server (it has no gantry.generateTests command).',
       );
       return;
     }
@@ -408,13 +407,14 @@ class Gantry {
     if (!uri) {
       return;
     }
-    const position = vscode.window.activeTextEditor?.selection.active;
-    await this.reportErrors(
-      'generate tests',
-      this.execute('gantry.generateTests', [
-        { uri: uri.toString(), position: position && { line: position.line, character: position.character } },
-      ]),
-    );
+    // The selection, or the cursor (an empty range): the server tests what it touches, the
+    // function, method or class around the cursor. It reports progress and the outcome itself.
+    const selection = vscode.window.activeTextEditor?.selection;
+    const at = (p: vscode.Position) => ({ line: p.line, character: p.character });
+    const range = selection
+      ? { start: at(selection.start), end: at(selection.end) }
+      : { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
+    await this.reportErrors('generate tests', this.execute('gantry.generateTests', [{ uri: uri.toString(), range }]));
   }
 
   async dismissFinding(): Promise<void> {

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import { FakeEmitter, hookModules, makeLanguageClientModule, makeVscode } from './fakes';
 import { EXTENSION_ROOT, PYTHON, binDir, tempDir, waitFor, writeScript } from './helpers';
-import { assertFits, commandSchema } from './schema';
+import { assertArgumentsFit, assertFits, commandSchema } from './schema';
 
 const packageJSON = require(path.join(EXTENSION_ROOT, 'package.json'));
 const SERVER_COMMANDS = [
@@ -18,6 +18,7 @@ const SERVER_COMMANDS = [
   'gantry.retryQueued',
   'gantry.verifyFix',
   'gantry.generateTests',
+  'gantry.addExpectedFailure',
 ];
 
 interface Setup {
@@ -309,31 +310,44 @@ describe('activate()', () => {
     ]);
   });
 
-  it('sends only commands the server has schemas for (test generation is not offered yet)', () => {
+  it('sends only commands the server has schemas for', () => {
     for (const id of SERVER_COMMANDS) {
-      assert.equal(commandSchema(id) !== undefined, id !== 'gantry.generateTests', id);
+      assert.ok(commandSchema(id) !== undefined, id);
     }
   });
 
-  it('Generate Tests says plainly that the server does not offer it, and uses it once it does', async () => {
+  it('Generate Tests says plainly when the server does not offer it, and sends the cursor or the selection when it does', async () => {
     const { lc, fake, commands } = await start({ path: binDir('gantry') });
     await commands.get('gantry.client.generateTests')!();
     assert.equal(fake.recorded.infos.length, 1);
-    assert.match(fake.recorded.infos[0], /not offered by this server yet/);
+    assert.match(fake.recorded.infos[0], /not offered by this server/);
     assert.equal(lc.clients[0].requests.length, 0);
 
     lc.setCapabilities({ executeCommandProvider: { commands: [...SERVER_COMMANDS] } });
     await commands.get('gantry.client.restartServer')!();
     const client = lc.clients[lc.clients.length - 1];
+    const cursor = { line: 3, character: 4 };
     (fake.vscode.window as any).activeTextEditor = {
       document: { uri: fake.vscode.Uri.file('/ws/app.py') },
-      selection: { active: { line: 3, character: 4 } },
+      selection: { start: cursor, end: cursor, active: cursor },
     };
     await commands.get('gantry.client.generateTests')!();
-    assert.deepEqual(client.requests[0].params, {
-      command: 'gantry.generateTests',
-      arguments: [{ uri: 'file:///ws/app.py', position: { line: 3, character: 4 } }],
-    });
+    (fake.vscode.window as any).activeTextEditor.selection = {
+      start: { line: 3, character: 0 },
+      end: { line: 9, character: 0 },
+      active: { line: 9, character: 0 },
+    };
+    await commands.get('gantry.client.generateTests')!();
+    assert.deepEqual(client.requests.map((r) => r.params), [
+      { command: 'gantry.generateTests', arguments: [{ uri: 'file:///ws/app.py', range: { start: cursor, end: cursor } }] },
+      {
+        command: 'gantry.generateTests',
+        arguments: [{ uri: 'file:///ws/app.py', range: { start: { line: 3, character: 0 }, end: { line: 9, character: 0 } } }],
+      },
+    ]);
+    for (const request of client.requests) {
+      assertArgumentsFit('gantry.generateTests', (request.params as any).arguments);
+    }
   });
 
   it('sends the server only the settings the user set, without the client-only ones', async () => {

@@ -188,6 +188,7 @@ describe('settings', () => {
       'gantry.inference.maxPerUnit',
       'gantry.execution.gateway', 'gantry.execution.localFallback', 'gantry.execution.unsandboxed',
       'gantry.execution.queue', 'gantry.execution.maxConcurrency', 'gantry.server.command', 'gantry.trace.server',
+      'gantry.testgen.budgetSeconds', 'gantry.testgen.reruns',
     ]) {
       assert.ok(keys.includes(key), key);
     }

@@ -10,6 +10,7 @@ from typing import Any, Literal, TypeVar
 import attrs
 
 from lsp_server.contract.converter import ContractError, structure
+from lsp_server.contract.data import Range
 
 T = TypeVar("T")
 
@@ -67,6 +68,31 @@ class RetryArgs:
     """A workspace folder, or a document in one: whose queue; the first folder's if omitted."""
 
 
+@attrs.frozen
+class GenerateTestsArgs:
+    """Generate tests for a symbol, or for what a range of the document touches (an empty range,
+    a cursor: the function, method or class around it). Exactly one of the two."""
+
+    uri: str
+    symbol: str | None = None
+    """A public top-level function or class, or `Class.method` (tested through its class)."""
+    range: Range | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.symbol is None) == (self.range is None):
+            given = "both" if self.symbol is not None else "neither"
+            raise ContractError(f"exactly one of symbol and range is required (got {given})")
+
+
+@attrs.frozen
+class ExpectedFailureArgs:
+    """Add a possible bug's test (a "gantry-tests" diagnostic) to the project's tests as an
+    expected failure: `pytest.mark.xfail(strict=True)`."""
+
+    uri: str
+    fingerprint: str
+
+
 COMMANDS: dict[str, type] = {
     "gantry.dismissFinding": DismissArgs,
     "gantry.reviewFile": ReviewFileArgs,
@@ -75,6 +101,8 @@ COMMANDS: dict[str, type] = {
     "gantry.verifyFix": VerifyFixArgs,
     "gantry.queueStatus": QueueStatusArgs,
     "gantry.retryQueued": RetryArgs,
+    "gantry.generateTests": GenerateTestsArgs,
+    "gantry.addExpectedFailure": ExpectedFailureArgs,
 }
 """Every command the server offers, with its arguments' class."""
 

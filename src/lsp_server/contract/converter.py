@@ -123,6 +123,8 @@ def intern(cls: type) -> None:
 
 
 def _say(exc: BaseException, type_: Any) -> str:
+    if isinstance(exc, ContractError):  # a class's own check of its fields, which it names
+        return str(exc)
     if get_origin(type_) is Literal:
         return "expected one of " + ", ".join(json.dumps(value) for value in get_args(type_))
     return format_exception(exc, type_)

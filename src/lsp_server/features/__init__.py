@@ -11,6 +11,7 @@ from lsp_server.session import Session
 def register_all(server: LanguageServer, session: Session) -> None:
     from lsp_server.features import (
         code_actions,
+        code_lens,
         commands,
         documents,
         hover,
@@ -23,6 +24,7 @@ def register_all(server: LanguageServer, session: Session) -> None:
         lifecycle,
         documents,
         code_actions,
+        code_lens,
         hover,
         commands,
         queue,

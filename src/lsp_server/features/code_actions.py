@@ -15,15 +15,22 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from lsp_server.contract import data as diagnostic_data
-from lsp_server.contract.commands import DismissArgs, VerifyFixArgs
+from lsp_server.contract.commands import (
+    DismissArgs,
+    ExpectedFailureArgs,
+    GenerateTestsArgs,
+    VerifyFixArgs,
+)
 from lsp_server.contract.converter import ContractError, structure, unstructure
 from lsp_server.convert import replacement_edit, workspace_edit
 from lsp_server.executors import Pool
 from lsp_server.review import ruff_engine
 from lsp_server.review.findings import Edit, Finding, Snapshot
 from lsp_server.session import Session
+from lsp_server.testgen.targets import symbols_in_lines
 
 FIX_ALL = "source.fixAll.gantry"
+GENERATE_TESTS = "refactor.gantry.generateTests"
 QUICKFIX = types.CodeActionKind.QuickFix.value
 VERIFY_TITLE = "Gantry: Apply and verify (run the tests that cover it)"
 
@@ -92,6 +99,58 @@ def _verify_action(
     )
 
 
+def _expected_failure_action(uri: str, finding: Finding, diag) -> types.CodeAction:
+    title = "Gantry: add as expected-failure test"
+    return types.CodeAction(
+        title=title,
+        kind=QUICKFIX,
+        diagnostics=[diag],
+        command=types.Command(
+            title=title,
+            command="gantry.addExpectedFailure",
+            arguments=[unstructure(ExpectedFailureArgs(uri, finding.fingerprint))],
+        ),
+    )
+
+
+def _touched(text: str, first: int, last: int) -> tuple[str, ...]:
+    try:
+        return tuple(s.name for s in symbols_in_lines(text, first, last))
+    except (SyntaxError, ValueError):
+        return ()
+
+
+async def _generate_tests_action(
+    session: Session, uri: str, selection: types.Range
+) -> types.CodeAction | None:
+    """ "Generate tests for selection": offered for a selection (not a bare cursor: the code
+    lens is there) that touches a public function, method or class."""
+    if selection.start == selection.end:
+        return None
+    snapshot = session.snapshot(uri)
+    if snapshot is None or snapshot.language != "python":
+        return None
+    start, end = selection.start, selection.end
+    last = end.line - 1 if end.character == 0 and end.line > start.line else end.line
+    names = await session.executors.review.run(_touched, snapshot.text, start.line + 1, last + 1)
+    if not names:
+        return None
+    title = f"Gantry: generate tests for selection ({', '.join(names)})"
+    span = diagnostic_data.Range(
+        diagnostic_data.Position(start.line, start.character),
+        diagnostic_data.Position(end.line, end.character),
+    )
+    return types.CodeAction(
+        title=title,
+        kind=GENERATE_TESTS,
+        command=types.Command(
+            title=title,
+            command="gantry.generateTests",
+            arguments=[unstructure(GenerateTestsArgs(uri, range=span))],
+        ),
+    )
+
+
 def _fix_title(finding: Finding) -> str:
     fix = finding.fix
     assert fix is not None
@@ -129,17 +188,22 @@ def register(server: LanguageServer, session: Session) -> None:
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(code_action_kinds=[QUICKFIX, FIX_ALL], resolve_provider=True),
+        types.CodeActionOptions(
+            code_action_kinds=[QUICKFIX, FIX_ALL, GENERATE_TESTS], resolve_provider=True
+        ),
     )
     async def code_action(
         ls: LanguageServer, params: types.CodeActionParams
     ) -> list[types.CodeAction] | None:
         uri = params.text_document.uri
+        only = params.context.only
+        generate = None
+        if _wanted(GENERATE_TESTS, only):
+            generate = await _generate_tests_action(session, uri, params.range)
         shown = session.publisher.shown(uri)
         if shown is None:
-            return None
+            return [generate] if generate is not None else None
         findings = shown.findings
-        only = params.context.only
         actions: list[types.CodeAction] = []
         if _wanted(QUICKFIX, only):
             for diag in params.context.diagnostics:
@@ -160,6 +224,8 @@ def register(server: LanguageServer, session: Session) -> None:
                     )
                     if session.verifier.verifiable(finding, shown.snapshot):
                         actions.append(_verify_action(session, shown.snapshot, finding, diag))
+                if finding.provenance.engine == "tests":
+                    actions.append(_expected_failure_action(uri, finding, diag))
                 actions.append(
                     _dismiss_action(
                         finding, uri, "dismissed", f"Gantry: dismiss {finding.rule} here", diag
@@ -185,6 +251,8 @@ def register(server: LanguageServer, session: Session) -> None:
                     data=unstructure(ActionData(uri)),
                 )
             )
+        if generate is not None:
+            actions.append(generate)
         if not session.caps.resolve_edits:
             for action in actions:
                 if action.data is not None:

@@ -16,6 +16,8 @@ from lsp_server.analysis.languages import language_for_path
 from lsp_server.contract import commands
 from lsp_server.contract.commands import (
     DismissArgs,
+    ExpectedFailureArgs,
+    GenerateTestsArgs,
     NoArgs,
     ReviewFileArgs,
     ReviewPathsArgs,
@@ -23,6 +25,7 @@ from lsp_server.contract.commands import (
 )
 from lsp_server.contract.converter import ContractError
 from lsp_server.services.reviewer import OnDiskReview
+from lsp_server.services.testgen import Refused
 from lsp_server.session import Session
 
 log = logging.getLogger("gantry.commands")
@@ -141,3 +144,24 @@ def register(server: LanguageServer, session: Session) -> None:
                 {"path": str(path), "reason": reason} for path, reason in incomplete
             ]
         return answer
+
+    @command(server, "gantry.generateTests")
+    async def generate_tests(ls: LanguageServer, params: GenerateTestsArgs) -> dict:
+        """Answers once the tests are delivered (or why not); progress meanwhile."""
+        lines = None
+        if params.range is not None:
+            start, end = params.range.start, params.range.end
+            # A selection that ends at the start of a line does not take that line.
+            last = end.line - 1 if end.character == 0 and end.line > start.line else end.line
+            lines = (start.line + 1, last + 1)
+        try:
+            return await session.testgen.generate(params.uri, params.symbol, lines)
+        except Refused as exc:
+            raise JsonRpcInvalidParams(f"gantry.generateTests: {exc}") from exc
+
+    @command(server, "gantry.addExpectedFailure")
+    async def add_expected_failure(ls: LanguageServer, params: ExpectedFailureArgs) -> dict:
+        try:
+            return await session.testgen.add_expected_failure(params.uri, params.fingerprint)
+        except Refused as exc:
+            raise JsonRpcInvalidParams(f"gantry.addExpectedFailure: {exc}") from exc

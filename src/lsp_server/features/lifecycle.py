@@ -71,4 +71,5 @@ def register(server: LanguageServer, session: Session) -> None:
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: LanguageServer, params: None) -> None:
+        session.testgen.cancel_all()
         await asyncio.gather(*(service.stop(f) for f in folders))

@@ -126,9 +126,12 @@ class StatusReporter:
         self.update()
 
     @contextlib.asynccontextmanager
-    async def progress(self, title: str) -> AsyncIterator[Callable[[str, int | None], None]]:
+    async def progress(
+        self, title: str, *, on_cancel: Callable[[], None] | None = None
+    ) -> AsyncIterator[Callable[[str, int | None], None]]:
         """`$/progress` for long work; yields report(message, percentage). A fresh token each
-        time: pygls never releases old ones."""
+        time: pygls never releases old ones. With `on_cancel`, the client may cancel the work
+        (window/workDoneProgress/cancel): `on_cancel()` is then called on the loop."""
         server = self.server
         token = None
         if self.work_done_progress:
@@ -137,9 +140,14 @@ class StatusReporter:
                 await asyncio.wait_for(
                     server.work_done_progress.create_async(token), _CLIENT_ANSWER_TIMEOUT_S
                 )
-                server.work_done_progress.begin(
-                    token, types.WorkDoneProgressBegin(title=title, percentage=0)
+                begin = types.WorkDoneProgressBegin(
+                    title=title, percentage=0, cancellable=on_cancel is not None
                 )
+                server.work_done_progress.begin(token, begin)
+                if on_cancel is not None:  # pygls cancels the token's future on the client's word
+                    server.work_done_progress.tokens[token].add_done_callback(
+                        lambda future: on_cancel() if future.cancelled() else None
+                    )
             except Exception as exc:  # refused or unanswered: the work goes on without a bar
                 log.debug("progress refused: %s", exc)
                 token = None

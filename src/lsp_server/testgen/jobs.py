@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -111,9 +112,15 @@ def spec(
     )
 
 
-def local_runner(*, unsandboxed: bool = False, work_root: Path | None = None) -> RunJob:
+def local_runner(
+    *,
+    unsandboxed: bool = False,
+    work_root: Path | None = None,
+    cancel: threading.Event | None = None,
+) -> RunJob:
     """Jobs in this machine's bubblewrap sandbox (SandboxUnavailable when it cannot run and
-    ``unsandboxed`` was not allowed by the user)."""
+    ``unsandboxed`` was not allowed by the user); setting ``cancel`` kills a running job's
+    process group at once (its result is then "cancelled")."""
     import tempfile
 
     from remote_exec.local_runner import run_spec
@@ -123,6 +130,6 @@ def local_runner(*, unsandboxed: bool = False, work_root: Path | None = None) ->
     root = work_root or Path(tempfile.gettempdir()) / "gantry-testgen"
 
     def run(job: ExecSpec) -> ExecResult:
-        return run_spec(job, sandbox, root)
+        return run_spec(job, sandbox, root, cancel=cancel)
 
     return run

@@ -49,7 +49,7 @@ def _test_files(root: Path) -> list[Path]:
     return found
 
 
-def _uses_ruff(root: Path) -> bool:
+def uses_ruff(root: Path) -> bool:
     if (root / "ruff.toml").exists() or (root / ".ruff.toml").exists():
         return True
     try:
@@ -72,7 +72,7 @@ def detect_layout(target: Target) -> Layout:
         test_file, style = target.path.with_name(name), "beside"
     else:
         test_file, style = root / "tests" / name, "tests-tree"
-    return Layout(test_file, style, suite, _uses_ruff(root))
+    return Layout(test_file, style, suite, uses_ruff(root))
 
 
 def _import_keys(node: ast.stmt) -> list[str]:

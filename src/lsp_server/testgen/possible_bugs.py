@@ -64,3 +64,13 @@ def from_failure(candidate: Candidate, longrepr: str, runs_failed: int) -> Possi
         input=_example(lines) or _failing_line(longrepr) or "",
         runs_failed=runs_failed,
     )
+
+
+def as_expected_failure(bug: PossibleBug) -> Candidate:
+    """The bug's test marked ``pytest.mark.xfail(strict=True)``: it documents the behaviour,
+    and the suite fails once the code changes so that it passes (then the mark goes)."""
+    c = bug.candidate
+    reason = f"possible bug: {bug.assertion.splitlines()[0]}"[:200]
+    source = f"@pytest.mark.xfail(strict=True, reason={reason!r})\n{c.source}"
+    imports = c.imports if "import pytest" in c.imports else ("import pytest", *c.imports)
+    return attrs.evolve(c, id=f"{c.id}-xfail", source=source, imports=imports)

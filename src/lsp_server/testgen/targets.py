@@ -77,6 +77,71 @@ def _import_root(path: Path, root: Path) -> tuple[Path, str]:
     return folder, ".".join(parts)
 
 
+def lensed_symbols(source: str) -> tuple[Symbol, ...]:
+    """What an editor offers "Generate tests" over: the public top-level functions and classes,
+    and the public methods of those classes (named ``Class.method``, kind "method"). Raises
+    SyntaxError or ValueError for a module that does not parse."""
+    found = []
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        if node.name.startswith("_"):
+            continue
+        is_class = isinstance(node, ast.ClassDef)
+        found.append(Symbol(node.name, "class" if is_class else "function", node.lineno))
+        if is_class:
+            found.extend(
+                Symbol(f"{node.name}.{item.name}", "method", item.lineno)
+                for item in node.body
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+                and not item.name.startswith("_")
+            )
+    return tuple(found)
+
+
+def symbols_in_lines(source: str, first: int, last: int) -> tuple[Symbol, ...]:
+    """The public top-level functions and classes whose lines (decorators included) a selection
+    of lines (1-based, inclusive) overlaps: a cursor in a method picks its class."""
+    tree = ast.parse(source)
+    chosen = []
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        if node.name.startswith("_"):
+            continue
+        start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+        if start <= last and first <= (node.end_lineno or node.lineno):
+            kind = "class" if isinstance(node, ast.ClassDef) else "function"
+            chosen.append(Symbol(node.name, kind, node.lineno))
+    return tuple(chosen)
+
+
+def for_source(path: Path, source: str, symbols: tuple[Symbol, ...] | None = None) -> Target:
+    """The target of ``symbols`` (every public function and class when None) in the module at
+    ``path`` whose text is ``source`` (an editor's buffer: the file may differ, or not exist)."""
+    whole = symbols is None
+    if symbols is None:
+        symbols = public_symbols(source)
+    if not symbols:
+        raise TargetError(f"{path.name}: has no public functions or classes to test")
+    root = _project_root(path)
+    import_root, module = _import_root(path, root)
+    if not import_root.is_relative_to(root):
+        raise TargetError(f"{path.name}: its package reaches above the project root {root}")
+    return Target(path, root, import_root, module, symbols, whole_module=whole)
+
+
+def moved(target: Target, root: Path) -> Target:
+    """``target`` in a copy of its project at ``root`` (a snapshot the run reads instead of the
+    project, which may change meanwhile)."""
+    return attrs.evolve(
+        target,
+        path=root / target.relpath,
+        root=root,
+        import_root=root / target.import_relpath,
+    )
+
+
 def resolve(spec: str, *, cwd: Path | None = None) -> Target:
     """The target ``FILE[::SYMBOL]`` names; TargetError when it cannot be used."""
     file, _, symbol = spec.partition("::")

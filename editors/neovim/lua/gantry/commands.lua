@@ -59,28 +59,43 @@ end
 
 M.TESTS_COMMAND = 'gantry.generateTests'
 
----`:GantryTests`: tests for the symbol under the cursor, when the server offers them.
-function M.tests()
+---The `gantry.generateTests` arguments for a buffer: the lines given (1-based, inclusive), else
+---the cursor as an empty range, for which the server takes the function, method or class around
+---it.
+---@param bufnr integer
+---@param lines? integer[] { first, last }
+---@param encoding string the client's offset encoding
+function M.tests_args(bufnr, lines, encoding)
+  local range
+  if lines then
+    range = { start = { line = lines[1] - 1, character = 0 }, ['end'] = { line = lines[2], character = 0 } }
+  else
+    local at = vim.lsp.util.make_position_params(0, encoding).position
+    range = { start = at, ['end'] = at }
+  end
+  return { uri = vim.uri_from_bufnr(bufnr), range = range }
+end
+
+---`:GantryTests`: tests for what is under the cursor, or for the lines of `:'<,'>GantryTests`.
+---The server shows the stages as progress and says what it kept; the tests arrive as an edit.
+---@param lines? integer[] { first, last }, 1-based
+function M.tests(lines)
   local bufnr = vim.api.nvim_get_current_buf()
   local client = need_client(bufnr)
   if not client then
     return
   end
   if not gantry.offers(client, M.TESTS_COMMAND) then
-    gantry.notify(('test generation is not available yet: this Gantry server does not offer %s'):format(M.TESTS_COMMAND), WARN)
+    gantry.notify(('test generation is not available: this Gantry server does not offer %s'):format(M.TESTS_COMMAND), WARN)
     return
   end
-  local pos = vim.api.nvim_win_get_cursor(0)
-  local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
-  gantry.execute(client, M.TESTS_COMMAND, { {
-    uri = params.textDocument.uri,
-    position = params.position,
-    symbol = vim.fn.expand('<cword>'),
-  } }, function(err)
+  local args = M.tests_args(bufnr, lines, client.offset_encoding)
+  local where = lines and ('lines %d-%d'):format(lines[1], lines[2]) or ('line %d'):format(args.range.start.line + 1)
+  gantry.notify(('generating tests for %s...'):format(where))
+  gantry.execute(client, M.TESTS_COMMAND, { args }, function(err)
     if err then
       return failed('test generation', err)
     end
-    gantry.notify(('generating tests for %s (line %d)'):format(vim.fn.expand('<cword>'), pos[1]))
   end, bufnr)
 end
 

@@ -13,6 +13,7 @@ local KNOWN = {
   index = { enabled = true, exclude = true },
   inference = { endpoints = true, privacy = true },
   execution = { gateway = true, local_fallback = true, unsandboxed = true, queue = true, max_concurrency = true },
+  testgen = { budget_seconds = true, reruns = true },
 }
 local SEVERITIES = { error = true, warning = true, info = true, hint = true }
 

@@ -1,0 +1,61 @@
+"""A test-generation run an editor watches and may stop: each exec job is named by its stage
+of the funnel as it starts, and once the user cancels, the running job's process group is
+killed (the runner's cancel event) and no further job starts."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable
+
+from remote_exec.jobs import ExecResult, ExecSpec
+
+from .jobs import RunJob
+
+STAGES = ("generate", "collect", "rerun", "coverage", "place")
+"""The stages a run shows, in order."""
+
+
+class Cancelled(Exception):
+    """The user stopped the run: its jobs were killed and nothing is delivered."""
+
+
+def _lines(job: ExecSpec, name: str) -> int:
+    content = job.files.get(name)
+    if content is None:
+        return 0
+    return sum(1 for line in base64.b64decode(content).splitlines() if line.strip())
+
+
+def stage_of(job: ExecSpec) -> tuple[str, str]:
+    """The stage a job belongs to, and what it works on, in words."""
+    argv = job.argv
+    if "ghostwrite" in argv:
+        return "generate", "Hypothesis ghostwriter"
+    if "crosshair" in argv:
+        return "generate", "CrossHair cover"
+    if "--collect-only" in argv:
+        candidates = sum(1 for a in argv if a.rsplit("/", 1)[-1].startswith("test_gantry_"))
+        return "collect", f"{candidates} candidate(s)"
+    if "rerun" in argv:
+        runs = argv[argv.index("--runs") + 1] if "--runs" in argv[:-1] else "?"
+        return "rerun", f"{_lines(job, 'ids.txt')} test(s) x {runs} runs in random order"
+    if "cover" in argv:
+        return "coverage", f"{_lines(job, 'ids.txt')} test(s) under coverage.py"
+    return "generate", "candidates"
+
+
+def watched(run: RunJob, cancel: threading.Event, on_job: Callable[[str, str], None]) -> RunJob:
+    """``run`` that tells ``on_job(stage, what)`` before each job and raises Cancelled once
+    ``cancel`` is set (``run`` must kill its job on the same event)."""
+
+    def job(spec: ExecSpec) -> ExecResult:
+        if cancel.is_set():
+            raise Cancelled
+        on_job(*stage_of(spec))
+        result = run(spec)
+        if cancel.is_set() or result.state == "cancelled":
+            raise Cancelled
+        return result
+
+    return job
