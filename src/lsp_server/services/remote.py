@@ -140,6 +140,6 @@ def _review_only(folder: Folder) -> bool:
     return (
         not settings.index.enabled
         and not settings.inference.endpoints
-        and settings.execution.gateway is None
+        and not settings.execution.gateway_targets()
         and not queue_path(folder.root, settings).exists()
     )
