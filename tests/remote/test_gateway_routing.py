@@ -155,8 +155,11 @@ def test_jobs_spread_by_free_capacity_without_holding_workers(dispatcher, tmp_pa
         until(lambda: run.gateway("a").jobs + run.gateway("b").jobs == 4, what="all placed")
         assert (run.gateway("a").jobs, run.gateway("b").jobs) == (3, 1)
         with ExecutionClient(a_url, TOKEN) as a, ExecutionClient(b_url, TOKEN) as b:
-            assert a.health()["running"] + a.health()["queued"] == 3
-            assert b.health()["running"] + b.health()["queued"] == 1
+
+            def active() -> list[int]:
+                return [(h := c.health())["running"] + h["queued"] for c in (a, b)]
+
+            until(lambda: active() == [3, 1], what="3 jobs running on a, 1 on b")
         done = [run.done(job) for job in jobs]
     where = collections.Counter(job.result["where"] for job in done)
     assert where == {a_url: 3, b_url: 1}
@@ -214,6 +217,32 @@ def test_a_draining_gateway_gets_nothing_new_and_finishes_its_running_job(
         until(lambda: run.gateway("a").health == "up", what="a up again")
         again = run.done(run.submit("again", sleeper(0.1)))
         assert again.result["where"] == a_url
+
+
+def test_a_job_waiting_on_a_gateway_that_drains_moves_to_another(dispatcher, tmp_path) -> None:
+    """Our view of a is stale (polled every 30 s): another client fills it, so our job waits
+    there, queued. Then a drains: the next job sent there is refused as draining, which tells
+    us; the job still queued there is cancelled there and moved to b, under the same key."""
+    drain = tmp_path / "a-drain"
+    with (
+        local_gateway(tmp_path / "a", slots=4, drain_file=drain) as a_url,
+        local_gateway(tmp_path / "b", slots=2) as b_url,
+        ExecutionClient(a_url, TOKEN) as other_client,
+    ):
+        run = dispatcher(
+            target("a", a_url), target("b", b_url), probe_interval_s=30, max_probe_interval_s=30
+        )
+        hogs = [other_client.submit(f"hog{i}", sleeper(4)) for i in range(4)]
+        first = run.submit("first", sleeper(0.2))
+        until(lambda: run.gateway("a").jobs == 1, what="first sent to a")
+        until(lambda: other_client.health()["queued"] >= 1, what="first waiting behind the hogs")
+
+        drain.touch()
+        second = run.submit("second", sleeper(0.2))  # to a: 3 slots free, it believes
+        done = [run.done(first), run.done(second)]
+        assert {job.result["where"] for job in done} == {b_url}
+        assert all(job.attempts == 0 and run.recorded[job.id] == 1 for job in done)
+        assert "cancelled" not in {other_client.get(h.id).state for h in hogs}
 
 
 def test_a_gateway_killed_mid_job_has_its_job_finished_on_the_other_recorded_once(
