@@ -26,6 +26,9 @@ from remote_exec.jobs import ExecResult, ExecSpec, Job
 log = logging.getLogger("remote_exec.follow")
 _FOLLOW_S = 0.2
 """How often our jobs there are looked at."""
+_MOVE_AFTER = 2
+"""Health polls in a row left unanswered before its jobs are moved: one slow answer is not a
+dead gateway, and a job moved off a live one runs twice (recorded once)."""
 
 
 @attrs.define(eq=False)
@@ -76,6 +79,8 @@ class GatewayFollower:
         self._interval_s, self._max_interval_s = interval_s, max(interval_s, max_interval_s)
         self._stop = stop
         self._jobs: dict[int, Followed] = {}
+        self._unanswered = 0
+        """Health polls in a row without an answer."""
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"gantry-gw-{name}", daemon=True)
@@ -100,10 +105,10 @@ class GatewayFollower:
     def _run(self) -> None:
         delay, next_poll = self._interval_s, 0.0
         # After stop() the jobs already there are still followed to their end, as a worker
-        # used to; health is then no longer asked.
+        # used to (and moved if the gateway dies meanwhile).
         while not (self._stop.is_set() and not self._jobs):
             now = time.monotonic()
-            if now >= next_poll and not self._stop.is_set():
+            if now >= next_poll:
                 answered = self._poll()
                 delay = self._interval_s if answered else min(self._max_interval_s, delay * 2)
                 next_poll = time.monotonic() + delay
@@ -131,6 +136,7 @@ class GatewayFollower:
         except (execution.GatewayError, ValueError) as exc:
             log.info("gateway %s does not answer: %s", self.name, exc)
             report = None
+        self._unanswered = 0 if report is not None else self._unanswered + 1
         self._health.observe(self.name, report is not None)
         self._pool.reported(self.name, report, changes)
         return report is not None
@@ -140,15 +146,17 @@ class GatewayFollower:
             with contextlib.suppress(Exception):  # best effort: it may be down
                 self.client.cancel(followed.remote.id)
             return self._end(followed, Dropped())
-        if self._health.is_open(self.name):
+        if self._unanswered >= _MOVE_AFTER:
             return self._end(followed, Moved(f"gateway {self.name} is down"))
         try:
             remote = self._health.call(self.name, self.client.get, followed.remote.id)
         except execution.JobLost:
             return self._end(followed, Moved(f"gateway {self.name} no longer knows the job"))
+        except execution.GatewayRejected as exc:  # e.g. the token was revoked there
+            return self._end(followed, Moved(f"gateway {self.name} refuses to show it: {exc}"))
         except (execution.GatewayError, pybreaker.CircuitBreakerError) as exc:
             log.info("job %s on %s: %s", followed.job.id, self.name, exc)
-            return  # down is decided by the breaker (three failures) or a failed probe
+            return  # down is decided by the health polls
         followed.remote = remote
         if remote.done:
             if remote.state == "cancelled":  # not by us: `lost` was not set

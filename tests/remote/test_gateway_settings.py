@@ -14,6 +14,7 @@ import attrs
 import pytest
 from gateway_harness import TOKEN, free_port, make_config, serve_in_thread
 from lsp_harness import SERVER, initialize
+from lsprotocol import types
 
 from lsp_server.config import load_settings
 from lsp_server.remote_setup import dispatcher_config
@@ -241,6 +242,11 @@ async def test_gantry_status_shows_every_gateways_health_and_capacity(
             # Unknown until it answers: left out, as every None is.
             assert getattr(shown["c"], "slots", None) is None
             assert client.statuses[-1].remotes.c == "down"
+            params = types.ExecuteCommandParams(command="gantry.queueStatus", arguments=[])
+            listing = await asyncio.wait_for(client.workspace_execute_command_async(params), 30)
+            listed = {g["name"]: g for g in listing["gateways"]}
+            assert listed["a"]["health"] == "up" and listed["a"]["free_gpus"] == 1
+            assert listed["c"]["health"] == "down"
             await client.shutdown_session()
         finally:
             await asyncio.wait_for(client.stop(), 30)
