@@ -83,7 +83,7 @@ class GatewayTarget:
     token_file: str | None = None
     connect_timeout_s: float = attrs.field(default=3.0, validator=_positive)
     read_timeout_s: float = attrs.field(default=30.0, validator=_positive)
-    labels: dict[str, str] = attrs.Factory(dict)
+    labels: dict[str, str] = attrs.field(factory=dict, hash=False)
     """What this gateway offers beyond its reported capacity (e.g. gpu = "h100"): a job that
     asks for labels goes only to a gateway that has every one of them, with the same value."""
 
@@ -115,7 +115,8 @@ class DispatcherConfig:
     local_fallback: bool = True
     unsandboxed: bool = False
     max_concurrency: int = 2
-    """Workers: how many jobs run at once, which bounds the drain when a remote returns."""
+    """Workers: how many jobs run here at once (model calls, local sandbox runs). A job on a
+    gateway holds none: it takes a slot the gateway reported free, which bounds the drain."""
     lease_s: float = 30.0
     retry_down_s: float = 5.0
     """How soon a job that found its remote down looks again (no attempt is consumed)."""
