@@ -88,6 +88,8 @@ class Run:
         self.d = dispatcher
         self.statuses: list[DispatcherStatus] = []
         self.recorded: collections.Counter[int] = collections.Counter()
+        self.moved: list[str] = []
+        """Why jobs were handed back to be placed again (off a dead or draining gateway)."""
 
     def submit(self, key: str, spec: ExecSpec) -> Job:
         return self.d.submit(key, JobKind.EXEC, attrs.asdict(spec), resources=spec.resources)
@@ -132,6 +134,14 @@ def dispatcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Call
             return recorded
 
         run.d.queue.complete = counted  # type: ignore[method-assign]
+        release = run.d.queue.release
+
+        def noted(job_id: int, owner: str, *, not_before: float, reason: str) -> bool:
+            if reason.startswith("moved: "):
+                run.moved.append(reason)
+            return release(job_id, owner, not_before=not_before, reason=reason)
+
+        run.d.queue.release = noted  # type: ignore[method-assign]
         runs.append(run)
         run.d.start()
         until(lambda: all(g.health != "unknown" for g in run.d.status().gateways))
@@ -270,7 +280,7 @@ def test_a_gateway_killed_mid_job_has_its_job_finished_on_the_other_recorded_onc
 
             job = run.done(job)
             assert job.result["where"] == b_url and job.attempts == 0
-            assert run.recorded[job.id] == 1
+            assert run.recorded[job.id] == 1 and run.moved == ["moved: gateway a is down"]
             assert "down" in {s.remotes.get("a") for s in run.statuses}
 
             a = spawn_gateway(tmp_path / "a", port)
@@ -344,3 +354,34 @@ def test_a_hung_gateway_stalls_neither_workers_nor_the_other_gateway(dispatcher,
         for conn in accepted:
             conn.close()
         server.close()
+
+
+def test_a_gateway_killed_and_restarted_twice_loses_no_job_and_records_each_once(
+    dispatcher, tmp_path
+) -> None:
+    """Thirty short jobs over two gateways; one, a process, is killed with SIGKILL twice while
+    jobs run there and restarted on its journal each time. Every job ends done, once."""
+    port = free_port()
+    a_url = f"http://127.0.0.1:{port}"
+    a = spawn_gateway(tmp_path / "a", port)
+    try:
+        with local_gateway(tmp_path / "b", slots=2) as b_url:
+            run = dispatcher(target("a", a_url), target("b", b_url))
+            jobs = [run.submit(f"job{i}", sleeper(0.3)) for i in range(30)]
+            for kill_after in (5, 15):
+                until(lambda n=kill_after: sum(run.recorded.values()) >= n, timeout_s=120)
+                until(lambda: run.gateway("a").jobs > 0, timeout_s=60, what="jobs on a")
+                os.kill(a.pid, signal.SIGKILL)
+                a.wait(10)
+                until(lambda: run.d.status().remotes["a"] == "down", what="a seen down")
+                a = spawn_gateway(tmp_path / "a", port)
+            done = [run.done(job, timeout_s=120) for job in jobs]
+    finally:
+        a.kill()
+        a.wait(10)
+    assert all(run.recorded[job.id] == 1 for job in done)
+    assert sum(run.recorded.values()) == 30
+    # Moved because a was seen down, or because a restarted and no longer knew them.
+    assert run.moved and all(r.startswith("moved: gateway a ") for r in run.moved), run.moved
+    where = collections.Counter(job.result["where"] for job in done)
+    assert set(where) <= {a_url, b_url} and where[b_url] > 0
