@@ -184,10 +184,14 @@ class GatewayPool:
 
     # -- placing ------------------------------------------------------------------------------
 
-    def place(self, job_id: int, resources: Resources) -> Placement | NoPlacement:
+    def place(
+        self, job_id: int, resources: Resources, *, was_on: str | None = None
+    ) -> Placement | NoPlacement:
         """Reserve room for the job on the gateway with the most free slots (the most free
         GPUs first, for a GPU job; then the one with fewer of our jobs, then the first
-        configured), or say why there is none now."""
+        configured), or say why there is none now. A job that `was_on` a gateway still up
+        goes back there whatever its room: it may be running there already (another process
+        sent it and died), and that gateway answers for its key."""
         now = time.monotonic()
         with self._lock:
             fits = []
@@ -198,9 +202,11 @@ class GatewayPool:
                     and not self._is_down(name)
                     and book.busy_until <= now
                     and book.could_ever(resources) is None
-                    and slots >= 1
-                    and gpus >= resources.gpus
+                    and (name == was_on or (slots >= 1 and gpus >= resources.gpus))
                 ):
+                    if name == was_on:
+                        fits = [((float("inf"),), name)]
+                        break
                     rank = (gpus if resources.gpus else 0, slots, -len(book.ours), -book.index)
                     fits.append((rank, name))
             if not fits:

@@ -91,3 +91,5 @@ class Job:
     error: str | None
     created_at: float
     updated_at: float
+    placed: str | None = None
+    """The remote it was last sent to (a gateway's name): asked first when it runs again."""

@@ -121,7 +121,7 @@ class Router:
         retry_at: float | None = None
         why = NoPlacement("no gateway configured")
         for _ in self._pool.names:  # each gateway at most once: one may refuse, another take it
-            placement = self._pool.place(job.id, resources)
+            placement = self._pool.place(job.id, resources, was_on=job.placed)
             if isinstance(placement, NoPlacement):
                 why = placement
                 break
@@ -176,6 +176,8 @@ class Router:
         to the gateway's follower."""
         follower = self.followers[placement.name]
         remote = self._health.call(placement.name, follower.client.submit, job.key, spec)
+        if job.placed != placement.name:
+            self.queue.placed(job.id, job.lease_owner, placement.name)
         follower.follow(Followed(job, spec, lost, placement, remote))
 
     def job_ended(self, followed: Followed, outcome: Outcome) -> None:

@@ -20,7 +20,14 @@ from pathlib import Path
 import attrs
 import pytest
 from fake_messages_api import FakeMessagesAPI, malformed, rate_limited, spend_limit, text
-from gateway_harness import TOKEN, free_port, make_config, python_spec, serve_in_thread
+from gateway_harness import (
+    TOKEN,
+    free_port,
+    make_config,
+    python_spec,
+    sample_health,
+    serve_in_thread,
+)
 
 from remote_exec import inference
 from remote_exec.dispatcher import Dispatcher, DispatcherStatus
@@ -505,27 +512,6 @@ def test_backlog_drains_into_the_gateways_free_slots_when_it_returns(dispatcher,
         running += step
         peak = max(peak, running)
     assert 1 <= peak <= 2, spans
-
-
-@contextlib.contextmanager
-def sample_health(url: str) -> Iterator[list[dict]]:
-    """The gateway's /v1/health, read every 20 ms in a thread while the block runs."""
-    seen: list[dict] = []
-    stop = threading.Event()
-
-    def sample() -> None:
-        with ExecutionClient(url, TOKEN) as client:
-            while not stop.wait(0.02):
-                with contextlib.suppress(Exception):
-                    seen.append(client.health())
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield seen
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 def test_a_job_queued_on_the_gateway_is_not_cancelled_for_waiting(dispatcher, tmp_path) -> None:

@@ -25,6 +25,7 @@ from gateway_harness import (
     free_port,
     make_config,
     python_spec,
+    sample_health,
     serve_in_thread,
     spawn_gateway,
 )
@@ -354,6 +355,73 @@ def test_a_hung_gateway_stalls_neither_workers_nor_the_other_gateway(dispatcher,
         for conn in accepted:
             conn.close()
         server.close()
+
+
+CHILD = """
+import sys, time, attrs
+from pathlib import Path
+from remote_exec.dispatcher import Dispatcher
+from remote_exec.jobs import JobKind
+from remote_exec.settings import DispatcherConfig, GatewayTarget
+sys.path.insert(0, {harness!r})
+from gateway_harness import python_spec
+
+config = DispatcherConfig(
+    queue_path=Path({queue!r}), work_root=Path({work!r}), lease_s=2.0, probe_interval_s=0.2,
+    gateways=[GatewayTarget(url={url!r}, name="a", token_env={env!r})], local_fallback=False,
+)
+d = Dispatcher(config)
+d.start()
+spec = python_spec("import time; time.sleep(3); print('ran once')")
+job = d.submit("orphan", JobKind.EXEC, attrs.asdict(spec))
+while d.queue.get(job.id).placed != "a":
+    time.sleep(0.02)
+print("placed", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_job_whose_dispatcher_died_goes_back_to_its_gateway_not_elsewhere(
+    dispatcher, tmp_path
+) -> None:
+    """A dispatcher process sends a job to a and is killed with SIGKILL. Another, which also
+    knows b (with more room), reclaims the job: it asks a again, which answers for the key
+    with the job already running there; b never sees it, and a runs it once."""
+    import subprocess
+    import sys
+
+    with (
+        local_gateway(tmp_path / "a", slots=2) as a_url,
+        local_gateway(tmp_path / "b", slots=4) as b_url,
+        sample_health(a_url) as on_a,
+        sample_health(b_url) as on_b,
+    ):
+        code = CHILD.format(
+            harness=str(Path(__file__).parent),
+            queue=str(tmp_path / "queue.sqlite"),
+            work=str(tmp_path / "child-work"),
+            url=a_url,
+            env=TOKEN_ENV,
+        )
+        child = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, TOKEN_ENV: TOKEN},
+        )
+        try:
+            assert child.stdout.readline().strip() == "placed"
+        finally:
+            child.kill()
+            child.wait(10)
+        run = dispatcher(target("a", a_url), target("b", b_url))
+        (orphan,) = run.d.queue.list()
+        job = run.done(orphan)
+        assert job.result["where"] == a_url and job.result["stdout_tail"] == "ran once\n"
+        assert job.attempts == 1  # the lease that expired with the dead process
+        assert run.recorded[job.id] == 1
+    assert on_b and max(h["running"] + h["queued"] for h in on_b) == 0
+    assert on_a and max(h["running"] + h["queued"] for h in on_a) == 1
 
 
 def test_a_gateway_killed_and_restarted_twice_loses_no_job_and_records_each_once(
