@@ -269,7 +269,7 @@ class GatewayPool:
         """The outcome of a health poll (None: it did not answer)."""
         with self._lock:
             book = self._books[name]
-            before = (book.health(), book.free(), book.busy_until)
+            before = (book.health(), book.free())
             book.answered = report is not None
             if report is not None:
                 book.reported = report
@@ -278,9 +278,7 @@ class GatewayPool:
                     ours_gpus = sum(r.gpus for r in book.ours.values())
                     book.others_slots = max(0, report.slots - report.free_slots - len(book.ours))
                     book.others_gpus = max(0, report.gpus - report.free_gpus - ours_gpus)
-                if book.busy_until and report.free_slots:
-                    book.busy_until = 0.0  # the gateway itself says there is room
-            after = (book.health(), book.free(), book.busy_until)
+            after = (book.health(), book.free())
         if after != before:
             self._on_change()
 

@@ -176,9 +176,12 @@ class Router:
         to the gateway's follower."""
         follower = self.followers[placement.name]
         remote = self._health.call(placement.name, follower.client.submit, job.key, spec)
-        if job.placed != placement.name:
-            self.queue.placed(job.id, job.lease_owner, placement.name)
         follower.follow(Followed(job, spec, lost, placement, remote))
+        if job.placed != placement.name:
+            try:  # a hint for whoever runs it after us: never a reason to send it elsewhere
+                self.queue.placed(job.id, job.lease_owner, placement.name)
+            except Exception:
+                log.exception("noting where job %s went failed", job.id)
 
     def job_ended(self, followed: Followed, outcome: Outcome) -> None:
         """A follower's word on a job it followed: record it, or send the job back to the
