@@ -194,24 +194,26 @@ class GatewayPool:
         sent it and died), and that gateway answers for its key."""
         now = time.monotonic()
         with self._lock:
-            fits = []
-            for name, book in self._books.items():
-                slots, gpus = book.free()
-                if (
-                    book.health() == "up"
-                    and not self._is_down(name)
-                    and book.busy_until <= now
-                    and book.could_ever(resources) is None
-                    and (name == was_on or (slots >= 1 and gpus >= resources.gpus))
-                ):
-                    if name == was_on:
-                        fits = [((float("inf"),), name)]
-                        break
-                    rank = (gpus if resources.gpus else 0, slots, -len(book.ours), -book.index)
-                    fits.append((rank, name))
-            if not fits:
-                return self._why_not(resources)
-            name = max(fits)[1]
+            usable = {
+                name: book
+                for name, book in self._books.items()
+                if book.health() == "up"
+                and not self._is_down(name)
+                and book.busy_until <= now
+                and book.could_ever(resources) is None
+            }
+            if was_on in usable:
+                name = was_on
+            else:
+                fits = []
+                for name, book in usable.items():
+                    slots, gpus = book.free()
+                    if slots >= 1 and gpus >= resources.gpus:
+                        rank = (gpus if resources.gpus else 0, slots, -len(book.ours), -book.index)
+                        fits.append((rank, name))
+                if not fits:
+                    return self._why_not(resources)
+                name = max(fits)[1]
             book = self._books[name]
             book.ours[job_id] = resources
             book.changes += 1

@@ -453,3 +453,26 @@ def test_a_gateway_killed_and_restarted_twice_loses_no_job_and_records_each_once
     assert run.moved and all(r.startswith("moved: gateway a ") for r in run.moved), run.moved
     where = collections.Counter(job.result["where"] for job in done)
     assert set(where) <= {a_url, b_url} and where[b_url] > 0
+
+
+def test_what_a_gateway_reports_is_read_strictly(tmp_path) -> None:
+    """A real health answer; one from a gateway too old to say what is free (taken as full
+    while it has any job); and answers that are not health at all."""
+    from remote_exec.capacity import Reported
+
+    with (
+        local_gateway(tmp_path / "g", slots=3, gpus=["gpu0", "gpu1"]) as url,
+        ExecutionClient(url, TOKEN) as client,
+    ):
+        health = client.health()
+    report = Reported.from_health(health)
+    assert (report.slots, report.free_slots, report.gpus, report.free_gpus) == (3, 3, 2, 2)
+    assert report.max_cpus == len(os.sched_getaffinity(0)) and not report.draining
+
+    old = {k: v for k, v in health.items() if k not in ("free", "draining")}
+    assert Reported.from_health(old).free_slots == 3
+    busy = Reported.from_health({**old, "running": 1, "queued": 1})
+    assert (busy.free_slots, busy.free_gpus) == (1, 0)
+    for bad in ({}, [], {"capacity": {"max_concurrency": "8", "gpus": 0}}, {**old, "free": {}}):
+        with pytest.raises(ValueError, match="not a health answer"):
+            Reported.from_health(bad)
