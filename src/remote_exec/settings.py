@@ -123,7 +123,7 @@ class DispatcherConfig:
     probe_interval_s: float = 5.0
     """How often remotes are probed, and gateways asked for their capacity, while they answer;
     one that does not is asked less and less often, up to max_probe_interval_s."""
-    max_probe_interval_s: float = 60.0
+    max_probe_interval_s: float = 30.0
     cassette: Cassette | None = None
 
     def __attrs_post_init__(self) -> None:
