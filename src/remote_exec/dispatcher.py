@@ -23,6 +23,7 @@ import attrs
 
 from remote_exec import execution, inference
 from remote_exec.capacity import GatewayPool, GatewayState
+from remote_exec.credentials import SecretMissing
 from remote_exec.follow import GatewayFollower
 from remote_exec.health import RemoteHealth, tcp_probe
 from remote_exec.jobs import Job, JobKind, JobState, Priority, Resources
@@ -105,9 +106,14 @@ class Dispatcher:
             self._drop_lease,
         )
         for gw in config.gateways:
+            try:
+                token = gw.read_token()
+            except SecretMissing as exc:  # this gateway refuses us (401) and gets no job
+                announce(f"{exc}: that gateway gets no jobs until it is readable")
+                token = None
             client = execution.ExecutionClient(
                 gw.url,
-                gw.read_token(),
+                token,
                 connect_timeout_s=gw.connect_timeout_s,
                 read_timeout_s=gw.read_timeout_s,
             )

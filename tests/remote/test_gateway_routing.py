@@ -476,3 +476,34 @@ def test_what_a_gateway_reports_is_read_strictly(tmp_path) -> None:
     for bad in ({}, [], {"capacity": {"max_concurrency": "8", "gpus": 0}}, {**old, "free": {}}):
         with pytest.raises(ValueError, match="not a health answer"):
             Reported.from_health(bad)
+
+
+def test_a_gateway_whose_token_cannot_be_read_gets_nothing_and_the_others_work(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    said: list[str] = []
+    with local_gateway(tmp_path / "ok", slots=2) as ok_url:
+        unreadable = GatewayTarget(
+            url=ok_url, name="locked", token_env=None, token_file=str(tmp_path / "absent")
+        )
+        config = DispatcherConfig(
+            queue_path=tmp_path / "queue.sqlite",
+            work_root=tmp_path / "work",
+            gateways=(unreadable, target("ok", ok_url)),
+            local_fallback=False,
+            probe_interval_s=0.2,
+            retry_down_s=0.3,
+        )
+        d = Dispatcher(config, announce=said.append)
+        d.start()
+        try:
+            job = d.submit("job", JobKind.EXEC, attrs.asdict(sleeper(0.1)))
+            job = d.wait(job.id, 30)
+            assert job.state == JobState.DONE and job.result["where"] == ok_url
+            until(lambda: d.status().remotes == {"locked": "down", "ok": "up"})
+        finally:
+            d.stop(timeout_s=10)
+    (announced,) = said
+    assert announced.startswith(f"gateway locked: cannot read {tmp_path / 'absent'}")
+    assert announced.endswith("that gateway gets no jobs until it is readable")
