@@ -124,6 +124,7 @@ class Dispatcher:
                 self._pool,
                 self._health,
                 self._router.job_ended,
+                self._router.is_cancelled,
                 interval_s=config.probe_interval_s,
                 max_interval_s=config.max_probe_interval_s,
                 stop=self._stop,

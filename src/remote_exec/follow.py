@@ -3,8 +3,8 @@ answer) and follows this dispatcher's jobs there to their end, so that no dispat
 waits on a remote job: workers are for placing jobs and for local work.
 
 A job that cannot end there is handed back (`Moved`) to be placed again, under the same key:
-its gateway died, restarted and forgot it, cancelled it without being asked, overran, or is
-draining while the job has not started. The queue records one result whatever happens.
+its gateway died, restarted and forgot it, or is draining while the job has not started. The
+queue records one result whatever happens.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class GatewayFollower:
         pool: GatewayPool,
         health: RemoteHealth,
         on_end: Callable[[Followed, Outcome], None],
+        is_cancelled: Callable[[int], bool],
         *,
         interval_s: float,
         max_interval_s: float,
@@ -76,6 +77,8 @@ class GatewayFollower:
     ) -> None:
         self.name, self.client = name, client
         self._pool, self._health, self._on_end = pool, health, on_end
+        self._is_cancelled = is_cancelled
+        """Whether a job whose lease we lost was cancelled (not taken over by another)."""
         self._interval_s, self._max_interval_s = interval_s, max(interval_s, max_interval_s)
         self._stop = stop
         self._jobs: dict[int, Followed] = {}
@@ -143,8 +146,12 @@ class GatewayFollower:
 
     def _look_at(self, followed: Followed) -> None:
         if followed.lost.is_set():
-            with contextlib.suppress(Exception):  # best effort: it may be down
-                self.client.cancel(followed.remote.id)
+            # Cancelled here: stop it there. Reclaimed by another process (our lease ran out):
+            # leave it running, that process asks this gateway for the same key and follows it
+            # (a cancelled record there would answer for the key from then on).
+            if self._is_cancelled(followed.job.id):
+                with contextlib.suppress(Exception):  # best effort: it may be down
+                    self.client.cancel(followed.remote.id)
             return self._end(followed, Dropped())
         if self._unanswered >= _MOVE_AFTER:
             return self._end(followed, Moved(f"gateway {self.name} is down"))
@@ -158,9 +165,7 @@ class GatewayFollower:
             log.info("job %s on %s: %s", followed.job.id, self.name, exc)
             return  # down is decided by the health polls
         followed.remote = remote
-        if remote.done:
-            if remote.state == "cancelled":  # not by us: `lost` was not set
-                return self._end(followed, Moved(f"gateway {self.name} cancelled the job"))
+        if remote.done:  # cancelled there too, by its operator: resubmitting the key says so
             return self._end(followed, Finished(self.client.result(remote)))
         if remote.state == "queued" and self._pool.is_draining(self.name):
             with contextlib.suppress(Exception):
@@ -171,9 +176,11 @@ class GatewayFollower:
             target = self._pool.target(self.name)
             followed.deadline = now + followed.spec.timeout_s + target.read_timeout_s
         if followed.deadline is not None and now > followed.deadline:
+            # The gateway enforces the timeout itself; this is for one that does not: stop it
+            # there, and record that end when it is seen.
+            log.warning("job %s overran its deadline on %s: cancelling it", remote.id, self.name)
             with contextlib.suppress(Exception):
                 self.client.cancel(remote.id)
-            self._end(followed, Moved(f"job {remote.id} overran its deadline on {self.name}"))
 
     def _end(self, followed: Followed, outcome: Outcome) -> None:
         with self._lock:

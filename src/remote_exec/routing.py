@@ -22,7 +22,7 @@ from remote_exec.capacity import GatewayPool, NoPlacement, Placement
 from remote_exec.follow import Dropped, Finished, Followed, GatewayFollower, Moved, Outcome
 from remote_exec.health import RemoteHealth
 from remote_exec.inference.cassette import post_for
-from remote_exec.jobs import ExecSpec, Job, JobKind, Resources
+from remote_exec.jobs import ExecSpec, Job, JobKind, JobState, Resources
 from remote_exec.local_runner import run_spec
 from remote_exec.queue import JobQueue
 from remote_exec.sandbox import Sandbox, SandboxUnavailable
@@ -182,6 +182,10 @@ class Router:
                 self.queue.placed(job.id, job.lease_owner, placement.name)
             except Exception:
                 log.exception("noting where job %s went failed", job.id)
+
+    def is_cancelled(self, job_id: int) -> bool:
+        job = self.queue.get(job_id)
+        return job is None or job.state == JobState.CANCELLED
 
     def job_ended(self, followed: Followed, outcome: Outcome) -> None:
         """A follower's word on a job it followed: record it, or send the job back to the

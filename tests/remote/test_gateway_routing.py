@@ -507,3 +507,18 @@ def test_a_gateway_whose_token_cannot_be_read_gets_nothing_and_the_others_work(
     (announced,) = said
     assert announced.startswith(f"gateway locked: cannot read {tmp_path / 'absent'}")
     assert announced.endswith("that gateway gets no jobs until it is readable")
+
+
+def test_cancelling_a_job_on_a_gateway_stops_it_there(dispatcher, tmp_path) -> None:
+    with (
+        local_gateway(tmp_path / "a", slots=2) as url,
+        ExecutionClient(url, TOKEN) as client,
+    ):
+        run = dispatcher(target("a", url))
+        job = run.submit("long", sleeper(30))
+        until(lambda: client.health()["running"] == 1, what="it runs there")
+        assert run.d.cancel(job.id)
+        until(lambda: client.health()["running"] == 0, what="it stopped there")
+        until(lambda: run.gateway("a").jobs == 0, what="its slot given back")
+        assert run.d.queue.get(job.id).state == JobState.CANCELLED
+        assert run.recorded[job.id] == 0
