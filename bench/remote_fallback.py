@@ -16,8 +16,11 @@ and a gateway that is
    max of --hung-runs, circuit closed before each; target <= deadline + 10 %.
 
 The circuit is closed by reaching into the dispatcher's RemoteHealth (a benchmark-only shortcut)
-so that each job really meets the remote rather than an already-open breaker. Targets are shown,
-never asserted.
+so that each job really meets the remote rather than an already-open breaker. Since jobs are
+placed by the capacity each gateway reports (remote_exec.capacity), a gateway whose last health
+poll went unanswered is sent no job whatever its breaker says: after the start-up poll, every
+job here falls back without a connection, and the closed/open rows measure the same decision.
+Targets are shown, never asserted.
 """
 
 from __future__ import annotations
@@ -105,12 +108,14 @@ def _dispatcher(tmp: Path, url: str, read_timeout_s: float) -> Iterator[Dispatch
     config = DispatcherConfig(
         queue_path=tmp / "queue.sqlite",
         work_root=tmp / "work",
-        gateway=GatewayTarget(
-            url=url,
-            token_env=None,  # nothing answers there: no token is ever sent
-            connect_timeout_s=1.0,
-            read_timeout_s=read_timeout_s,
-        ),
+        gateways=[
+            GatewayTarget(
+                url=url,
+                token_env=None,  # nothing answers there: no token is ever sent
+                connect_timeout_s=1.0,
+                read_timeout_s=read_timeout_s,
+            )
+        ],
         max_concurrency=1,
         probe_interval_s=3600.0,  # one probe at start, none while measuring
         retry_down_s=0.1,

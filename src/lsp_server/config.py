@@ -78,7 +78,11 @@ class InferenceSettings:
 
 @attrs.frozen
 class ExecutionSettings:
+    gateways: list[GatewayTarget] = attrs.field(factory=list, metadata=USER_ONLY)
+    """Where exec jobs may run (`[[execution.gateways]]`), each by name; a job goes to one
+    that is up, has room for it and every label it asks for."""
     gateway: GatewayTarget | None = attrs.field(default=None, metadata=USER_ONLY)
+    """One gateway (`[execution.gateway]`): the same as a list of one, before `gateways`."""
     local_fallback: bool = True
     """Run CPU jobs in the local sandbox while the gateway is down or busy."""
     unsandboxed: bool = attrs.field(default=False, metadata=USER_ONLY)
@@ -86,6 +90,10 @@ class ExecutionSettings:
     queue: str | None = attrs.field(default=None, metadata=WORKSPACE_PATH)
     """The durable job queue file; by default one per workspace in the user data directory."""
     max_concurrency: int = attrs.field(default=2, validator=attrs.validators.gt(0))
+
+    def gateway_targets(self) -> tuple[GatewayTarget, ...]:
+        """Every configured gateway: the single `gateway` first, then `gateways`."""
+        return ((self.gateway,) if self.gateway is not None else ()) + tuple(self.gateways)
 
 
 @attrs.frozen
@@ -232,8 +240,28 @@ def load_settings(
             merged = _deep_merge(merged, normalise_keys(layer, Settings))
         elif layer is not None:
             problems.append(f"editor settings: expected an object, got {layer!r}; ignored")
-    settings = structure(Settings, merged, "", problems)
+    settings = _unique_gateways(structure(Settings, merged, "", problems), problems)
     return LoadedSettings(settings, problems, withheld, source, trust)
+
+
+def _unique_gateways(settings: Settings, problems: list[str]) -> Settings:
+    """Gateways are told apart by name (status, breakers, routing): a second one of a name is
+    dropped, with a sentence, rather than losing every execution setting."""
+    execution = settings.execution
+    seen = {execution.gateway.name} if execution.gateway is not None else set()
+    kept = []
+    for index, target in enumerate(execution.gateways):
+        if target.name in seen:
+            problems.append(
+                f"execution.gateways[{index}]: another gateway is named {target.name!r}; "
+                f"ignored (give each a distinct name)"
+            )
+            continue
+        seen.add(target.name)
+        kept.append(target)
+    if len(kept) == len(execution.gateways):
+        return settings
+    return attrs.evolve(settings, execution=attrs.evolve(execution, gateways=kept))
 
 
 def _workspace_file(root: Path | None, configured: str | None, base: str, folder: str) -> Path:

@@ -23,7 +23,7 @@ def dispatcher_config(root: Path | None, settings: Settings) -> DispatcherConfig
         privacy=settings.inference.privacy,
         exclude=tuple(settings.inference.exclude),
         cassette=settings.inference.cassette,
-        gateway=execution.gateway,
+        gateways=execution.gateway_targets(),
         local_fallback=execution.local_fallback,
         unsandboxed=execution.unsandboxed,
         max_concurrency=execution.max_concurrency,

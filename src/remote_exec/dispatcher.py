@@ -10,19 +10,21 @@ it through remote_exec.aio, never directly.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 
 from remote_exec import execution, inference
+from remote_exec.capacity import GatewayPool, GatewayState
+from remote_exec.credentials import SecretMissing
+from remote_exec.follow import GatewayFollower
 from remote_exec.health import RemoteHealth, tcp_probe
 from remote_exec.jobs import Job, JobKind, JobState, Priority, Resources
 from remote_exec.queue import CPU_ONLY, JobQueue
@@ -61,6 +63,8 @@ class DispatcherStatus:
     """name -> up | down | probing"""
     queue: dict[str, int]
     running_locally: int
+    gateways: tuple[GatewayState, ...] = ()
+    """Each gateway's health and capacity, as this dispatcher sees them."""
 
 
 class Dispatcher:
@@ -87,21 +91,44 @@ class Dispatcher:
             # A replay never connects: its endpoints are always up, whatever their URL.
             probe = _always_up if replaying else tcp_probe(endpoint.base_url)
             self._health.add(endpoint.name, probe)
-        self._gateway: execution.ExecutionClient | None = None
-        if config.gateway is not None:
-            gw = config.gateway
-            self._gateway = execution.ExecutionClient(
+        self._stop = threading.Event()
+        self._pool = GatewayPool(
+            config.gateways, is_down=self._health.is_open, on_change=self._capacity_changed
+        )
+        self.sandbox = Sandbox(unsandboxed=config.unsandboxed, announce=announce)
+        self._router = Router(
+            config,
+            self.queue,
+            self._health,
+            self._pool,
+            self.sandbox,
+            self._publish_status,
+            self._drop_lease,
+        )
+        for gw in config.gateways:
+            try:
+                token = gw.read_token()
+            except SecretMissing as exc:  # this gateway refuses us (401) and gets no job
+                announce(f"{exc}: that gateway gets no jobs until it is readable")
+                token = None
+            client = execution.ExecutionClient(
                 gw.url,
-                gw.read_token(),
+                token,
                 connect_timeout_s=gw.connect_timeout_s,
                 read_timeout_s=gw.read_timeout_s,
             )
-            self._health.add(gw.name, self._probe_gateway)
-        self.sandbox = Sandbox(unsandboxed=config.unsandboxed, announce=announce)
-        self._router = Router(
-            config, self.queue, self._health, self._gateway, self.sandbox, self._publish_status
-        )
-        self._stop = threading.Event()
+            self._health.add(gw.name, None)  # its follower polls it, with backoff
+            self._router.followers[gw.name] = GatewayFollower(
+                gw.name,
+                client,
+                self._pool,
+                self._health,
+                self._router.job_ended,
+                self._router.is_cancelled,
+                interval_s=config.probe_interval_s,
+                max_interval_s=config.max_probe_interval_s,
+                stop=self._stop,
+            )
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._subscriptions: dict[int, list[_Subscription]] = {}
@@ -114,6 +141,8 @@ class Dispatcher:
     # -- the facade ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        for follower in self._router.followers.values():
+            follower.start()
         for index in range(self.config.max_concurrency):
             self._spawn(self._work, f"gantry-worker-{index}")
         self._spawn(self._watch, "gantry-health")
@@ -127,6 +156,8 @@ class Dispatcher:
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        for follower in self._router.followers.values():
+            follower.join(max(0.0, deadline - time.monotonic()))
 
     def submit(
         self,
@@ -234,6 +265,8 @@ class Dispatcher:
             for lost, (job_id, _owner) in self._leases.items():
                 if job_id in job_ids:
                     lost.set()
+        for follower in self._router.followers.values():
+            follower.poke()  # one of its jobs may be among them: cancel it there now
         self._notify()  # subscribers hear of it now
         self._publish_status()
 
@@ -263,6 +296,9 @@ class Dispatcher:
             parts.append(f"{waiting} queued")
         if self._router.running_locally:
             parts.append("running locally")
+        gateways = self._pool.states()
+        if draining := [g.name for g in gateways if g.health == "draining"]:
+            parts.append(f"{', '.join(draining)} draining")
         for name, label in ((JobState.PARKED, "waiting for you"), (JobState.DEAD, "failed")):
             if counts.get(name):
                 parts.append(f"{counts[name]} {label}")
@@ -272,6 +308,7 @@ class Dispatcher:
             remotes=remotes,
             queue=dict(counts),
             running_locally=self._router.running_locally,
+            gateways=gateways,
         )
 
     # -- workers ------------------------------------------------------------------------------
@@ -300,12 +337,16 @@ class Dispatcher:
                 self._sleep_until_due()
                 continue
             self._publish_status()
+            lost = self._hold_lease(job)
+            handed_over = False
             try:
-                with self._lease(job) as lost:
-                    self._router.run(job, lost)
+                handed_over = self._router.run(job, lost)
             except Exception as exc:  # a bug must cost one attempt, not the worker
                 log.exception("job %s failed unexpectedly", job.id)
                 self.queue.fail(job.id, owner, f"internal error: {exc}")
+            finally:
+                if not handed_over:  # else its gateway's follower drops it when it ends
+                    self._drop_lease(lost)
             self._notify()
             self._publish_status()
 
@@ -315,18 +356,17 @@ class Dispatcher:
         with self._wake:
             self._wake.wait(delay)
 
-    @contextlib.contextmanager
-    def _lease(self, job: Job) -> Iterator[threading.Event]:
-        """Renew the lease while the job runs; the event is set if the lease is lost (the job
-        was cancelled or reclaimed), so the run can stop early."""
+    def _hold_lease(self, job: Job) -> threading.Event:
+        """Renew the job's lease until `_drop_lease`; the event is set if the lease is lost (the
+        job was cancelled or reclaimed), so the run can stop early."""
         lost = threading.Event()
         with self._leases_lock:
             self._leases[lost] = (job.id, job.lease_owner)
-        try:
-            yield lost
-        finally:
-            with self._leases_lock:
-                del self._leases[lost]
+        return lost
+
+    def _drop_lease(self, lost: threading.Event) -> None:
+        with self._leases_lock:
+            self._leases.pop(lost, None)
 
     def _renew(self) -> None:
         """One thread renews every lease held here, each at least every lease_s / 3. (A thread
@@ -349,13 +389,6 @@ class Dispatcher:
                 except Exception:  # the queue file is busy or gone: try again next round
                     log.exception("renewing the lease of job %s failed", job_id)
 
-    def _probe_gateway(self) -> bool:
-        try:
-            self._gateway.health()
-        except Exception:
-            return False
-        return True
-
     def _watch(self) -> None:
         """Probe the remotes; on a recovery, wake the workers so the backlog drains."""
         while True:
@@ -369,6 +402,16 @@ class Dispatcher:
                 log.exception("health check failed")
             if self._stop.wait(self.config.probe_interval_s):
                 return
+
+    def _capacity_changed(self) -> None:
+        """A gateway answered, came back, or has room again: the jobs waiting for one look now
+        (they wait in the queue, holding no worker)."""
+        try:
+            if self.queue.wake(WAITING_FOR_REMOTE):
+                self._notify()
+        except Exception:  # the queue file is busy: they look again after retry_down_s
+            log.exception("waking the jobs that wait for a gateway failed")
+        self._publish_status()
 
     def _publish_status(self) -> None:
         try:

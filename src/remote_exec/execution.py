@@ -3,7 +3,8 @@
 Errors are typed for the dispatcher's circuit breaker: only GatewayDown means "the remote is
 down"; GatewayBusy is a healthy remote asking to wait; GatewayRejected will never succeed as sent;
 JobLost means the gateway no longer knows the job (it restarted before the job finished):
-resubmit the same key, which runs it once.
+resubmit the same key, which runs it once; GatewayDraining is a healthy remote that takes no
+new job (send it elsewhere).
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class GatewayRejected(GatewayError):
 
 class JobLost(GatewayError):
     pass
+
+
+class GatewayDraining(GatewayError):
+    """The gateway takes no new jobs (it is being drained); it still answers for its own."""
 
 
 @attrs.frozen
@@ -110,7 +115,8 @@ class ExecutionClient:
             "argv": spec.argv,
             "env": spec.env,
             "timeout_s": spec.timeout_s,
-            "resources": attrs.asdict(spec.resources),
+            # Labels are the client's routing, not the gateway's business.
+            "resources": attrs.asdict(spec.resources, filter=lambda a, _: a.name != "labels"),
             "artifacts": spec.artifacts,
         }
         return RemoteJob.from_json(self._request("POST", "/v1/jobs", json=body))
@@ -189,6 +195,8 @@ class ExecutionClient:
             raise GatewayBusy(_retry_after(response.headers.get("retry-after")))
         if status == 404 and job_path:
             raise JobLost(f"{self.base_url} does not know this job")
+        if status == 503 and response.headers.get("x-gantry-draining"):
+            raise GatewayDraining(f"{self.base_url} is draining: it takes no new jobs")
         if 400 <= status < 500:
             response.read()
             raise GatewayRejected(status, _reason(response))

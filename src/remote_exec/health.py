@@ -1,4 +1,4 @@
-"""Health of each remote (inference endpoints, the gateway): a circuit breaker per remote, and
+"""Health of each remote (inference endpoints, the gateways): a circuit breaker per remote, and
 probes that close a breaker as soon as its remote answers again.
 
 pybreaker counts failures; we only let it count "the remote is down" errors, never a 4xx, a
@@ -64,10 +64,11 @@ class RemoteHealth:
         self._fail_max = fail_max
         self._reset_timeout_s = reset_timeout_s
         self._breakers: dict[str, pybreaker.CircuitBreaker] = {}
-        self._probes: dict[str, Probe] = {}
+        self._probes: dict[str, Probe | None] = {}
         self._lock = threading.Lock()
 
-    def add(self, name: str, probe: Probe) -> None:
+    def add(self, name: str, probe: Probe | None) -> None:
+        """A remote; without a probe its owner reports what it sees (`observe`)."""
         with self._lock:
             self._breakers[name] = pybreaker.CircuitBreaker(
                 fail_max=self._fail_max,
@@ -122,15 +123,24 @@ class RemoteHealth:
         true before any job fails on it) and close that of one that answers again. Returns the
         remotes that recovered."""
         recovered = []
-        for name, breaker in list(self._breakers.items()):
+        for name, probe in list(self._probes.items()):
+            if probe is None:
+                continue
             started = time.monotonic()
-            answers = self._probes[name]()
-            if answers and breaker.current_state != pybreaker.STATE_CLOSED:
-                breaker.close()
+            if self.observe(name, probe()):
                 recovered.append(name)
                 log.info(
                     "remote %s answers again (%.0f ms)", name, 1000 * (time.monotonic() - started)
                 )
-            elif not answers and breaker.current_state == pybreaker.STATE_CLOSED:
-                breaker.open()
         return recovered
+
+    def observe(self, name: str, answers: bool) -> bool:
+        """What a probe of the remote found: open its breaker if it stopped answering, close
+        it if it answers again. Returns whether it recovered."""
+        breaker = self._breakers[name]
+        if answers and breaker.current_state != pybreaker.STATE_CLOSED:
+            breaker.close()
+            return True
+        if not answers and breaker.current_state == pybreaker.STATE_CLOSED:
+            breaker.open()
+        return False

@@ -38,6 +38,9 @@ class Resources:
     gpus: int = 0
     cpus: int = 1
     memory_mb: int = 2048
+    labels: dict[str, str] = attrs.field(factory=dict, hash=False)
+    """What the gateway must offer (its configured labels, e.g. gpu = "h100"). A labelled job
+    never runs in the local sandbox; the gateway itself is not told (the client routes)."""
 
 
 @attrs.frozen
@@ -88,3 +91,5 @@ class Job:
     error: str | None
     created_at: float
     updated_at: float
+    placed: str | None = None
+    """The remote it was last sent to (a gateway's name): asked first when it runs again."""

@@ -36,7 +36,7 @@ import attrs
 from remote_exec.jobs import Job, JobState, Priority, Resources
 
 APPLICATION_ID = 0x47515545  # "GQUE"; the context store is "GANT"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 5.0
 BUSY_RETRIES = 10
 BACKOFF_BASE_S = 2.0
@@ -62,7 +62,8 @@ CREATE TABLE jobs (
     result TEXT,
     error TEXT,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    placed TEXT
 );
 -- Claiming walks pending jobs in priority order, reclaiming scans the (few) leased ones.
 CREATE INDEX jobs_claim ON jobs (state, priority, created_at, id);
@@ -206,6 +207,9 @@ class JobQueue:
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            elif version == 1:
+                db.execute("ALTER TABLE jobs ADD COLUMN placed TEXT")
+            if version < SCHEMA_VERSION:
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
@@ -369,6 +373,12 @@ class JobQueue:
             " updated_at = ?",
             (not_before, reason, self._clock()),
         )
+
+    def placed(self, job_id: int, owner: str, where: str) -> bool:
+        """Note which remote the job was sent to. Kept when its lease is reclaimed, so that
+        whoever runs it next asks that remote first (which answers for the same key) instead
+        of running it a second time elsewhere."""
+        return self._fenced(job_id, owner, "placed = ?", (where,))
 
     def park(self, job_id: int, owner: str, reason: str) -> bool:
         """PARKED: the job waits for a person (e.g. a spend limit), and only `retry` revives it."""
@@ -586,4 +596,5 @@ def _job(row: sqlite3.Row) -> Job:
         error=row["error"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        placed=row["placed"],
     )

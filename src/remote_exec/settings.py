@@ -1,4 +1,4 @@
-"""What remote_exec is configured with: the inference endpoints, the gateway, the dispatcher.
+"""What remote_exec is configured with: the inference endpoints, the gateways, the dispatcher.
 
 A leaf: it imports nothing else of remote_exec but URL checks and secret reading, so the
 dispatcher, routing and the inference chain all import it, and the language server's settings
@@ -83,6 +83,9 @@ class GatewayTarget:
     token_file: str | None = None
     connect_timeout_s: float = attrs.field(default=3.0, validator=_positive)
     read_timeout_s: float = attrs.field(default=30.0, validator=_positive)
+    labels: dict[str, str] = attrs.field(factory=dict, hash=False)
+    """What this gateway offers beyond its reported capacity (e.g. gpu = "h100"): a job that
+    asks for labels goes only to a gateway that has every one of them, with the same value."""
 
     def read_token(self) -> str | None:
         """The token, read now; None when neither source holds one. Raises SecretMissing."""
@@ -107,16 +110,26 @@ class DispatcherConfig:
     privacy: PrivacyPolicy = "self-hosted-only"
     exclude: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
     """Globs of files whose content never leaves (see OutboundPolicy)."""
-    gateway: GatewayTarget | None = None
+    gateways: tuple[GatewayTarget, ...] = attrs.field(default=(), converter=tuple)
+    """Where exec jobs may run, each with the capacity it reports; names are unique."""
     local_fallback: bool = True
     unsandboxed: bool = False
     max_concurrency: int = 2
-    """Workers: how many jobs run at once, which bounds the drain when a remote returns."""
+    """Workers: how many jobs run here at once (model calls, local sandbox runs). A job on a
+    gateway holds none: it takes a slot the gateway reported free, which bounds the drain."""
     lease_s: float = 30.0
     retry_down_s: float = 5.0
     """How soon a job that found its remote down looks again (no attempt is consumed)."""
     probe_interval_s: float = 5.0
+    """How often remotes are probed, and gateways asked for their capacity, while they answer;
+    one that does not is asked less and less often, up to max_probe_interval_s."""
+    max_probe_interval_s: float = 30.0
     cassette: Cassette | None = None
+
+    def __attrs_post_init__(self) -> None:
+        names = [gateway.name for gateway in self.gateways]
+        if duplicated := sorted({name for name in names if names.count(name) > 1}):
+            raise ValueError(f"gateway names must be unique: {', '.join(duplicated)}")
 
     @property
     def outbound(self) -> OutboundPolicy:

@@ -92,12 +92,14 @@ def make_dispatcher(cfg: dict[str, Any]) -> Dispatcher:
     config = DispatcherConfig(
         queue_path=Path(cfg["queue"]),
         work_root=Path(cfg["work_root"]),
-        gateway=GatewayTarget(
-            url=cfg["gateway"],
-            token_file=cfg["token_file"],
-            connect_timeout_s=1.0,
-            read_timeout_s=5.0,
-        ),
+        gateways=[
+            GatewayTarget(
+                url=cfg["gateway"],
+                token_file=cfg["token_file"],
+                connect_timeout_s=1.0,
+                read_timeout_s=5.0,
+            )
+        ],
         local_fallback=True,
         max_concurrency=2,
         lease_s=lease_s,
@@ -124,7 +126,8 @@ def _instrument(dispatcher: Dispatcher, cfg: dict[str, Any]) -> None:
 
     dispatcher.queue.complete = complete  # type: ignore[method-assign]
 
-    gateway = dispatcher._gateway
+    (follower,) = dispatcher._router.followers.values()
+    gateway = follower.client
     gateway_submit = gateway.submit
 
     def submit(key: str, spec: ExecSpec):

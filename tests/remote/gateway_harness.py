@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import attrs
@@ -105,3 +105,26 @@ def spawn_gateway(state: Path, port: int, **options: int) -> subprocess.Popen[by
         except OSError:
             assert time.monotonic() < deadline, "gateway process did not start"
             time.sleep(0.05)
+
+
+@contextmanager
+def sample_health(url: str) -> Iterator[list[dict]]:
+    """The gateway's /v1/health, read every 20 ms in a thread while the block runs."""
+    from remote_exec.execution import ExecutionClient
+
+    seen: list[dict] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        with ExecutionClient(url, TOKEN) as client:
+            while not stop.wait(0.02):
+                with suppress(Exception):
+                    seen.append(client.health())
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join(10)

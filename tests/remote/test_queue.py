@@ -45,10 +45,28 @@ def q(tmp_path: Path, clock: Clock) -> JobQueue:
 def test_file_settings(q: JobQueue) -> None:
     conn = sqlite3.connect(q.path)
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert q._conn().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     conn.close()
+
+
+def test_a_version_1_queue_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> None:
+    """Queues written before jobs remembered their gateway gain the column, jobs intact."""
+    path = tmp_path / "v1.db"
+    with JobQueue(path) as q:
+        job, _ = q.enqueue("k", JobKind.EXEC, {"a": 1})
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE jobs DROP COLUMN placed")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with JobQueue(path) as q:
+        assert q.get(job.id) == job
+        claimed = q.claim("w")
+        assert q.placed(job.id, "w", "gpu-box") and q.get(job.id).placed == "gpu-box"
+        # A reclaimed lease keeps it: the next runner asks that gateway first.
+        assert claimed is not None and q.heartbeat(job.id, "w", lease_s=-1)
+        assert q.reclaim_expired() == 1 and q.get(job.id).placed == "gpu-box"
 
 
 def test_reopen_keeps_jobs(tmp_path: Path, q: JobQueue) -> None:

@@ -186,7 +186,7 @@ describe('settings', () => {
       'gantry.index.enabled', 'gantry.index.exclude', 'gantry.inference.endpoints', 'gantry.inference.privacy',
       'gantry.inference.exclude', 'gantry.inference.contextBudget', 'gantry.inference.minConfidence',
       'gantry.inference.maxPerUnit',
-      'gantry.execution.gateway', 'gantry.execution.localFallback', 'gantry.execution.unsandboxed',
+      'gantry.execution.gateway', 'gantry.execution.gateways', 'gantry.execution.localFallback', 'gantry.execution.unsandboxed',
       'gantry.execution.queue', 'gantry.execution.maxConcurrency', 'gantry.server.command', 'gantry.trace.server',
       'gantry.testgen.budgetSeconds', 'gantry.testgen.reruns',
     ]) {
@@ -208,10 +208,11 @@ describe('settings', () => {
       Object.keys(endpoint.properties).filter((k) => /key|^token|secret|password/i.test(k)),
       ['apiKeyEnv', 'apiKeyFile'],
     );
-    const gateway = props['gantry.execution.gateway'];
-    assert.equal(gateway.additionalProperties, false);
-    assert.deepEqual(Object.keys(gateway.properties).filter((k) => /token/i.test(k)), ['tokenEnv', 'tokenFile']);
-    for (const key of ['gantry.inference.endpoints', 'gantry.execution.gateway']) {
+    for (const gateway of [props['gantry.execution.gateway'], props['gantry.execution.gateways'].items]) {
+      assert.equal(gateway.additionalProperties, false);
+      assert.deepEqual(Object.keys(gateway.properties).filter((k) => /token/i.test(k)), ['tokenEnv', 'tokenFile']);
+    }
+    for (const key of ['gantry.inference.endpoints', 'gantry.execution.gateway', 'gantry.execution.gateways']) {
       assert.match(props[key].markdownDescription, /Secrets are never settings/);
     }
   });

@@ -10,6 +10,7 @@ from pathlib import Path
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing to parse arguments
 if TYPE_CHECKING:
     from lsp_server.config import Settings
+    from remote_exec.settings import GatewayTarget
 
 NAME = "doctor"
 
@@ -86,10 +87,8 @@ def _sandbox(settings: Settings) -> str:
     if problem is None:
         return "bubblewrap works (no network, read-only system, private job directory)"
     hint = "apt-get install bubblewrap (and allow user namespaces)"
-    if execution.gateway is not None and execution.local_fallback:
-        raise DoctorFailure(
-            problem, f"{hint}: jobs run here while gateway {execution.gateway.name} is down"
-        )
+    if execution.gateway_targets() and execution.local_fallback:
+        raise DoctorFailure(problem, f"{hint}: CPU jobs run here while no gateway has room")
     raise DoctorWarning(
         problem, f"{hint} before running code here (test generation); review never needs it"
     )
@@ -106,18 +105,24 @@ def _endpoint(endpoint) -> str:
     return f"{endpoint.base_url} accepts connections ({endpoint.model}, {endpoint.privacy})"
 
 
-def _gateway(root: Path, settings: Settings) -> str:
+def _gateway(target: GatewayTarget) -> str:
+    """Whether the gateway takes our token, and the health and capacity it reports."""
+    from remote_exec.capacity import Reported
     from remote_exec.credentials import SecretMissing
     from remote_exec.execution import ExecutionClient, GatewayRejected
 
-    target = settings.execution.gateway
     try:
         token = target.read_token()
     except SecretMissing as exc:
         raise DoctorFailure(str(exc), "set token_env or token_file to a readable token") from exc
     if not token:
         raise DoctorFailure("no token", f"export {target.token_env} or set token_file")
-    client = ExecutionClient(target.url, token, connect_timeout_s=target.connect_timeout_s)
+    client = ExecutionClient(
+        target.url,
+        token,
+        connect_timeout_s=target.connect_timeout_s,
+        read_timeout_s=target.read_timeout_s,
+    )
     try:
         health = client.health()
     except GatewayRejected as exc:
@@ -126,7 +131,25 @@ def _gateway(root: Path, settings: Settings) -> str:
         ) from exc
     except Exception as exc:
         raise DoctorFailure(f"{target.url}: {exc}", "is `gantry gateway` running there?") from exc
-    return f"{target.url} accepts the token (backend {health.get('backend')}, {health.get('running')} running)"
+    finally:
+        client.close()
+    try:
+        report = Reported.from_health(health)
+    except ValueError as exc:
+        raise DoctorFailure(f"{target.url}: {exc}", "is that URL a Gantry gateway?") from exc
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(target.labels.items()))
+    detail = (
+        f"{target.url} accepts the token (backend {health.get('backend')}; "
+        f"{report.free_slots}/{report.slots} slots and {report.free_gpus}/{report.gpus} GPUs free; "
+        f"{health.get('running')} running, {health.get('queued')} queued"
+        + (f"; labels {labels}" if labels else "")
+        + ")"
+    )
+    if report.draining:
+        raise DoctorWarning(
+            f"{detail}: draining, it takes no new jobs", "remove its drain file to undrain it"
+        )
+    return detail
 
 
 def checks(root: Path, settings: Settings) -> Iterator[Check]:
@@ -135,8 +158,8 @@ def checks(root: Path, settings: Settings) -> Iterator[Check]:
     yield "sandbox", lambda: _sandbox(settings)
     for endpoint in settings.inference.endpoints:
         yield f"endpoint {endpoint.name}", lambda e=endpoint: _endpoint(e)
-    if settings.execution.gateway is not None:
-        yield f"gateway {settings.execution.gateway.name}", lambda: _gateway(root, settings)
+    for target in settings.execution.gateway_targets():
+        yield f"gateway {target.name}", lambda t=target: _gateway(t)
 
 
 def run(args: Args) -> int:
@@ -170,7 +193,7 @@ def run(args: Args) -> int:
             print(f"{'fail':<5} {name:<{width}} unexpected error: {exc}")
         else:
             print(f"{'ok':<5} {name:<{width}} {detail}")
-    if not settings.inference.endpoints and settings.execution.gateway is None:
+    if not settings.inference.endpoints and not settings.execution.gateway_targets():
         print(
             f"{'info':<5} {'remote':<{width}} no endpoints or gateway configured: everything runs locally"
         )

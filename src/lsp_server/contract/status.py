@@ -9,6 +9,7 @@ import attrs
 
 State = Literal["ready", "busy", "queued", "degraded", "offline"]
 RemoteHealth = Literal["up", "down", "probing"]
+GatewayHealth = Literal["unknown", "up", "down", "draining"]
 
 
 @attrs.frozen
@@ -32,9 +33,27 @@ class StatusCounts:
 
 
 @attrs.frozen
+class GatewayStatus:
+    """One execution gateway: its health and the capacity it reports (None until it has)."""
+
+    name: str
+    health: GatewayHealth
+    labels: dict[str, str] = attrs.Factory(dict)
+    slots: int | None = None
+    """Jobs it runs at once."""
+    free_slots: int | None = None
+    gpus: int | None = None
+    free_gpus: int | None = None
+    jobs: int = 0
+    """Jobs of this workspace there now."""
+
+
+@attrs.frozen
 class Status:
     state: State
     message: str
     counts: StatusCounts
     remotes: dict[str, RemoteHealth]
     """Each configured remote by name."""
+    gateways: list[GatewayStatus] = attrs.Factory(list)
+    """Each execution gateway, with its capacity."""

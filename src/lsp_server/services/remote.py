@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from lsp_server.config import queue_path
 from lsp_server.executors import Pool
 from lsp_server.services.folders import Folder
@@ -109,6 +111,7 @@ class RemoteService:
             "state": status.state,
             "message": status.message,
             "remotes": status.remotes,
+            "gateways": [attrs.asdict(gateway) for gateway in status.gateways],
             "counts": status.queue,
             "jobs": [job_summary(job) for job in await dispatcher.jobs(limit=100)],
         }
@@ -140,6 +143,6 @@ def _review_only(folder: Folder) -> bool:
     return (
         not settings.index.enabled
         and not settings.inference.endpoints
-        and settings.execution.gateway is None
+        and not settings.execution.gateway_targets()
         and not queue_path(folder.root, settings).exists()
     )

@@ -14,11 +14,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING
 
+import attrs
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from lsp_server.contract.converter import unstructure
-from lsp_server.contract.status import Status, StatusCounts
+from lsp_server.contract.status import GatewayStatus, Status, StatusCounts
 
 if TYPE_CHECKING:
     from remote_exec.dispatcher import DispatcherStatus
@@ -98,6 +99,19 @@ class StatusReporter:
                 ai_waiting=self.ai_waiting,
             ),
             remotes=dict(remote.remotes) if remote is not None else {},
+            gateways=[
+                GatewayStatus(
+                    name=g.name,
+                    health=g.health,
+                    labels=dict(g.labels),
+                    slots=g.slots,
+                    free_slots=g.free_slots,
+                    gpus=g.gpus,
+                    free_gpus=g.free_gpus,
+                    jobs=g.jobs,
+                )
+                for g in (remote.gateways if remote is not None else ())
+            ],
         )
 
     def update(self) -> None:
@@ -182,10 +196,18 @@ def combined(statuses: Mapping[str, DispatcherStatus]) -> DispatcherStatus | Non
     for part in parts:
         for state, count in part.queue.items():
             queue[state] = queue.get(state, 0) + count
+    gateways = {}  # one line per gateway; a folder's own jobs there are summed
+    for part in parts:
+        for gateway in part.gateways:
+            seen = gateways.get(gateway.name)
+            gateways[gateway.name] = (
+                gateway if seen is None else attrs.evolve(seen, jobs=seen.jobs + gateway.jobs)
+            )
     return DispatcherStatus(
         state=worst.state,
         message=worst.message,
         remotes={name: state for part in parts for name, state in part.remotes.items()},
         queue=queue,
         running_locally=sum(part.running_locally for part in parts),
+        gateways=tuple(gateways.values()),
     )

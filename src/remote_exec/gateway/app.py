@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from remote_exec.gateway.backends import Backend
+from remote_exec.gateway.backends import Backend, Capacity
 from remote_exec.gateway.config import GatewayConfig, Scope, Token
 from remote_exec.gateway.registry import JobRecord, Registry, TooBusy
 from remote_exec.gateway.validate import SpecError, parse_submission
@@ -101,6 +101,9 @@ def create_app(config: GatewayConfig, backend: Backend) -> Starlette:
             ) from exc
         if not new:
             return JSONResponse(job.to_json(), status_code=200)
+        if config.draining:  # after create: a known key is still answered while draining
+            await run_in_threadpool(registry.forget, job)
+            raise _HTTPError(503, "draining: no new jobs", {"X-Gantry-Draining": "1"})
         try:
             backend.submit(job.id, spec, registry)
         except Exception as exc:
@@ -162,6 +165,9 @@ def create_app(config: GatewayConfig, backend: Backend) -> Starlette:
                 },
                 "enforcement": cap.enforcement,
                 **registry.counts(),
+                # For clients routing between gateways: what a new job would find.
+                "free": _free(cap, *registry.in_use()),
+                "draining": config.draining,
                 "version": version,
             }
         )
@@ -192,6 +198,10 @@ def create_app(config: GatewayConfig, backend: Backend) -> Starlette:
     )
     app.state.registry = registry
     return app
+
+
+def _free(cap: Capacity, jobs: int, gpus: int) -> dict[str, int]:
+    return {"slots": max(0, cap.max_concurrency - jobs), "gpus": max(0, cap.gpus - gpus)}
 
 
 def _least(*bounds: int | None) -> int | None:

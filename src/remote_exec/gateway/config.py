@@ -98,6 +98,13 @@ class GatewayConfig:
     """Live output kept per job for the logs endpoint (oldest dropped first)."""
     disk_quota_mb: int = attrs.field(default=DEFAULT_DISK_MB, validator=attrs.validators.gt(0))
     """What a job may write in its directory, and as much in its /tmp (each a tmpfs: RAM)."""
+    drain_file: Path | None = None
+    """While this file exists the gateway is draining: it takes no new job (503), finishes
+    the ones it has, and says so in /v1/health, so that clients send their work elsewhere."""
+
+    @property
+    def draining(self) -> bool:
+        return self.drain_file is not None and self.drain_file.exists()
 
 
 def load_tokens(path: Path) -> tuple[Token, ...]:

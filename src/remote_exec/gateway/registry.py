@@ -136,6 +136,12 @@ class Registry:
             states = [j.state for j in self._jobs.values()]
         return {"running": states.count("running"), "queued": states.count("queued")}
 
+    def in_use(self) -> tuple[int, int]:
+        """(unfinished jobs, GPUs they asked for), every token's: what is not free."""
+        with self._lock:  # `finished` drops a job's spec: read it under the lock
+            live = [j.spec for j in self._jobs.values() if not j.done]
+            return len(live), sum(spec.resources.gpus for spec in live if spec is not None)
+
     def read_log(self, job: JobRecord, offset: int) -> tuple[bytes, int, bool]:
         """Output from `offset` on (or from the oldest kept byte), the next offset, and done."""
         with self._lock:

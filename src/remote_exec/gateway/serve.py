@@ -64,6 +64,7 @@ def run_gateway(
             name=f"{host}:{port}",
             limits=Limits(max_cpus=max_cpus, max_memory_mb=max_memory_mb),
             disk_quota_mb=disk_quota_mb,
+            drain_file=state / "drain",
         )
         chosen = make_backend(backend, config, max_concurrency)
     except (TokenFileError, ValueError, ImportError, RuntimeError) as exc:
