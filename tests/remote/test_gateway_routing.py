@@ -209,7 +209,9 @@ def test_a_draining_gateway_gets_nothing_new_and_finishes_its_running_job(
     ):
         run = dispatcher(target("a", a_url), target("b", b_url))
         first = run.submit("first", sleeper(2))
-        until(lambda: run.gateway("a").jobs == 1, what="the first job on a")
+        with ExecutionClient(a_url, TOKEN) as client:
+            # Running, not only placed: one still queued there when a drains is moved.
+            until(lambda: client.health()["running"] == 1, what="the first job running on a")
 
         drain.touch()
         until(lambda: run.gateway("a").health == "draining", what="a seen draining")
