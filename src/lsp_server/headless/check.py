@@ -15,7 +15,7 @@ import attrs
 
 from lsp_server.config import Settings
 from lsp_server.headless.client import SERVE_COMMAND, CheckSession, ServerError, normalise_uri
-from lsp_server.headless.report import Reported, reported
+from lsp_server.headless.report import Reported
 
 if TYPE_CHECKING:
     from lsp_server.review.local import Selection
@@ -89,9 +89,9 @@ async def analyse(
             unfinished = tuple((path, AI_UNFINISHED) for path in files if _uri(path) in published)
     findings: list[Reported] = []
     for path in files:
-        if diagnostics := published.get(_uri(path)):  # relpath once per file: it is costly
+        if read := published.get(_uri(path)):  # relpath once per file: it is costly
             relative = relative_path(path, root)
-            findings.extend(reported(relative, diagnostic) for diagnostic in diagnostics)
+            findings.extend(finding.at(relative) for finding in read)
     return Analysis(tuple(findings), len(files), skipped, missing, unfinished)
 
 

@@ -23,6 +23,7 @@ from urllib.parse import unquote
 from lsp_server import __version__
 from lsp_server.contract.commands import ReviewPathsArgs
 from lsp_server.contract.converter import unstructure
+from lsp_server.headless.report import Reported, reported
 
 log = logging.getLogger("gantry.check")
 
@@ -50,8 +51,10 @@ class GantryClient:
 
     def __init__(self) -> None:
         self.process: asyncio.subprocess.Process | None = None
-        self.diagnostics: dict[str, list[dict[str, Any]]] = {}
-        """The diagnostics last published per URI, in their JSON form."""
+        self.diagnostics: dict[str, list[Reported]] = {}
+        """The diagnostics last published per URI, read as they arrive (reading thousands
+        overlaps the server's work instead of following it), with an empty path: the caller
+        knows which file each URI is."""
         self.exit_reason: str | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -142,7 +145,8 @@ class GantryClient:
 
     def _on_notification(self, method: str, params: dict[str, Any]) -> None:
         if method == "textDocument/publishDiagnostics":
-            self.diagnostics[normalise_uri(params["uri"])] = params["diagnostics"]
+            read = [reported("", diagnostic) for diagnostic in params["diagnostics"]]
+            self.diagnostics[normalise_uri(params["uri"])] = read
         elif method == "window/showMessage" and params.get("type") in (1, 2):
             level = "error" if params["type"] == 1 else "warning"
             print(f"gantry: {level}: {params.get('message')}", file=sys.stderr)
