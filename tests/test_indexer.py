@@ -207,7 +207,8 @@ def test_skips_ignored_binary_oversize_and_non_utf8(store: Store, tmp_path: Path
 
 # Trees where .gitignore files apply or not, as ruff (the `ignore` crate) decides: outside a
 # repository they do not; in one, they do from its root down, those above the walked folder
-# too, with `.git/info/exclude`; a nested repository (or a `.git` file: a worktree) starts afresh.
+# too, with `.git/info/exclude`; a nested repository (or a `.git` file: a worktree) starts
+# afresh. `.ignore` files apply everywhere and overrule .gitignore.
 _GITIGNORE_TREE = {
     "plain/.gitignore": "ign.py\n",
     "plain/ign.py": "",
@@ -236,6 +237,12 @@ _GITIGNORE_TREE = {
     "outer/repo/deep/inner/.git": "gitdir: elsewhere\n",
     "outer/repo/deep/inner/i.gen.py": "",
     "outer/repo/deep/inner/i.py": "",
+    # .ignore files apply everywhere, those above the walked folder too, before .gitignore
+    "plain/.ignore": "dot.py\n",
+    "plain/dot.py": "",
+    "plain/sub/dot.py": "",
+    "plain/sub/repo/.ignore": "!r.py\n",
+    "outer/repo/deep/.ignore": "!k.gen.py\n",
 }
 
 

@@ -43,21 +43,42 @@ root-relative path, prefix to put before it, spec), making the path relative to 
 own directory."""
 
 
+def _decide(chain: _Chain, candidate: str) -> bool | None:
+    """Whether the deepest file of `chain` that matches `candidate` ignores it; None if none
+    matches."""
+    decided = None
+    for strip, lead, spec in chain:
+        result = spec.check_file(lead + candidate[strip:])
+        if result.include is not None:
+            decided = result.include
+    return decided
+
+
+def _lead(folders: list[Path]) -> str:
+    """The path from the last of `folders` (a root's ancestors, nearest first) down to the
+    root, as a prefix."""
+    inner = "/".join(reversed([folder.name for folder in folders]))
+    return inner + "/" if inner else ""
+
+
 class IgnoreRules:
     """What ruff skips when it walks the workspace (the `ignore` crate's rules), plus the user's
     exclude patterns, which always win. `.gitignore` files apply only inside a git repository
     (a directory with a `.git`, at or above them), from its root down (those above the
     workspace root included), beside the repository's `.git/info/exclude`; a nested repository
-    starts afresh. A deeper file overrides a shallower one, `!` re-includes, an ignored
-    directory hides everything below it. Without `gitignore`, only the user's patterns apply
-    (ruff has already applied .gitignore its way)."""
+    starts afresh. `.ignore` files apply everywhere, those above the root too, and decide
+    before any `.gitignore`. A deeper file overrides a shallower one, `!` re-includes, an
+    ignored directory hides everything below it. Without `gitignore`, only the user's patterns
+    apply (ruff has already applied its own rules). Git's global excludes file is not read."""
 
     def __init__(self, root: Path, exclude: Iterable[str] = (), *, gitignore: bool = True) -> None:
         self.root = root
         self._gitignore = gitignore
         self._exclude = pathspec.GitIgnoreSpec.from_lines(list(exclude))
         self._chains: dict[str, _Chain | None] = {}
-        """Per root-relative directory; None outside a git repository."""
+        """`.gitignore` rules per root-relative directory; None outside a git repository."""
+        self._dot_ignores: dict[str, _Chain] = {}
+        """`.ignore` rules per root-relative directory."""
 
     def is_ignored(self, rel: str, is_dir: bool) -> bool:
         """Whether the path `rel` (relative, forward slashes) or any directory above it is ignored."""
@@ -75,12 +96,31 @@ class IgnoreRules:
         candidate = rel + "/" if is_dir else rel
         if self._exclude.match_file(candidate):
             return True
-        ignored = False
-        for strip, lead, spec in self._chain(rel.rpartition("/")[0]) or ():
-            result = spec.check_file(lead + candidate[strip:])
-            if result.include is not None:
-                ignored = result.include
-        return ignored
+        directory = rel.rpartition("/")[0]
+        decided = _decide(self._dot_ignore_chain(directory), candidate)
+        if decided is not None:
+            return decided
+        return bool(_decide(self._chain(directory) or (), candidate))
+
+    def _dot_ignore_chain(self, directory: str) -> _Chain:
+        if not self._gitignore:
+            return ()
+        chain = self._dot_ignores.get(directory)
+        if chain is None:
+            if directory:
+                parent = self._dot_ignore_chain(directory.rpartition("/")[0])
+                own = self._load(self.root / directory / ".ignore")
+                chain = parent if own is None else (*parent, (len(directory) + 1, "", own))
+            else:
+                root = self.root.absolute()
+                folders = [root, *root.parents]
+                chain = ()
+                for depth in range(len(folders) - 1, -1, -1):  # from the top down to the root
+                    own = self._load(folders[depth] / ".ignore")
+                    if own is not None:
+                        chain = (*chain, (0, _lead(folders[:depth]), own))
+            self._dot_ignores[directory] = chain
+        return chain
 
     def _chain(self, directory: str) -> _Chain | None:
         if not self._gitignore:
@@ -108,13 +148,11 @@ class IgnoreRules:
         top = next((i for i, folder in enumerate(folders) if (folder / ".git").exists()), None)
         if top is None:
             return None
-        lead = "/".join(reversed([folder.name for folder in folders[:top]]))
-        chain = self._repository_start("", 0, lead + "/" if lead else "", folders[top])
+        chain = self._repository_start("", 0, _lead(folders[:top]), folders[top])
         for depth in range(top - 1, -1, -1):  # the folders between, down to the root
             own = self._load(folders[depth] / ".gitignore")
             if own is not None:
-                inner = "/".join(reversed([folder.name for folder in folders[:depth]]))
-                chain = (*chain, (0, inner + "/" if inner else "", own))
+                chain = (*chain, (0, _lead(folders[:depth]), own))
         return chain
 
     def _repository_start(
