@@ -364,6 +364,7 @@ def test_the_covering_tests_are_the_test_files_that_name_the_unit(tmp_path: Path
             "secret_settings.py": "TOKEN = 'x'\n",
         },
     )
+    (ws / ".git").mkdir()  # .gitignore applies inside a git repository only, as for ruff
     plan = _plan(ws, "average", private=["secret_*.py"])
     assert plan.tests == ("tests/test_stats.py",)
     sent = set(plan.spec.files)

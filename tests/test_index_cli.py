@@ -23,6 +23,7 @@ def test_index_prints_a_summary_and_reuses_on_the_second_run(tmp_path: Path) -> 
     root.mkdir()
     (root / "pyproject.toml").write_text('[tool.gantry]\nstore = ".gantry/store.db"\n')
     (root / ".gitignore").write_text("generated/\n")
+    (root / ".git").mkdir()  # .gitignore applies inside a git repository only
     (root / "generated").mkdir()
     (root / "generated" / "out.py").write_text("x = 1\n")
     (root / "app.py").write_text('def main():\n    """Entry point."""\n    return 0\n')

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sysconfig
 import threading
 from pathlib import Path
 
@@ -203,6 +205,78 @@ def test_skips_ignored_binary_oversize_and_non_utf8(store: Store, tmp_path: Path
     assert read_source_bytes(root / "latin.py", 1024) == (None, Skip.NOT_UTF8)
 
 
+# Trees where .gitignore files apply or not, as ruff (the `ignore` crate) decides: outside a
+# repository they do not; in one, they do from its root down, those above the walked folder
+# too, with `.git/info/exclude`; a nested repository (or a `.git` file: a worktree) starts
+# afresh. `.ignore` files apply everywhere and overrule .gitignore.
+_GITIGNORE_TREE = {
+    "plain/.gitignore": "ign.py\n",
+    "plain/ign.py": "",
+    "plain/a.py": "",
+    "plain/sub/.gitignore": "x.py\n",
+    "plain/sub/x.py": "",
+    "plain/sub/repo/.git/info/exclude": "excl.py\n",
+    "plain/sub/repo/.gitignore": "r.py\n/top.py\n",
+    "plain/sub/repo/r.py": "",
+    "plain/sub/repo/top.py": "",
+    "plain/sub/repo/excl.py": "",
+    "plain/sub/repo/ok.py": "",
+    "plain/sub/repo/d/.gitignore": "ok.py\n!r.py\n",
+    "plain/sub/repo/d/ok.py": "",
+    "plain/sub/repo/d/r.py": "",
+    "plain/sub/repo/d/top.py": "",
+    "outer/.gitignore": "repo/z.py\n",
+    "outer/repo/.git/info/exclude": "deep/e.py\n",
+    "outer/repo/.gitignore": "deep/y.py\nout/\n*.gen.py\n",
+    "outer/repo/z.py": "",
+    "outer/repo/deep/y.py": "",
+    "outer/repo/deep/e.py": "",
+    "outer/repo/deep/k.py": "",
+    "outer/repo/deep/k.gen.py": "",
+    "outer/repo/deep/out/o.py": "",
+    "outer/repo/deep/inner/.git": "gitdir: elsewhere\n",
+    "outer/repo/deep/inner/i.gen.py": "",
+    "outer/repo/deep/inner/i.py": "",
+    # .ignore files apply everywhere, those above the walked folder too, before .gitignore
+    "plain/.ignore": "dot.py\n",
+    "plain/dot.py": "",
+    "plain/sub/dot.py": "",
+    "plain/sub/repo/.ignore": "!r.py\n",
+    "outer/repo/deep/.ignore": "!k.gen.py\n",
+}
+
+
+@pytest.mark.parametrize(
+    "walked",
+    [
+        "plain",
+        "plain/sub",
+        "plain/sub/repo",
+        "plain/sub/repo/d",
+        "outer",
+        "outer/repo",
+        "outer/repo/deep",
+    ],
+)
+def test_gitignore_applies_where_ruff_applies_it(tmp_path: Path, walked: str) -> None:
+    for rel, text in _GITIGNORE_TREE.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    root = tmp_path / walked
+    ruff = Path(sysconfig.get_path("scripts")) / "ruff"
+    listed = subprocess.run(
+        [ruff, "check", "--no-cache", "--isolated", "--show-files", "."],
+        cwd=root,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.split()
+    expected = {Path(line).relative_to(root).as_posix() for line in listed}
+    assert expected  # every walked folder keeps some file
+    assert set(walk_source_files(root, IgnoreRules(root))) == expected
+
+
 def test_index_paths_handles_created_changed_deleted_and_newly_ignored(
     store: Store, workspace: Path
 ) -> None:
@@ -217,6 +291,7 @@ def test_index_paths_handles_created_changed_deleted_and_newly_ignored(
     assert "go/a.go" not in store.file_states()
     assert [hit.path for hit in store.definitions("fresh")] == ["python/new.py"]
     (workspace / ".gitignore").write_text("new.py\n")
+    (workspace / ".git").mkdir()  # .gitignore applies inside a git repository only
     stats = indexer.index_paths([created])
     assert stats.files_removed == 1 and "python/new.py" not in store.file_states()
 

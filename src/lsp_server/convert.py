@@ -6,7 +6,6 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
 import cattrs
 from lsprotocol import types
 from pygls.protocol import default_converter
@@ -14,8 +13,7 @@ from pygls.workspace.position_codec import PositionCodec, ServerTextPosition
 
 from lsp_server.capabilities import ClientCaps
 from lsp_server.contract import converter as contract
-from lsp_server.contract import data
-from lsp_server.review.findings import Edit, Finding, Position, Snapshot, split_lines
+from lsp_server.review.findings import Edit, Finding, Position, Provenance, Snapshot, split_lines
 
 SEVERITIES = {
     "error": types.DiagnosticSeverity.Error,
@@ -58,64 +56,87 @@ def _edit(codec: PositionCodec, lines: Sequence[str], edit: Edit) -> types.TextE
     )
 
 
-def _data_edit(codec: PositionCodec, lines: Sequence[str], edit: Edit) -> data.TextEdit:
-    (start_line, start_char), (end_line, end_char) = (
-        _client_units(codec, lines, edit.start),
-        _client_units(codec, lines, edit.end),
-    )
-    return data.TextEdit(
-        data.Range(data.Position(start_line, start_char), data.Position(end_line, end_char)),
-        edit.new_text,
-    )
-
-
 def source_of(finding: Finding) -> str:
     """ "gantry" for the local review, "gantry-<engine>" for the others (AI review: "gantry-ai")."""
     engine = finding.provenance.engine
     return "gantry" if engine == "ruff" else f"gantry-{engine}"
 
 
-def diagnostic(codec: PositionCodec, lines: Sequence[str], finding: Finding) -> types.Diagnostic:
+def _point(codec: PositionCodec, lines: Sequence[str], position: Position) -> dict[str, int]:
+    line, character = _client_units(codec, lines, position)
+    return {"line": line, "character": character}
+
+
+@functools.lru_cache(maxsize=64)
+def _provenance_json(provenance: Provenance) -> dict[str, Any]:
+    """Shared by every finding of a review (never modified: only encoded)."""
+    return contract.unstructure(provenance)
+
+
+def diagnostic_json(
+    codec: PositionCodec, lines: Sequence[str], finding: Finding, cells: dict[int, int] | None
+) -> dict[str, Any]:
+    """A finding as a Diagnostic in its JSON form (positions in the client's units; in a
+    notebook, counted from the start of its cell, whose number goes in its data), built
+    directly: a finding-dense file or a whole tree publishes tens of thousands, and building
+    lsprotocol's validated classes to unstructure them costs five times as much
+    (tests/test_convert.py holds the two ways equal)."""
     fix = None
     if finding.fix is not None:
-        edits = tuple(_data_edit(codec, lines, edit) for edit in finding.fix.edits)
-        fix = data.FixData(finding.fix.message, finding.fix.applicability, edits)
-    return types.Diagnostic(
-        range=lsp_range(codec, lines, finding.start, finding.end),
-        message=finding.message,
-        severity=SEVERITIES[finding.level],
-        code=finding.rule,
-        code_description=types.CodeDescription(href=finding.url) if finding.url else None,
-        source=source_of(finding),
-        tags=[types.DiagnosticTag.Unnecessary] if finding.rule in _UNNECESSARY else None,
-        data=data.DiagnosticData(finding.fingerprint, fix, finding.provenance),
-    )
+        edits = [
+            {
+                "range": {
+                    "start": _point(codec, lines, edit.start),
+                    "end": _point(codec, lines, edit.end),
+                },
+                "newText": edit.new_text,
+            }
+            for edit in finding.fix.edits
+        ]
+        fix = {
+            "message": finding.fix.message,
+            "applicability": finding.fix.applicability,
+            "edits": edits,
+        }
+    out: dict[str, Any] = {
+        "range": {
+            "start": _point(codec, lines, finding.start),
+            "end": _point(codec, lines, finding.end),
+        },
+        "message": finding.message,
+        "severity": SEVERITIES[finding.level].value,
+        "code": finding.rule,
+    }
+    if finding.url:
+        out["codeDescription"] = {"href": finding.url}
+    out["source"] = source_of(finding)
+    if finding.rule in _UNNECESSARY:
+        out["tags"] = [types.DiagnosticTag.Unnecessary.value]
+    out["data"] = {
+        "fingerprint": finding.fingerprint,
+        "fix": fix,
+        "provenance": _provenance_json(finding.provenance),
+    }
+    if cells:
+        _shift_into_cell(out, cells)
+    return out
 
 
-def in_cell(diagnostic: types.Diagnostic, cells: dict[int, int]) -> types.Diagnostic:
-    """A notebook's diagnostic as ruff reports it: lines counted from the start of its cell,
-    whose number goes in its data."""
+def _shift_into_cell(out: dict[str, Any], cells: dict[int, int]) -> None:
+    """A notebook's diagnostic as ruff reports it: lines counted from the start of its cell."""
+    start = out["range"]["start"]["line"]
     number, first = max(
-        ((n, line) for n, line in cells.items() if line <= diagnostic.range.start.line),
+        ((n, line) for n, line in cells.items() if line <= start),
         key=lambda item: item[1],
         default=(0, 0),
     )
-
-    def up(span: Any) -> Any:  # LSP's Range or the data's: attrs classes of the same shape
-        start, end = span.start, span.end
-        return attrs.evolve(
-            span,
-            start=attrs.evolve(start, line=start.line - first),
-            end=attrs.evolve(end, line=end.line - first),
-        )
-
-    diagnostic.range = up(diagnostic.range)
-    found: data.DiagnosticData = diagnostic.data
-    fix = found.fix
-    if fix is not None:
-        fix = attrs.evolve(fix, edits=tuple(attrs.evolve(e, range=up(e.range)) for e in fix.edits))
-    diagnostic.data = attrs.evolve(found, fix=fix, cell=number)
-    return diagnostic
+    ranges = [out["range"]]
+    if out["data"]["fix"] is not None:
+        ranges += [edit["range"] for edit in out["data"]["fix"]["edits"]]
+    for span in ranges:
+        span["start"]["line"] -= first
+        span["end"]["line"] -= first
+    out["data"]["cell"] = number
 
 
 def converter() -> cattrs.Converter:

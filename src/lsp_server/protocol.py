@@ -97,6 +97,11 @@ class GantryProtocol(LanguageServerProtocol):
         self._initialized = False
         self._shutdown_requested = False
 
+    def notify_json(self, method: str, params: dict[str, Any]) -> None:
+        """A notification whose params are in their JSON form already (pygls would build and
+        unstructure its classes for them: costly for thousands of diagnostics)."""
+        self._send_data({"jsonrpc": self.VERSION, "method": method, "params": params})
+
     def handle_json(self, message: object) -> None:
         """One value from the reader: pygls sees only well-formed messages, in lifecycle order."""
         if isinstance(message, ParseError):

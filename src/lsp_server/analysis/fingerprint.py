@@ -20,7 +20,6 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-import attrs
 from tree_sitter import Node, Point, Query, QueryCursor, Tree
 
 from lsp_server.analysis.languages import grammar, parser
@@ -520,5 +519,5 @@ def fingerprint_findings(
         rank = seen[key]
         seen[key] += 1
         digest = hashlib.sha256("\0".join((*key, str(rank))).encode()).hexdigest()[:20]
-        out.append(attrs.evolve(finding, fingerprint=digest))
+        out.append(finding.with_fingerprint(digest))
     return out

@@ -37,19 +37,48 @@ def skip_sentence(skip: Skip, max_bytes: int) -> str:
     }[skip]
 
 
+_Chain = tuple[tuple[int, str, pathspec.GitIgnoreSpec], ...]
+"""Ignore files that apply inside a directory, outermost first: (characters to strip from a
+root-relative path, prefix to put before it, spec), making the path relative to the file's
+own directory."""
+
+
+def _decide(chain: _Chain, candidate: str) -> bool | None:
+    """Whether the deepest file of `chain` that matches `candidate` ignores it; None if none
+    matches."""
+    decided = None
+    for strip, lead, spec in chain:
+        result = spec.check_file(lead + candidate[strip:])
+        if result.include is not None:
+            decided = result.include
+    return decided
+
+
+def _lead(folders: list[Path]) -> str:
+    """The path from the last of `folders` (a root's ancestors, nearest first) down to the
+    root, as a prefix."""
+    inner = "/".join(reversed([folder.name for folder in folders]))
+    return inner + "/" if inner else ""
+
+
 class IgnoreRules:
-    """gitignore semantics: .git/info/exclude, then every .gitignore from the root down (a
-    deeper file overrides a shallower one, `!` re-includes), plus the user's exclude patterns,
-    which always win. An ignored directory hides everything below it, as in git. Without
-    `gitignore`, only the user's patterns apply (ruff has already applied .gitignore its way)."""
+    """What ruff skips when it walks the workspace (the `ignore` crate's rules), plus the user's
+    exclude patterns, which always win. `.gitignore` files apply only inside a git repository
+    (a directory with a `.git`, at or above them), from its root down (those above the
+    workspace root included), beside the repository's `.git/info/exclude`; a nested repository
+    starts afresh. `.ignore` files apply everywhere, those above the root too, and decide
+    before any `.gitignore`. A deeper file overrides a shallower one, `!` re-includes, an
+    ignored directory hides everything below it. Without `gitignore`, only the user's patterns
+    apply (ruff has already applied its own rules). Git's global excludes file is not read."""
 
     def __init__(self, root: Path, exclude: Iterable[str] = (), *, gitignore: bool = True) -> None:
         self.root = root
         self._gitignore = gitignore
         self._exclude = pathspec.GitIgnoreSpec.from_lines(list(exclude))
-        self._specs: dict[str, pathspec.GitIgnoreSpec | None] = {}
-        self._chains: dict[str, tuple[tuple[int, pathspec.GitIgnoreSpec], ...]] = {}
-        self._info_exclude = self._load(root / ".git" / "info" / "exclude") if gitignore else None
+        self._chains: dict[str, _Chain | None] = {}
+        """`.gitignore` rules per root-relative directory; None outside a git repository."""
+        self._dot_ignores: dict[str, _Chain] = {}
+        """`.ignore` rules per root-relative directory."""
 
     def is_ignored(self, rel: str, is_dir: bool) -> bool:
         """Whether the path `rel` (relative, forward slashes) or any directory above it is ignored."""
@@ -67,32 +96,72 @@ class IgnoreRules:
         candidate = rel + "/" if is_dir else rel
         if self._exclude.match_file(candidate):
             return True
-        ignored = False
-        if self._info_exclude is not None:
-            ignored = bool(self._info_exclude.match_file(candidate))
-        for prefix_len, spec in self._chain(rel.rpartition("/")[0]):
-            result = spec.check_file(candidate[prefix_len:])
-            if result.include is not None:
-                ignored = result.include
-        return ignored
+        directory = rel.rpartition("/")[0]
+        decided = _decide(self._dot_ignore_chain(directory), candidate)
+        if decided is not None:
+            return decided
+        return bool(_decide(self._chain(directory) or (), candidate))
 
-    def _chain(self, directory: str) -> tuple[tuple[int, pathspec.GitIgnoreSpec], ...]:
-        """The .gitignore specs that apply inside `directory`, root first, each with the length
-        of the prefix to strip from paths to make them relative to its own directory."""
-        chain = self._chains.get(directory)
+    def _dot_ignore_chain(self, directory: str) -> _Chain:
+        if not self._gitignore:
+            return ()
+        chain = self._dot_ignores.get(directory)
         if chain is None:
-            parent = self._chain(directory.rpartition("/")[0]) if directory else ()
-            spec = self._spec(directory)
-            own = ((len(directory) + 1 if directory else 0, spec),) if spec is not None else ()
-            chain = self._chains[directory] = parent + own
+            if directory:
+                parent = self._dot_ignore_chain(directory.rpartition("/")[0])
+                own = self._load(self.root / directory / ".ignore")
+                chain = parent if own is None else (*parent, (len(directory) + 1, "", own))
+            else:
+                root = self.root.absolute()
+                folders = [root, *root.parents]
+                chain = ()
+                for depth in range(len(folders) - 1, -1, -1):  # from the top down to the root
+                    own = self._load(folders[depth] / ".ignore")
+                    if own is not None:
+                        chain = (*chain, (0, _lead(folders[:depth]), own))
+            self._dot_ignores[directory] = chain
         return chain
 
-    def _spec(self, directory: str) -> pathspec.GitIgnoreSpec | None:
+    def _chain(self, directory: str) -> _Chain | None:
         if not self._gitignore:
             return None
-        if directory not in self._specs:
-            self._specs[directory] = self._load(self.root / directory / ".gitignore")
-        return self._specs[directory]
+        if directory in self._chains:
+            return self._chains[directory]
+        if not directory:
+            chain = self._outer_chain()
+        elif (self.root / directory / ".git").exists():  # a nested repository: its own rules
+            chain = self._repository_start(directory, len(directory) + 1, "")
+        else:
+            parent = self._chain(directory.rpartition("/")[0])
+            own = self._load(self.root / directory / ".gitignore")
+            if parent is None or own is None:
+                chain = parent
+            else:
+                chain = (*parent, (len(directory) + 1, "", own))
+        self._chains[directory] = chain
+        return chain
+
+    def _outer_chain(self) -> _Chain | None:
+        """The rules inside the root: from the repository's root, which may be above it."""
+        root = self.root.absolute()
+        folders = [root, *root.parents]
+        top = next((i for i, folder in enumerate(folders) if (folder / ".git").exists()), None)
+        if top is None:
+            return None
+        chain = self._repository_start("", 0, _lead(folders[:top]), folders[top])
+        for depth in range(top - 1, -1, -1):  # the folders between, down to the root
+            own = self._load(folders[depth] / ".gitignore")
+            if own is not None:
+                chain = (*chain, (0, _lead(folders[:depth]), own))
+        return chain
+
+    def _repository_start(
+        self, directory: str, strip: int, lead: str, folder: Path | None = None
+    ) -> _Chain:
+        """A repository's `.git/info/exclude` and its root `.gitignore`, for paths under it."""
+        folder = folder if folder is not None else self.root / directory
+        files = (folder / ".git" / "info" / "exclude", folder / ".gitignore")
+        return tuple((strip, lead, spec) for spec in map(self._load, files) if spec is not None)
 
     @staticmethod
     def _load(file: Path) -> pathspec.GitIgnoreSpec | None:

@@ -31,6 +31,8 @@ from lsp_server.cli.serve import TRUST_HELP
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing to parse arguments
 if TYPE_CHECKING:
+    import subprocess
+
     from lsp_server.config import Settings
     from lsp_server.headless.ai_options import AiRun
     from lsp_server.headless.check import Analysis
@@ -151,19 +153,36 @@ def run(args: Args) -> int:
 
 
 def _check(args: Args) -> int:
+    from lsp_server.headless import server_process
+
+    root = Path.cwd().resolve()  # reports name files relative to where CI runs
+    try:
+        workspace = server_process.project_root(args.paths, root)
+    except (OSError, ValueError):
+        workspace = root  # missing paths are reported below
+    # The server first: its start-up then overlaps ours.
+    try:
+        server = server_process.start(server_process.serve_command(args.trust_workspace), workspace)
+    except OSError:
+        server = None  # the client tries again, and says why it cannot
+    try:
+        return _check_with(args, root, workspace, server)
+    finally:
+        if server is not None and server.poll() is None:  # the check ended before using it
+            server_process.stop(server)
+
+
+def _check_with(
+    args: Args, root: Path, workspace: Path, server: subprocess.Popen[bytes] | None
+) -> int:
     import logging
 
     from lsp_server.config import load_settings
     from lsp_server.headless.ai_options import ai_run
-    from lsp_server.headless.check import project_root, relative_path
+    from lsp_server.headless.check import relative_path
     from lsp_server.headless.client import ServerError
     from lsp_server.headless.report import Report
 
-    root = Path.cwd().resolve()  # reports name files relative to where CI runs
-    try:
-        workspace = project_root(args.paths, root)
-    except (OSError, ValueError):
-        workspace = root  # missing paths are reported below
     # Problems are the server's to announce, once; what it withholds is said here too, since
     # CI has nobody to read the server's messages.
     loaded = load_settings(workspace, trust_workspace=args.trust_workspace)
@@ -192,7 +211,7 @@ def _check(args: Args) -> int:
 
     paths = list(dict.fromkeys(Path(path).resolve() for path in args.paths))
     try:
-        analysis = _analyse(args, ai, workspace, paths, settings, root)
+        analysis = _analyse(args, ai, workspace, paths, settings, root, server)
     except ServerError as exc:
         _error(f"the Gantry server failed: {exc}")
         return EXIT_USAGE
@@ -232,6 +251,7 @@ def _analyse(
     paths: list[Path],
     settings: Settings,
     root: Path,
+    server: subprocess.Popen[bytes] | None,
 ) -> Analysis:
     import asyncio
     import contextlib
@@ -260,6 +280,7 @@ def _analyse(
                 trust_workspace=args.trust_workspace,
                 ai=ai is not None,
                 options=options,
+                server=server,
             )
         )
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from lsp_server.config import Settings
-from lsp_server.headless.client import SERVE_COMMAND, CheckSession, ServerError, normalise_uri
-from lsp_server.headless.report import Reported, reported
+from lsp_server.headless.client import CheckSession, ServerError, normalise_uri
+from lsp_server.headless.report import Reported
+from lsp_server.headless.server_process import serve_command
 
 if TYPE_CHECKING:
     from lsp_server.review.local import Selection
@@ -54,14 +56,15 @@ async def analyse(
     trust_workspace: bool = False,
     ai: bool = False,
     options: dict[str, Any] | None = None,
+    server: subprocess.Popen[bytes] | None = None,
 ) -> Analysis:
-    """Have a fresh server review `paths` (with `ai`, by the model too) and collect what it
-    publishes within `wait` s; findings name files relative to `root`. `options` are the
-    server's initializationOptions (the command line's settings)."""
+    """Have a fresh server (`server`, when one was started for it already) review `paths`
+    (with `ai`, by the model too) and collect what it publishes within `wait` s; findings
+    name files relative to `root`. `options` are the server's initializationOptions (the
+    command line's settings)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    trust = ("--trust-workspace",) if trust_workspace else ()
-    session = CheckSession(workspace, (*SERVE_COMMAND, *trust), options)
+    session = CheckSession(workspace, serve_command(trust_workspace), options, server)
     answer = None
     try:
         if await session.start(timeout=wait):
@@ -89,9 +92,9 @@ async def analyse(
             unfinished = tuple((path, AI_UNFINISHED) for path in files if _uri(path) in published)
     findings: list[Reported] = []
     for path in files:
-        if diagnostics := published.get(_uri(path)):  # relpath once per file: it is costly
+        if read := published.get(_uri(path)):  # relpath once per file: it is costly
             relative = relative_path(path, root)
-            findings.extend(reported(relative, diagnostic) for diagnostic in diagnostics)
+            findings.extend(finding.at(relative) for finding in read)
     return Analysis(tuple(findings), len(files), skipped, missing, unfinished)
 
 
@@ -103,17 +106,3 @@ def _selection(workspace: Path, paths: list[Path], settings: Settings) -> Select
         return local.select_files(workspace, paths, settings)
     except (ruff_engine.RuffUnavailable, ruff_engine.RuffFailed):
         return local.Selection(tuple(paths))
-
-
-_PROJECT_MARKERS = ("gantry.toml", "pyproject.toml", ".git")
-
-
-def project_root(paths: list[str], cwd: Path) -> Path:
-    """The workspace the server reviews with: the nearest folder around all PATHS that holds a
-    project marker, so `gantry check sub/project` uses that project's settings."""
-    common = Path(os.path.commonpath([Path(p).resolve() for p in paths]))
-    start = common if common.is_dir() else common.parent
-    for folder in (start, *start.parents):
-        if any((folder / marker).exists() for marker in _PROJECT_MARKERS):
-            return folder
-    return cwd

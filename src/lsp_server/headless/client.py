@@ -14,6 +14,7 @@ import collections
 import itertools
 import json
 import logging
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,9 @@ from urllib.parse import unquote
 from lsp_server import __version__
 from lsp_server.contract.commands import ReviewPathsArgs
 from lsp_server.contract.converter import unstructure
+from lsp_server.headless import server_process
+from lsp_server.headless.report import Reported, reported
+from lsp_server.headless.server_process import SERVE_COMMAND
 
 log = logging.getLogger("gantry.check")
 
@@ -30,8 +34,6 @@ STATUS_NOTIFICATION = "gantry/status"
 SHUTDOWN_GRACE_S = 5.0
 """How long the server gets to shut down and exit before it is killed."""
 _STDERR_TAIL_LINES = 40
-SERVE_COMMAND: tuple[str, ...] = (sys.executable, "-P", "-m", "lsp_server", "serve")
-"""The very server an editor runs, from the same interpreter as this command."""
 _HEADER_END = b"\r\n\r\n"
 _METHOD_NOT_FOUND = -32601
 
@@ -49,26 +51,26 @@ class GantryClient:
     """A JSON-RPC connection to the server's stdio that remembers what it published."""
 
     def __init__(self) -> None:
-        self.process: asyncio.subprocess.Process | None = None
-        self.diagnostics: dict[str, list[dict[str, Any]]] = {}
-        """The diagnostics last published per URI, in their JSON form."""
+        self.process: _Process | None = None
+        self.diagnostics: dict[str, list[Reported]] = {}
+        """The diagnostics last published per URI, read as they arrive (reading thousands
+        overlaps the server's work instead of following it), with an empty path: the caller
+        knows which file each URI is."""
         self.exit_reason: str | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self, command: Sequence[str], cwd: Path) -> None:
+    async def start(
+        self, command: Sequence[str], cwd: Path, process: subprocess.Popen[bytes] | None = None
+    ) -> None:
+        """Talk to `process`, or to `command` started in `cwd` when there is none."""
         try:
-            self.process = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=cwd,
-            )
+            started = process if process is not None else server_process.start(command, cwd)
         except OSError as exc:
             raise ServerError(f"could not start the server: {exc}") from exc
+        self.process = await _Process.adopt(started)
         self._tasks = [
             asyncio.create_task(self._read_messages()),
             asyncio.create_task(self._drain_stderr()),
@@ -142,7 +144,8 @@ class GantryClient:
 
     def _on_notification(self, method: str, params: dict[str, Any]) -> None:
         if method == "textDocument/publishDiagnostics":
-            self.diagnostics[normalise_uri(params["uri"])] = params["diagnostics"]
+            read = [reported("", diagnostic) for diagnostic in params["diagnostics"]]
+            self.diagnostics[normalise_uri(params["uri"])] = read
         elif method == "window/showMessage" and params.get("type") in (1, 2):
             level = "error" if params["type"] == 1 else "warning"
             print(f"gantry: {level}: {params.get('message')}", file=sys.stderr)
@@ -160,6 +163,50 @@ class GantryClient:
     async def stop(self) -> None:
         """Wait for the connection's readers, once the process is gone."""
         await asyncio.gather(*self._tasks)
+
+
+class _Process:
+    """A started server's stdio as asyncio streams (what asyncio.create_subprocess_exec gives,
+    for a process started before the event loop was)."""
+
+    _EXIT_POLL_S = 0.01
+
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        stdin: asyncio.StreamWriter,
+        stdout: asyncio.StreamReader,
+        stderr: asyncio.StreamReader,
+    ) -> None:
+        self._popen = popen
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+
+    @classmethod
+    async def adopt(cls, popen: subprocess.Popen[bytes]) -> _Process:
+        assert popen.stdin is not None and popen.stdout is not None and popen.stderr is not None
+        loop = asyncio.get_running_loop()
+        readers = []
+        for pipe in (popen.stdout, popen.stderr):
+            reader = asyncio.StreamReader()
+            await loop.connect_read_pipe(lambda r=reader: asyncio.StreamReaderProtocol(r), pipe)
+            readers.append(reader)
+        transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), popen.stdin
+        )
+        stdin = asyncio.StreamWriter(transport, protocol, None, loop)
+        return cls(popen, stdin, *readers)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll()
+
+    async def wait(self) -> int:
+        while (code := self._popen.poll()) is None:  # no thread left blocked in waitpid
+            await asyncio.sleep(self._EXIT_POLL_S)
+        return code
+
+    def kill(self) -> None:
+        self._popen.kill()
 
 
 def _content_length(header: bytes) -> int:
@@ -193,9 +240,12 @@ class CheckSession:
         root: Path,
         command: Sequence[str] = SERVE_COMMAND,
         options: dict[str, Any] | None = None,
+        process: subprocess.Popen[bytes] | None = None,
     ) -> None:
         self.root = root
         self.command = command
+        self.process = process
+        """The server, when it was started already (from `command`, in `root`)."""
         self.options = options or {}
         """Settings for the server, as an editor's initializationOptions: the user's own (the
         command line's), never read from the workspace."""
@@ -204,7 +254,7 @@ class CheckSession:
     async def start(self, timeout: float) -> bool:
         """Start the server and complete the initialize handshake within `timeout`: True when
         done, False when time ran out. Raises ServerError when the server fails."""
-        await self.client.start(self.command, self.root)
+        await self.client.start(self.command, self.root, self.process)
         params = {
             "processId": None,
             "clientInfo": {"name": "gantry-check", "version": __version__},

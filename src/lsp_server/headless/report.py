@@ -42,6 +42,10 @@ class Reported:
     source: str = LOCAL_SOURCE
     """The diagnostic's source: "gantry" for ruff's findings, "gantry-ai" for the model's."""
 
+    def at(self, path: str) -> Reported:
+        """The same finding in the file `path`."""
+        return Reported(path, self.finding, self.cell, self.source)
+
     @property
     def sort_key(self) -> tuple:
         finding = self.finding

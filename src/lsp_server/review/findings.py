@@ -97,3 +97,17 @@ class Finding:
     url: str | None = None
     fix: Fix | None = None
     fingerprint: str = ""
+
+    def with_fingerprint(self, fingerprint: str) -> Finding:
+        """attrs.evolve, spelled out: it costs a third of the time, for every finding."""
+        return Finding(
+            self.rule,
+            self.message,
+            self.level,
+            self.start,
+            self.end,
+            self.provenance,
+            self.url,
+            self.fix,
+            fingerprint,
+        )

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
 
 import attrs
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from lsp_server.convert import diagnostic, in_cell
+from lsp_server.convert import diagnostic_json
+from lsp_server.protocol import GantryProtocol
 from lsp_server.review.findings import Finding, Snapshot
 from lsp_server.services.status import StatusReporter
 
@@ -48,6 +50,7 @@ class Publisher:
         dismissed: Callable[[str], frozenset[str]],
     ) -> None:
         self._server = server
+        self._protocol = cast(GantryProtocol, server.protocol)
         self._status = status
         self._dismissed = dismissed
         """The fingerprints the user dismissed, for a document's URI (its folder's verdicts)."""
@@ -121,7 +124,7 @@ class Publisher:
         dismissed = self._dismissed(uri)
         codec = self._server.workspace.position_codec
         kept: list[Finding] = []
-        diagnostics: list[types.Diagnostic] = []
+        diagnostics: list[dict[str, Any]] = []
         for slot in self._slots.get(uri, {}).values():
             if slot.snapshot.version != snapshot.version:
                 continue  # computed on other text: never shown on this one
@@ -130,14 +133,12 @@ class Publisher:
                 if finding.fingerprint in dismissed:
                     continue
                 kept.append(finding)
-                converted = diagnostic(codec, lines, finding)
-                diagnostics.append(in_cell(converted, slot.cells) if slot.cells else converted)
+                diagnostics.append(diagnostic_json(codec, lines, finding, slot.cells))
         self._set_shown(uri, Shown(snapshot, tuple(kept)))
-        self._server.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(
-                uri=uri, version=snapshot.version, diagnostics=diagnostics
-            )
-        )
+        params: dict[str, Any] = {"uri": uri, "diagnostics": diagnostics}
+        if snapshot.version is not None:
+            params["version"] = snapshot.version
+        self._protocol.notify_json(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
 
     def _set_shown(self, uri: str, shown: Shown | None) -> None:
         before = self._shown.pop(uri, None)

@@ -1,4 +1,5 @@
-"""A stable JSON document: {"version": 1, "findings": [...], "summary": {...}}.
+"""A stable JSON document: {"version": 1, "findings": [...], "summary": {...}}, indented, with
+one finding to a line.
 
 Keys are camelCase like LSP's and SARIF's; version 1 only ever gains keys. A finding's
 `provenance` is as in `Diagnostic.data` (schemas/diagnostic-data.json). The summary has
@@ -55,12 +56,13 @@ def render(report: Report, root: Path) -> str:
     # Findings share a few provenances (one per engine version): each is converted once.
     distinct = {reported.finding.provenance for reported in report.findings}
     provenances = {provenance: unstructure(provenance) for provenance in distinct}
+    findings = [
+        finding_json(reported, provenances[reported.finding.provenance])
+        for reported in sorted_findings(report)
+    ]
     document = {
         "version": VERSION,
-        "findings": [
-            finding_json(reported, provenances[reported.finding.provenance])
-            for reported in sorted_findings(report)
-        ],
+        "findings": _FINDINGS,
         "summary": {
             "findings": len(report.findings),
             "errors": counts["error"],
@@ -77,4 +79,18 @@ def render(report: Report, root: Path) -> str:
         document["summary"]["aiIncomplete"] = [
             {"path": path, "reason": reason} for path, reason in report.ai_incomplete
         ]
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    return text.replace(json.dumps(_FINDINGS), _one_per_line(findings), 1) + "\n"
+
+
+_FINDINGS = "\0findings\0"
+"""Where the findings go in the indented document (its JSON form cannot occur elsewhere)."""
+_COMPACT = json.JSONEncoder(ensure_ascii=False)
+
+
+def _one_per_line(findings: list[dict[str, Any]]) -> str:
+    """The findings as a JSON array, one finding to a line: json.dumps indents in pure Python
+    (a quarter of a second for 20,000 findings), its compact form is C."""
+    if not findings:
+        return "[]"
+    return "[\n    " + ",\n    ".join(map(_COMPACT.encode, findings)) + "\n  ]"
