@@ -46,7 +46,7 @@ _HEADERS = {
         " frame-ancestors 'none'; base-uri 'none'"
     ),
     "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make its own forms send Origin: null
     "X-Content-Type-Options": "nosniff",
 }
 
@@ -140,9 +140,10 @@ def status_routes(
             "<h2>Recent failures</h2>",
             _jobs(
                 failures,
-                ["finished", "token", "key", "state", "exit", "why"],
+                ["finished", "job", "token", "key", "state", "exit", "why"],
                 lambda j: [
                     _when(j.finished_at),
+                    f"<code>{escape(j.id)}</code>",
                     f"<code>{short_name(j.owner)}</code>",
                     f"<code>{escape(j.key)}</code>",
                     f"<span class=error>{escape(j.state)}</span>",

@@ -3,6 +3,10 @@
 Ray does the scheduling and scaling; this module only submits, relays output and cancels. The
 task is a streaming generator: it yields a start marker, output chunks as they come, then the
 result, so logs stream from any node. Workers need `gantry-lsp` (and bubblewrap) installed.
+
+A GPU job may also need one unit per GPU of a custom resource (`gpu_resource`, for example
+`h100`), so a gateway in front of a mixed cluster uses only the nodes that declare it. A task
+whose worker or node dies is retried by Ray (`max_retries`); its log then holds both attempts.
 """
 
 from __future__ import annotations
@@ -81,13 +85,21 @@ class RayBackend:
     name = "ray"
 
     def __init__(
-        self, max_concurrency: int, address: str | None = None, *, disk_mb: int = DEFAULT_DISK_MB
+        self,
+        max_concurrency: int,
+        address: str | None = None,
+        *,
+        disk_mb: int = DEFAULT_DISK_MB,
+        max_retries: int = 3,
+        gpu_resource: str | None = None,
     ) -> None:
         if ray is None:
             raise ImportError("the ray backend needs Ray: pip install 'gantry-lsp[ray]'")
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        self._task = ray.remote(num_returns="streaming", max_retries=0)(_run_on_worker)
+        # Retried when its worker or node dies, never for the job's own failure (a result).
+        self._task = ray.remote(num_returns="streaming", max_retries=max_retries)(_run_on_worker)
+        self._gpu_resource = gpu_resource
         self._max = max_concurrency
         self._disk_mb = disk_mb
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="gateway-ray")
@@ -98,7 +110,7 @@ class RayBackend:
     def capacity(self) -> Capacity:
         return Capacity(
             max_concurrency=self._max,
-            gpus=int(ray.cluster_resources().get("GPU", 0)),
+            gpus=self._usable_gpus(),
             enforcement={
                 "memory": "rlimit",
                 "cpus": "rlimit",
@@ -106,6 +118,25 @@ class RayBackend:
                 "why": "a Ray worker's sandbox does not move the worker into a cgroup",
             },
         )
+
+    def _usable_gpus(self) -> int:
+        total = ray.cluster_resources()
+        gpus = total.get("GPU", 0)
+        if self._gpu_resource is not None:
+            gpus = min(gpus, total.get(self._gpu_resource, 0))
+        return int(gpus)
+
+    def resources_for(self, spec: ExecSpec) -> dict[str, Any]:
+        """The Ray task options for a job's resources."""
+        res = spec.resources
+        options: dict[str, Any] = {
+            "num_cpus": res.cpus,
+            "num_gpus": res.gpus,
+            "memory": res.memory_mb * 1024 * 1024,
+        }
+        if self._gpu_resource is not None and res.gpus:
+            options["resources"] = {self._gpu_resource: res.gpus}
+        return options
 
     def check(self, spec: ExecSpec) -> str | None:
         return None  # the cluster may scale up to fit; Ray queues the task until then
@@ -133,10 +164,7 @@ class RayBackend:
             with self._lock:
                 if job_id in self._cancelled:
                     raise _Cancelled
-                res = spec.resources
-                gen = self._task.options(
-                    num_cpus=res.cpus, num_gpus=res.gpus, memory=res.memory_mb * 1024 * 1024
-                ).remote(spec, self._disk_mb)
+                gen = self._task.options(**self.resources_for(spec)).remote(spec, self._disk_mb)
                 self._refs[job_id] = gen
             for ref in gen:
                 kind, value = ray.get(ref)
