@@ -178,7 +178,14 @@ def create_app(config: GatewayConfig, backend: Backend) -> Starlette:
 
     def resume_queued() -> None:
         """Jobs a previous life had queued (journaled with their spec) go to the backend."""
-        for job in registry.queued():
+        if registry.lost_at_start:
+            log.warning(
+                "%d jobs were running when the gateway stopped: reported lost",
+                registry.lost_at_start,
+            )
+        if queued := registry.queued():
+            log.warning("%d queued jobs resumed from the journal", len(queued))
+        for job in queued:
             assert job.spec is not None
             try:
                 backend.submit(job.id, job.spec, registry)

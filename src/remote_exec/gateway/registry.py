@@ -173,11 +173,11 @@ class Registry:
         """Load the journal: running jobs of the previous life are lost, queued ones wait again."""
         now = time.time()
         with self._transaction():
-            self._db.execute(
+            self.lost_at_start = self._db.execute(
                 "UPDATE jobs SET state = ?, reason = ?, finished_at = ?, spec = NULL"
                 " WHERE state = 'running' OR (state = 'queued' AND spec IS NULL)",
                 (LOST, LOST_IN_RESTART, now),
-            )
+            ).rowcount
             self._prune_journal(now)
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM jobs ORDER BY finished_at IS NOT NULL, finished_at, created_at"
@@ -187,6 +187,7 @@ class Registry:
             if job.state == "queued" and job.spec is None:  # a spec this version cannot read
                 job.state, job.reason, job.finished_at = LOST, LOST_IN_RESTART, now
                 self._write_end(job)
+                self.lost_at_start += 1
             self._index(job)
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
