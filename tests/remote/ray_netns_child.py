@@ -1,5 +1,5 @@
 """The Ray test's body, run inside a private network namespace (only `lo`, up), where whatever Ray
-binds to, even every interface, can only be reached from inside.
+binds to, even every interface, can only be reached from inside (see test_ray_backend.py).
 
     ray_netns_child.py STATE_DIR      (writes STATE_DIR/report.json)
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,7 +48,7 @@ def main(state: Path) -> dict[str, Any]:
 
     from remote_exec.gateway.backends.ray_backend import RayBackend
 
-    seen: dict[str, Any] = {"interfaces": sorted(os.listdir("/sys/class/net"))}
+    seen: dict[str, Any] = {"interfaces": sorted(name for _, name in socket.if_nameindex())}
     cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
     worker = cluster.add_node(**GPU_NODE)
     ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
@@ -77,10 +78,14 @@ def main(state: Path) -> dict[str, Any]:
             gpu_spec = python_spec(ATTEMPT.format(s=4), resources=Resources(gpus=1), timeout_s=60)
             gpu = c.submit("gpu-job", gpu_spec)
             stream = c.logs(gpu.id)
-            first_output = next(stream)
-            seen["gpu_held_while_running"] = {
-                k: v for k, v in ray.available_resources().items() if k in ("GPU", "h100")
-            }
+            first_output = ""
+            while "\n" not in first_output:  # the first attempt printed its id
+                chunk = next(stream, None)
+                if chunk is None:
+                    raise RuntimeError(f"the GPU job ended before its output: {c.get(gpu.id)}")
+                first_output += chunk
+            free = ray.available_resources()  # a resource fully taken is left out
+            seen["gpu_held_while_running"] = {k: free.get(k, 0.0) for k in ("GPU", "h100")}
             seen["gpu_state_before_kill"] = c.get(gpu.id).state
             cluster.remove_node(worker, allow_graceful=False)
             seen["gpu_state_after_kill"] = c.get(gpu.id).state

@@ -1,9 +1,12 @@
 """The ray backend on a real two-node Ray cluster, inside a private network namespace.
 
-Ray binds some of its ports to every interface. Inside `unshare --net` (with a user namespace,
-so no privilege is needed) the only interface is a fresh loopback, so every socket Ray opens is
-reachable from inside the namespace alone: the test keeps to 127.0.0.1 whatever Ray binds. The
-body runs in `ray_netns_child.py`; this test asserts on what it saw.
+Ray binds some of its ports to every interface. Inside bubblewrap's `--unshare-net` the only
+interface is a fresh loopback (bubblewrap brings it up), so every socket Ray opens is reachable
+from inside the namespace alone: the test keeps to 127.0.0.1 whatever Ray binds. bubblewrap
+rather than `unshare --net --map-root-user`: that maps only root, so the jobs' sandbox, which
+runs them as pool uids when it is root, could not hand them their files (EINVAL); bubblewrap
+keeps the caller's uid (and needs no privilege). The body runs in `ray_netns_child.py`; this
+test asserts on what it saw.
 """
 
 from __future__ import annotations
@@ -24,18 +27,16 @@ from remote_exec.jobs import ExecSpec, Resources
 pytest.importorskip("ray")
 
 HERE = Path(__file__).resolve().parent
-NETNS = ["unshare", "--net", "--map-root-user"]
+NETNS = ["bwrap", "--dev-bind", "/", "/", "--unshare-net", "--die-with-parent", "--"]
 
 
 def _namespace_problem() -> str | None:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return "needs unshare (util-linux) and ip (iproute2) for a private network namespace"
-    probe = subprocess.run(
-        [*NETNS, "ip", "link", "set", "lo", "up"], capture_output=True, text=True, check=False
-    )
+    if shutil.which("bwrap") is None:
+        return "needs bubblewrap (apt-get install bubblewrap) for a private network namespace"
+    probe = subprocess.run([*NETNS, "true"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         return (
-            "cannot make a private network namespace here (unprivileged user namespaces "
+            "bubblewrap cannot make a private network namespace here (user namespaces "
             f"disabled?): {probe.stderr.strip()}"
         )
     return None
@@ -47,9 +48,8 @@ def ray_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         pytest.skip(problem)
     state = tmp_path_factory.mktemp("ray")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
-    command = f"ip link set lo up && exec {sys.executable} {HERE / 'ray_netns_child.py'} {state}"
     done = subprocess.run(
-        [*NETNS, "sh", "-c", command],
+        [*NETNS, sys.executable, str(HERE / "ray_netns_child.py"), str(state)],
         env=env,
         capture_output=True,
         text=True,

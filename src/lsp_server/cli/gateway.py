@@ -69,8 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ray.add_argument(
         "--ray-address",
         metavar="ADDRESS",
-        help="an existing Ray cluster (host:port of its head, ray://host:10001, or auto); "
-        "default: start a local one",
+        help="an existing Ray cluster (host:port of its head, or auto); default: start a local one",
     )
     ray.add_argument(
         "--ray-gpu-resource",

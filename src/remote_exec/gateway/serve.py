@@ -27,7 +27,7 @@ log = logging.getLogger("remote_exec.gateway")
 @attrs.frozen
 class RayOptions:
     address: str | None = None
-    """An existing cluster (`host:port`, `ray://host:10001`, `auto`); None starts a local one."""
+    """An existing cluster (its head's `host:port`, or `auto`); None starts a local one."""
     gpu_resource: str | None = None
     max_retries: int = 3
 

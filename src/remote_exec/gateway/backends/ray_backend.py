@@ -6,7 +6,8 @@ result, so logs stream from any node. Workers need `gantry-lsp` (and bubblewrap)
 
 A GPU job may also need one unit per GPU of a custom resource (`gpu_resource`, for example
 `h100`), so a gateway in front of a mixed cluster uses only the nodes that declare it. A task
-whose worker or node dies is retried by Ray (`max_retries`); its log then holds both attempts.
+whose worker or node dies is retried by Ray (`max_retries`): the result is the last attempt's,
+while the streamed log may begin with an earlier attempt's output (Ray skips re-yielded chunks).
 """
 
 from __future__ import annotations
