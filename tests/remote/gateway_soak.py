@@ -129,7 +129,7 @@ class SoakReport:
     @property
     def rss_growth(self) -> float:
         early, end = self.rss_kb["B"]
-        return (end - early) / early
+        return (end - early) / early if early else float("inf")  # never reached `early` jobs
 
     @property
     def ok(self) -> bool:

@@ -7,16 +7,27 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
+import attrs
 import httpx2
 import pytest
-from gateway_harness import TOKEN, free_port, python_spec, spawn_gateway
+from gateway_harness import (
+    TOKEN,
+    free_port,
+    make_config,
+    python_spec,
+    serve_in_thread,
+    spawn_gateway,
+)
 
 from remote_exec.execution import ExecutionClient, JobLost
+from remote_exec.gateway.backends.local import LocalBackend
 from remote_exec.gateway.config import Retention
 from remote_exec.gateway.registry import LOST, LOST_IN_RESTART, Registry
 from remote_exec.jobs import ExecResult, ExecSpec
+from remote_exec.sandbox import Sandbox
 
 SPEC = ExecSpec(files={}, argv=["true"])
 
@@ -150,3 +161,19 @@ def test_kill_9_keeps_queued_jobs_and_reports_running_ones_lost(tmp_path: Path) 
         finally:
             proc.terminate()
             proc.wait(20)
+
+
+def test_a_running_gateway_forgets_finished_jobs_by_age_even_while_idle(tmp_path: Path) -> None:
+    config = attrs.evolve(
+        make_config(tmp_path), retention=Retention(keep_finished_s=0.5), prune_every_s=0.1
+    )
+    backend = LocalBackend(Sandbox(), config.work_root, max_concurrency=1, gpus=[])
+    with serve_in_thread(config, backend) as url, ExecutionClient(url, TOKEN) as client:
+        job = client.submit("short-lived", python_spec("pass"))
+        assert client.wait(job.id, deadline_s=60, poll_s=0.05).state == "succeeded"
+        deadline = time.monotonic() + 30
+        with pytest.raises(JobLost):  # nothing else finishes: the periodic pruning forgot it
+            while time.monotonic() < deadline:
+                client.get(job.id)
+                time.sleep(0.05)
+    assert _journal_ids(config.journal_path) == set()
