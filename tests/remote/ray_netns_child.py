@@ -97,6 +97,7 @@ def main(state: Path) -> dict[str, Any]:
                 "first_output": first_output,
                 "log": first_output + rest,
                 "stdout_tail": gpu.stdout_tail,
+                "stderr_tail": gpu.stderr_tail,
             }
 
             # Cancelling a running job stops it.

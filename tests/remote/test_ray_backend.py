@@ -85,10 +85,12 @@ def test_a_gpu_job_holds_a_gpu_and_the_custom_resource_while_it_runs(ray_run: di
 def test_a_job_whose_worker_node_dies_is_retried_and_succeeds(ray_run: dict) -> None:
     gpu = ray_run["gpu_job"]
     assert ray_run["gpu_state_after_kill"] == "running"  # not failed: Ray retries it
-    assert gpu["state"] == "succeeded"
+    assert gpu["state"] == "succeeded", gpu["stderr_tail"]
     first = gpu["first_output"].split()[1]
     last = gpu["stdout_tail"].split()[1]
     assert first != last, "the result should come from a second attempt"
+    assert "[gantry] attempt 1 lost its Ray worker or node" in gpu["log"]
+    assert sum(line.startswith("attempt ") for line in gpu["log"].splitlines()) == 2
 
 
 def test_cancelling_a_running_ray_job_stops_it(ray_run: dict) -> None:

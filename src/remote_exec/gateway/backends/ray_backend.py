@@ -5,9 +5,14 @@ task is a streaming generator: it yields a start marker, output chunks as they c
 result, so logs stream from any node. Workers need `gantry-lsp` (and bubblewrap) installed.
 
 A GPU job may also need one unit per GPU of a custom resource (`gpu_resource`, for example
-`h100`), so a gateway in front of a mixed cluster uses only the nodes that declare it. A task
-whose worker or node dies is retried by Ray (`max_retries`): the result is the last attempt's,
-while the streamed log may begin with an earlier attempt's output (Ray skips re-yielded chunks).
+`h100`), so a gateway in front of a mixed cluster uses only the nodes that declare it.
+
+A job whose worker or node dies is run again, up to `max_retries` times, as a new task, not by
+Ray's own task retries: Ray re-runs a streaming generator but drops whatever the new attempt
+yields at positions the old one already delivered, and output chunks split differently each
+run, so the retry's result could land on a dropped position (seen here: a job that ran twice
+ended with no result). The log keeps every attempt's output, with a line between them; the
+result is the last attempt's.
 """
 
 from __future__ import annotations
@@ -98,8 +103,8 @@ class RayBackend:
             raise ImportError("the ray backend needs Ray: pip install 'gantry-lsp[ray]'")
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        # Retried when its worker or node dies, never for the job's own failure (a result).
-        self._task = ray.remote(num_returns="streaming", max_retries=max_retries)(_run_on_worker)
+        self._task = ray.remote(num_returns="streaming", max_retries=0)(_run_on_worker)
+        self._max_retries = max_retries
         self._gpu_resource = gpu_resource
         self._max = max_concurrency
         self._disk_mb = disk_mb
@@ -162,19 +167,18 @@ class RayBackend:
     def _run(self, job_id: str, spec: ExecSpec, events: JobEvents) -> None:
         result: ExecResult | None = None
         try:
-            with self._lock:
-                if job_id in self._cancelled:
-                    raise _Cancelled
-                gen = self._task.options(**self.resources_for(spec)).remote(spec, self._disk_mb)
-                self._refs[job_id] = gen
-            for ref in gen:
-                kind, value = ray.get(ref)
-                if kind == "started":
-                    events.started(job_id)
-                elif kind == "output":
-                    events.output(job_id, value)
-                else:
-                    result = value
+            for attempt in range(1, self._max_retries + 2):
+                try:
+                    result = self._attempt(job_id, spec, events, first=attempt == 1)
+                    break
+                except _WORKER_LOST as exc:  # the cluster's failure, not the job's: run it again
+                    if attempt > self._max_retries or job_id in self._cancelled:
+                        raise
+                    log.warning("job %s lost its Ray worker (%s); running it again", job_id, exc)
+                    note = f"\n[gantry] attempt {attempt} lost its Ray worker or node"
+                    events.output(
+                        job_id, f"{note} ({type(exc).__name__}); running it again\n".encode()
+                    )
         except (_Cancelled, ray.exceptions.TaskCancelledError):
             result = ExecResult(state="cancelled", exit_code=None)
         except Exception as exc:
@@ -186,8 +190,43 @@ class RayBackend:
             with self._lock:
                 self._refs.pop(job_id, None)
                 self._cancelled.discard(job_id)
-        events.finished(job_id, result or ExecResult(state="failed", exit_code=None))
+        if result is None:
+            result = ExecResult(state="failed", exit_code=None, stderr_tail="ray: no result")
+        events.finished(job_id, result)
+
+    def _attempt(
+        self, job_id: str, spec: ExecSpec, events: JobEvents, *, first: bool
+    ) -> ExecResult | None:
+        """One Ray task for the job, followed to its end; its result (None: it sent none)."""
+        with self._lock:
+            if job_id in self._cancelled:
+                raise _Cancelled
+            gen = self._task.options(**self.resources_for(spec)).remote(spec, self._disk_mb)
+            self._refs[job_id] = gen
+        result = None
+        for ref in gen:
+            kind, value = ray.get(ref)
+            if kind == "started":
+                if first:
+                    events.started(job_id)
+            elif kind == "output":
+                events.output(job_id, value)
+            else:
+                result = value
+        return result
 
 
 class _Cancelled(Exception):
     pass
+
+
+_WORKER_LOST = (
+    (
+        ray.exceptions.WorkerCrashedError,
+        ray.exceptions.NodeDiedError,
+        ray.exceptions.ObjectLostError,
+        ray.exceptions.OutOfMemoryError,  # Ray's memory monitor killed the worker
+    )
+    if ray is not None
+    else ()
+)
