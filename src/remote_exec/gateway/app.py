@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import importlib.metadata
 import json
 import logging
@@ -22,9 +21,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from remote_exec.gateway.auth import bearer, find_token
 from remote_exec.gateway.backends import Backend, Capacity
 from remote_exec.gateway.config import GatewayConfig, Scope, Token
-from remote_exec.gateway.registry import JobRecord, Registry, TooBusy
+from remote_exec.gateway.registry import LOST, JobRecord, Registry, TooBusy
+from remote_exec.gateway.status_page import status_routes
 from remote_exec.gateway.validate import SpecError, parse_submission
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,16 @@ _LOG_WAKE_S = 15.0
 
 
 class _HTTPError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        body: dict[str, object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers or {}
+        self.body = body or {}
 
 
 def _version() -> str:
@@ -47,18 +55,12 @@ def _version() -> str:
 
 
 def create_app(config: GatewayConfig, backend: Backend) -> Starlette:
-    registry = Registry(config.journal_path, config.log_retention_bytes)
+    registry = Registry(config.journal_path, config.log_retention_bytes, config.retention)
     version = _version()
 
     def authorize(request: Request, scope: Scope) -> Token:
-        header = request.headers.get("authorization", "")
-        scheme, _, presented = header.partition(" ")
-        token = None
-        if scheme.lower() == "bearer" and presented:
-            # Compare against every token, always: timing reveals neither which nor how much.
-            for candidate in config.tokens:
-                if hmac.compare_digest(candidate.secret.encode(), presented.strip().encode()):
-                    token = candidate
+        presented = bearer(request)
+        token = find_token(config.tokens, presented) if presented else None
         if token is None:
             raise _HTTPError(
                 401,
@@ -74,6 +76,8 @@ def create_app(config: GatewayConfig, backend: Backend) -> Starlette:
         job = registry.get(token.id, request.path_params["job_id"])
         if job is None:
             raise _HTTPError(404, "no such job")
+        if job.state == LOST:  # 404: what clients read as "resubmit the key"; the body says why
+            raise _HTTPError(404, f"job lost: {job.reason}", body=job.to_json())
         return job
 
     async def submit(request: Request) -> Response:
@@ -174,14 +178,46 @@ def create_app(config: GatewayConfig, backend: Backend) -> Starlette:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, _HTTPError)
-        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+        return JSONResponse(
+            {**exc.body, "error": exc.message}, status_code=exc.status, headers=exc.headers
+        )
+
+    def resume_queued() -> None:
+        """Jobs a previous life had queued (journaled with their spec) go to the backend."""
+        if registry.lost_at_start:
+            log.warning(
+                "%d jobs were running when the gateway stopped: reported lost",
+                registry.lost_at_start,
+            )
+        if queued := registry.queued():
+            log.warning("%d queued jobs resumed from the journal", len(queued))
+        for job in queued:
+            assert job.spec is not None
+            try:
+                backend.submit(job.id, job.spec, registry)
+            except Exception as exc:
+                log.exception("backend %s refused queued job %s", backend.name, job.id)
+                registry.lose(job.id, f"the backend refused it after a restart: {exc}")
+
+    async def prune_forever() -> None:
+        """Finished jobs age out even while nothing finishes (finishing prunes too)."""
+        while True:
+            await asyncio.sleep(config.prune_every_s)
+            try:
+                if gone := await run_in_threadpool(registry.prune):
+                    log.info("forgot %d finished jobs past their retention", gone)
+            except Exception:
+                log.exception("pruning finished jobs failed")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         registry.bind_loop(asyncio.get_running_loop())
+        await run_in_threadpool(resume_queued)
+        pruner = asyncio.create_task(prune_forever())
         try:
             yield
         finally:
+            pruner.cancel()
             await run_in_threadpool(backend.close)
             registry.close()
 
@@ -192,6 +228,7 @@ def create_app(config: GatewayConfig, backend: Backend) -> Starlette:
             Route("/v1/jobs/{job_id}", cancel_job, methods=["DELETE"]),
             Route("/v1/jobs/{job_id}/logs", job_logs, methods=["GET"]),
             Route("/v1/health", health, methods=["GET"]),
+            *status_routes(config, backend, registry, version),
         ],
         exception_handlers={_HTTPError: on_http_error},
         lifespan=lifespan,

@@ -20,6 +20,11 @@ class Scope(enum.StrEnum):
     """Health, job status and logs."""
     SUBMIT = "submit"
     """Submit and cancel jobs (implies read)."""
+    ADMIN = "admin"
+    """See every token's jobs on the status page (others see their own and the totals)."""
+
+
+BARE_TOKEN_SCOPES = frozenset({Scope.READ, Scope.SUBMIT})
 
 
 @attrs.frozen
@@ -84,6 +89,20 @@ class Limits:
 
 
 @attrs.frozen
+class Retention:
+    """How much of the past a gateway keeps (it should run for weeks in bounded memory)."""
+
+    keep_finished_s: float = attrs.field(default=24 * 3600.0, validator=attrs.validators.gt(0))
+    """Finished jobs older than this are forgotten: resubmitting their key runs them again."""
+    max_finished: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
+    """At most this many finished jobs are kept (the newest)."""
+    finished_log_bytes: int = attrs.field(
+        default=64 * 1024 * 1024, validator=attrs.validators.ge(0)
+    )
+    """Live output kept for finished jobs' logs endpoint, in all (oldest dropped first)."""
+
+
+@attrs.frozen
 class GatewayConfig:
     tokens: tuple[Token, ...] = attrs.field(repr=False)
     journal_path: Path
@@ -98,6 +117,9 @@ class GatewayConfig:
     """Live output kept per job for the logs endpoint (oldest dropped first)."""
     disk_quota_mb: int = attrs.field(default=DEFAULT_DISK_MB, validator=attrs.validators.gt(0))
     """What a job may write in its directory, and as much in its /tmp (each a tmpfs: RAM)."""
+    retention: Retention = Retention()
+    prune_every_s: float = 60.0
+    """How often finished jobs past `retention` are forgotten even when none finishes."""
     drain_file: Path | None = None
     """While this file exists the gateway is draining: it takes no new job (503), finishes
     the ones it has, and says so in /v1/health, so that clients send their work elsewhere."""
@@ -110,7 +132,7 @@ class GatewayConfig:
 def load_tokens(path: Path) -> tuple[Token, ...]:
     """Read a token file: one token per line, optionally followed by scopes (`read`, `submit`).
 
-    A bare token has every scope. Blank lines and `#` comments are ignored. The file must exist,
+    A bare token may read and submit; `admin` is given only by name. Blank lines and `#` comments are ignored. The file must exist,
     hold at least one token and not be readable by everyone (as ssh treats private keys).
     """
     try:
@@ -131,7 +153,7 @@ def load_tokens(path: Path) -> tuple[Token, ...]:
         if len(secret) < 16:
             raise TokenFileError(f"{path}:{lineno}: token shorter than 16 characters")
         try:
-            scopes = frozenset(Scope(n) for n in names) if names else frozenset(Scope)
+            scopes = frozenset(Scope(n) for n in names) if names else BARE_TOKEN_SCOPES
         except ValueError as exc:
             raise TokenFileError(f"{path}:{lineno}: {exc}") from exc
         tokens.append(Token(secret, scopes))

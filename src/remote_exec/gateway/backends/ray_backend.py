@@ -3,6 +3,16 @@
 Ray does the scheduling and scaling; this module only submits, relays output and cancels. The
 task is a streaming generator: it yields a start marker, output chunks as they come, then the
 result, so logs stream from any node. Workers need `gantry-lsp` (and bubblewrap) installed.
+
+A GPU job may also need one unit per GPU of a custom resource (`gpu_resource`, for example
+`h100`), so a gateway in front of a mixed cluster uses only the nodes that declare it.
+
+A job whose worker or node dies is run again, up to `max_retries` times, as a new task, not by
+Ray's own task retries: Ray re-runs a streaming generator but drops whatever the new attempt
+yields at positions the old one already delivered, and output chunks split differently each
+run, so the retry's result could land on a dropped position (seen here: a job that ran twice
+ended with no result). The log keeps every attempt's output, with a line between them; the
+result is the last attempt's.
 """
 
 from __future__ import annotations
@@ -81,13 +91,21 @@ class RayBackend:
     name = "ray"
 
     def __init__(
-        self, max_concurrency: int, address: str | None = None, *, disk_mb: int = DEFAULT_DISK_MB
+        self,
+        max_concurrency: int,
+        address: str | None = None,
+        *,
+        disk_mb: int = DEFAULT_DISK_MB,
+        max_retries: int = 3,
+        gpu_resource: str | None = None,
     ) -> None:
         if ray is None:
             raise ImportError("the ray backend needs Ray: pip install 'gantry-lsp[ray]'")
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         self._task = ray.remote(num_returns="streaming", max_retries=0)(_run_on_worker)
+        self._max_retries = max_retries
+        self._gpu_resource = gpu_resource
         self._max = max_concurrency
         self._disk_mb = disk_mb
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="gateway-ray")
@@ -98,7 +116,7 @@ class RayBackend:
     def capacity(self) -> Capacity:
         return Capacity(
             max_concurrency=self._max,
-            gpus=int(ray.cluster_resources().get("GPU", 0)),
+            gpus=self._usable_gpus(),
             enforcement={
                 "memory": "rlimit",
                 "cpus": "rlimit",
@@ -106,6 +124,25 @@ class RayBackend:
                 "why": "a Ray worker's sandbox does not move the worker into a cgroup",
             },
         )
+
+    def _usable_gpus(self) -> int:
+        total = ray.cluster_resources()
+        gpus = total.get("GPU", 0)
+        if self._gpu_resource is not None:
+            gpus = min(gpus, total.get(self._gpu_resource, 0))
+        return int(gpus)
+
+    def resources_for(self, spec: ExecSpec) -> dict[str, Any]:
+        """The Ray task options for a job's resources."""
+        res = spec.resources
+        options: dict[str, Any] = {
+            "num_cpus": res.cpus,
+            "num_gpus": res.gpus,
+            "memory": res.memory_mb * 1024 * 1024,
+        }
+        if self._gpu_resource is not None and res.gpus:
+            options["resources"] = {self._gpu_resource: res.gpus}
+        return options
 
     def check(self, spec: ExecSpec) -> str | None:
         return None  # the cluster may scale up to fit; Ray queues the task until then
@@ -130,22 +167,18 @@ class RayBackend:
     def _run(self, job_id: str, spec: ExecSpec, events: JobEvents) -> None:
         result: ExecResult | None = None
         try:
-            with self._lock:
-                if job_id in self._cancelled:
-                    raise _Cancelled
-                res = spec.resources
-                gen = self._task.options(
-                    num_cpus=res.cpus, num_gpus=res.gpus, memory=res.memory_mb * 1024 * 1024
-                ).remote(spec, self._disk_mb)
-                self._refs[job_id] = gen
-            for ref in gen:
-                kind, value = ray.get(ref)
-                if kind == "started":
-                    events.started(job_id)
-                elif kind == "output":
-                    events.output(job_id, value)
-                else:
-                    result = value
+            for attempt in range(1, self._max_retries + 2):
+                try:
+                    result = self._attempt(job_id, spec, events, first=attempt == 1)
+                    break
+                except _WORKER_LOST as exc:  # the cluster's failure, not the job's: run it again
+                    if attempt > self._max_retries or job_id in self._cancelled:
+                        raise
+                    log.warning("job %s lost its Ray worker (%s); running it again", job_id, exc)
+                    note = f"\n[gantry] attempt {attempt} lost its Ray worker or node"
+                    events.output(
+                        job_id, f"{note} ({type(exc).__name__}); running it again\n".encode()
+                    )
         except (_Cancelled, ray.exceptions.TaskCancelledError):
             result = ExecResult(state="cancelled", exit_code=None)
         except Exception as exc:
@@ -157,8 +190,43 @@ class RayBackend:
             with self._lock:
                 self._refs.pop(job_id, None)
                 self._cancelled.discard(job_id)
-        events.finished(job_id, result or ExecResult(state="failed", exit_code=None))
+        if result is None:
+            result = ExecResult(state="failed", exit_code=None, stderr_tail="ray: no result")
+        events.finished(job_id, result)
+
+    def _attempt(
+        self, job_id: str, spec: ExecSpec, events: JobEvents, *, first: bool
+    ) -> ExecResult | None:
+        """One Ray task for the job, followed to its end; its result (None: it sent none)."""
+        with self._lock:
+            if job_id in self._cancelled:
+                raise _Cancelled
+            gen = self._task.options(**self.resources_for(spec)).remote(spec, self._disk_mb)
+            self._refs[job_id] = gen
+        result = None
+        for ref in gen:
+            kind, value = ray.get(ref)
+            if kind == "started":
+                if first:
+                    events.started(job_id)
+            elif kind == "output":
+                events.output(job_id, value)
+            else:
+                result = value
+        return result
 
 
 class _Cancelled(Exception):
     pass
+
+
+_WORKER_LOST = (
+    (
+        ray.exceptions.WorkerCrashedError,
+        ray.exceptions.NodeDiedError,
+        ray.exceptions.ObjectLostError,
+        ray.exceptions.OutOfMemoryError,  # Ray's memory monitor killed the worker
+    )
+    if ray is not None
+    else ()
+)
