@@ -445,6 +445,9 @@ def test_a_gateway_killed_and_restarted_twice_loses_no_job_and_records_each_once
                 a.wait(10)
                 until(lambda: run.d.status().remotes["a"] == "down", what="a seen down")
                 a = spawn_gateway(tmp_path / "a", port)
+                # Seen up again before the next kill waits for jobs there: until then (its
+                # probe backs off) every job goes to b, and the run may end with none on a.
+                until(lambda: run.d.status().remotes["a"] == "up", timeout_s=60, what="a up")
             done = [run.done(job, timeout_s=120) for job in jobs]
     finally:
         a.kill()

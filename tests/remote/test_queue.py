@@ -15,6 +15,7 @@ from remote_exec.jobs import JobKind, JobState, Priority, Resources
 from remote_exec.queue import (
     APPLICATION_ID,
     BACKOFF_CAP_S,
+    SCHEMA_VERSION,
     JobQueue,
     OnEventLoopError,
     QueueFileError,
@@ -45,7 +46,7 @@ def q(tmp_path: Path, clock: Clock) -> JobQueue:
 def test_file_settings(q: JobQueue) -> None:
     conn = sqlite3.connect(q.path)
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert q._conn().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     conn.close()
@@ -67,6 +68,32 @@ def test_a_version_1_queue_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> Non
         # A reclaimed lease keeps it: the next runner asks that gateway first.
         assert claimed is not None and q.heartbeat(job.id, "w", lease_s=-1)
         assert q.reclaim_expired() == 1 and q.get(job.id).placed == "gpu-box"
+
+
+def test_a_version_2_queue_gets_the_partial_indexes_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    with JobQueue(path) as q:
+        pending, _ = q.enqueue("pending", JobKind.EXEC, {"a": 1})
+        done, _ = q.enqueue("done", JobKind.EXEC, {"a": 2}, priority=Priority.INTERACTIVE)
+        assert q.claim("w").id == done.id and q.complete(done.id, "w", {"ok": True})
+    conn = sqlite3.connect(path, isolation_level=None)
+    for name in ("jobs_pending", "jobs_leased", "jobs_not_pending"):
+        conn.execute(f"DROP INDEX {name}")
+    conn.execute("CREATE INDEX jobs_claim ON jobs (state, priority, created_at, id)")
+    conn.execute("CREATE INDEX jobs_due ON jobs (state, not_before)")
+    conn.execute("CREATE INDEX jobs_updated ON jobs (state, updated_at)")
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    with JobQueue(path) as q:
+        assert q.get(pending.id) == pending
+        assert q.counts()[JobState.DONE] == 1 and q.counts()[JobState.PENDING] == 1
+        assert q.claim("w").id == pending.id
+    conn = sqlite3.connect(path)
+    indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"jobs_pending", "jobs_leased", "jobs_not_pending"} <= indexes
+    assert not indexes & {"jobs_claim", "jobs_due", "jobs_updated"}
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
 
 
 def test_reopen_keeps_jobs(tmp_path: Path, q: JobQueue) -> None:
@@ -115,6 +142,9 @@ def test_enqueue_is_idempotent_on_key(q: JobQueue) -> None:
     done, created = q.enqueue("unit-1", JobKind.INFERENCE, {"prompt": "x"})
     assert not created and done.state == JobState.DONE and done.result == {"answer": 42}
     assert q.counts()[JobState.DONE] == 1
+    # The job enqueue returns (built from its arguments) is the row as stored.
+    urgent, _ = q.enqueue("unit-2", JobKind.EXEC, {"argv": ["x"]}, priority=Priority.INTERACTIVE)
+    assert q.get(urgent.id) == urgent
 
 
 def test_claim_order_priority_then_age(q: JobQueue, clock: Clock) -> None:
