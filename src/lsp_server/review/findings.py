@@ -7,6 +7,7 @@ strings index by. Front ends convert to their own units (UTF-16 for most LSP cli
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from typing import Literal
 
@@ -42,8 +43,10 @@ class Snapshot:
     language: str | None
     settings: Settings
 
-    @property
+    @functools.cached_property
     def lines(self) -> list[str]:
+        """Split once, by whichever engine needs them first (off the loop): the publisher and
+        every engine that reviews this very snapshot reuse them. Do not modify."""
         return split_lines(self.text)
 
 

@@ -23,7 +23,7 @@ from lsp_server.analysis.workspace_files import (
 )
 from lsp_server.config import Settings
 from lsp_server.review import ruff_engine
-from lsp_server.review.findings import Finding, Snapshot
+from lsp_server.review.findings import Finding, Snapshot, split_lines
 
 
 @attrs.frozen
@@ -59,7 +59,9 @@ def review(
         raw = ruff_engine.check(snapshot, root)
     except (ruff_engine.RuffUnavailable, ruff_engine.RuffFailed) as exc:
         return LocalReview(problem=str(exc))
-    findings = fingerprint_findings(raw, snapshot.text, snapshot.language, trees)
+    findings = fingerprint_findings(
+        raw, snapshot.text, snapshot.language, trees, lines=snapshot.lines
+    )
     return LocalReview(findings=tuple(findings))
 
 
@@ -161,7 +163,7 @@ def review_files(
         except OSError as exc:
             failed.append((path, exc.strerror or str(exc)))
             continue
-        lines = ruff_engine.split_lines(source.text)
+        lines = split_lines(source.text)
         found = [
             ruff_engine.to_finding(item, lines, settings, origin, source.cells) for item in raw
         ]

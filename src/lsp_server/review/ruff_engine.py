@@ -19,7 +19,7 @@ from pathlib import Path
 import attrs
 
 from lsp_server.config import Level, Settings, severity_for
-from lsp_server.review.findings import Edit, Finding, Fix, Provenance, Snapshot, split_lines
+from lsp_server.review.findings import Edit, Finding, Fix, Provenance, Snapshot
 
 _TIMEOUT_S = 30
 _PATHS_TIMEOUT_S = 600  # a whole tree in one invocation
@@ -203,7 +203,7 @@ def check(snapshot: Snapshot, root: Path | None = None) -> list[Finding]:
     settings = snapshot.settings
     args = [*_check_args(settings), "--stdin-filename", snapshot.path, "-"]
     raw = _json(_run(settings, args, root or Path(snapshot.path).parent, snapshot.text))
-    lines, origin = split_lines(snapshot.text), provenance(settings)
+    lines, origin = snapshot.lines, provenance(settings)
     return [to_finding(item, lines, settings, origin) for item in raw]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from lsp_server.review.ruff_engine import split_lines
+from lsp_server.review.findings import split_lines
 
 
 class Unit(Protocol):

@@ -26,7 +26,7 @@ from tree_sitter import Node
 from lsp_server.analysis.languages import LANGUAGES, parser
 from lsp_server.review import ruff_engine
 from lsp_server.review.ai.answer import SuggestedFix
-from lsp_server.review.findings import Edit, Finding, Snapshot
+from lsp_server.review.findings import Edit, Finding, Snapshot, split_lines
 
 Check = Literal["applies", "target", "parses", "compiles", "ruff"]
 _RUFF_RULES = ["F", "E9"]
@@ -64,7 +64,7 @@ def validate_fix(
     lines `flagged` (0-based, inclusive), searching only the unit's lines `unit_span` when given.
     `errors_before` is `ruff_errors(snapshot)` when the caller already has it (several fixes in
     one document); ruff runs from `root` (the project root; the file's folder by default)."""
-    lines = ruff_engine.split_lines(snapshot.text)
+    lines = snapshot.lines
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line))
@@ -189,7 +189,7 @@ def _target(
             f"the fix (lines {edit_first + 1}-{edit_last + 1}) does not touch the flagged lines "
             f"({first + 1}-{last + 1})",
         )
-    old_lines, new_lines = ruff_engine.split_lines(old), ruff_engine.split_lines(new)
+    old_lines, new_lines = split_lines(old), split_lines(new)
     top, bottom = min(first, edit_first), max(last, edit_last)
     delta = len(new_lines) - len(old_lines)
     before = " ".join("".join(old_lines[top : bottom + 1]).split())

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import attrs
 
-from lsp_server.review.ruff_engine import split_lines
+from lsp_server.review.findings import split_lines
 
 FORMAT = 1
 Kind = Literal["bug", "clean"]
