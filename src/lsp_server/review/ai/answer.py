@@ -13,15 +13,18 @@ Lines in an answer are 1-based and relative to the unit, as the prompt numbers t
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import cattrs
-import jsonschema
 
 from lsp_server.review.ai.shapes import Unit, unit_lines
+
+if TYPE_CHECKING:
+    import jsonschema
 
 TOOL_NAME = "report_findings"
 SEVERITIES = ("error", "warning", "info", "hint")
@@ -88,7 +91,14 @@ TOOL: dict[str, Any] = {
     "input_schema": FINDINGS_SCHEMA,
 }
 
-_VALIDATOR = jsonschema.Draft202012Validator(FINDINGS_SCHEMA)
+
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    """Built at the first answer read (in a worker thread): importing jsonschema takes ~30 ms,
+    which every server start, `gantry check` included, would pay otherwise."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(FINDINGS_SCHEMA)
 
 
 @attrs.frozen
@@ -162,7 +172,9 @@ def parse_answer(
     if len(calls) > 1:
         return BadAnswer(f"the answer calls {TOOL_NAME} {len(calls)} times; once is expected")
     tool_input = calls[0].get("input")
-    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(tool_input))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator().iter_errors(tool_input))
     if error is not None:
         return BadAnswer(f"the tool input does not fit the schema: {_describe(error)}")
     try:

@@ -26,13 +26,15 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
 from lsp_server.review.ai.units import Unit
 from lsp_server.review.findings import Finding
-from lsp_server.store import Store, SymbolHit, SymbolUses, Verdict
+
+if TYPE_CHECKING:  # the store's modules load in a worker thread, not at server start
+    from lsp_server.store import Store, SymbolHit, SymbolUses, Verdict
 
 ItemKind = Literal["diagnostic", "verdict", "definition", "caller", "test"]
 
