@@ -21,8 +21,10 @@ from lsp_server.store import (
     NotAStoreError,
     Store,
     SymbolRecord,
+    TestgenRun,
     Verdict,
     VerdictNotStored,
+    testgen_runs,
 )
 from lsp_server.store.db import connect, diagnose
 from lsp_server.store.journal import VerdictJournal, journal_path
@@ -384,3 +386,24 @@ def test_the_journal_is_never_written_through_a_link(store_path: Path, tmp_path:
     with Store.open(store_path) as store, pytest.raises(OSError):
         store.set_verdict(Verdict("fp", "dismissed", "F401", "a.py", "m", 1.0))
     assert victim.read_bytes() == b"export PATH=/usr/bin\n"
+
+
+def test_testgen_runs_are_recorded_newest_first_and_bounded(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    monkeypatch.setattr(testgen_runs, "KEEP", 3)
+    with Store.open(store_path) as store:
+        runs = [
+            store.record_testgen_run(
+                TestgenRun(f"pkg/m{i % 2}.py", ("f", "C.g"), i, 1, 2.5, 0, '{"stages": []}')
+            )
+            for i in range(5)
+        ]
+        assert [run.id for run in runs] == [1, 2, 3, 4, 5]
+    with Store.open(store_path) as store:  # it lasts
+        newest = store.testgen_runs()
+        assert [run.kept for run in newest] == [4, 3, 2]  # the oldest beyond KEEP are gone
+        assert newest[0] == runs[4] and newest[0].symbols == ("f", "C.g")
+        assert [run.kept for run in store.testgen_runs("pkg/m1.py")] == [3]
+        assert store.testgen_runs(limit=1) == [runs[4]]

@@ -10,6 +10,7 @@ from lsp_server.store.records import (
     SymbolHit,
     SymbolRecord,
     SymbolUses,
+    TestgenRun,
     Verdict,
     VerdictKind,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "SymbolHit",
     "SymbolRecord",
     "SymbolUses",
+    "TestgenRun",
     "Verdict",
     "VerdictKind",
     "VerdictNotStored",

@@ -113,3 +113,23 @@ class CachedReview:
     created_at: float
     read_at: float
     """When a review last used it, to the hour: entries unread for long are pruned."""
+
+
+@attrs.frozen
+class TestgenRun:
+    """One test-generation run's funnel: what the user saw as its summary, kept so that runs
+    can be compared over time. `report` is the funnel report, as JSON text."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    path: str
+    """The target file, relative to the workspace root."""
+    symbols: tuple[str, ...]
+    kept: int
+    possible_bugs: int
+    seconds: float
+    tokens: int
+    report: str
+    started_at: float = attrs.field(factory=time.time)
+    id: int | None = None
+    """Set by the store."""

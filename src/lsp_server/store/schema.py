@@ -91,7 +91,23 @@ def _v3_ai_cache(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX idx_ai_reviews_read_at ON ai_reviews (read_at)")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_catalogue, _v2_refs_and_search, _v3_ai_cache)
+def _v4_testgen_runs(conn: sqlite3.Connection) -> None:
+    """Test-generation runs and their funnel counts."""
+    conn.execute(
+        "CREATE TABLE testgen_runs (id INTEGER PRIMARY KEY, path TEXT NOT NULL,"
+        " symbols TEXT NOT NULL, kept INTEGER NOT NULL, possible_bugs INTEGER NOT NULL,"
+        " seconds REAL NOT NULL, tokens INTEGER NOT NULL, report TEXT NOT NULL,"
+        " started_at REAL NOT NULL)"
+    )
+    conn.execute("CREATE INDEX idx_testgen_runs_path ON testgen_runs (path, id)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_catalogue,
+    _v2_refs_and_search,
+    _v3_ai_cache,
+    _v4_testgen_runs,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

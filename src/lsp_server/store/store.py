@@ -19,7 +19,7 @@ from typing import Self, TypeVar
 
 import attrs
 
-from lsp_server.store import ai_reviews, catalogue
+from lsp_server.store import ai_reviews, catalogue, testgen_runs
 from lsp_server.store.db import connect, diagnose, move_aside, retry_busy
 from lsp_server.store.journal import VerdictJournal, journal_path
 from lsp_server.store.records import (
@@ -29,6 +29,7 @@ from lsp_server.store.records import (
     FileState,
     SymbolHit,
     SymbolUses,
+    TestgenRun,
     Verdict,
 )
 from lsp_server.store.schema import migrate
@@ -195,6 +196,18 @@ class Store:
         now = time.time() if now is None else now
         cutoff = now - unread_days * 86400
         return self._write(lambda conn: ai_reviews.prune(conn, cutoff))
+
+    # -- test-generation runs ------------------------------------------------------------
+
+    def record_testgen_run(self, run: TestgenRun) -> TestgenRun:
+        """Remember a run's funnel (the newest 1,000 runs are kept). Any thread; returns the
+        run with its id once committed. Raises sqlite3.OperationalError when the file cannot
+        be written."""
+        return attrs.evolve(run, id=self._write(lambda conn: testgen_runs.write(conn, run)))
+
+    def testgen_runs(self, path: str | None = None, limit: int = 20) -> list[TestgenRun]:
+        """The newest runs first, of the file at `path` (relative to the root) when given."""
+        return testgen_runs.recent(self._reader(), path, limit)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
