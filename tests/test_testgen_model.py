@@ -71,7 +71,7 @@ def access(api: FakeMessagesAPI, *, exclude: tuple[str, ...] = (), **settings) -
     endpoint = Endpoint(name="gpu-box", base_url=api.url, model="test-model")
     policy = OutboundPolicy("self-hosted-only", exclude)
     return ModelAccess(
-        lambda request: call_chain([endpoint], request, policy),
+        lambda request, seconds: call_chain([endpoint], request, policy),
         ModelSettings(**{"rounds": 2, **settings}),
         exclude,
     )

@@ -73,7 +73,8 @@ def generate(
         share = max(0.0, 1.0 - FUNNEL_SHARE_MIN_S / max(budget.left(), 1.0))
         engine_runs = local_candidates(target, run, budget, engines=engines, share=min(0.45, share))
         notes += [r.problem for r in engine_runs if r.problem]
-        local_budget = Budget.of(budget.left() * (1 - MODEL_SHARE)) if model else budget
+        asking = model is not None and model.ask is not None
+        local_budget = Budget.of(budget.left() * (1 - MODEL_SHARE)) if asking else budget
         results.append(
             funnel(
                 target,

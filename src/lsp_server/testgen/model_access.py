@@ -8,6 +8,10 @@ from .model_loop import ModelSettings
 
 
 def from_settings(settings) -> ModelAccess:  # settings: config.Settings, imported lazily
+    import math
+
+    import attrs
+
     from remote_exec.inference import InferenceRequest, InferenceResult, call_chain
     from remote_exec.settings import OutboundPolicy
 
@@ -27,7 +31,10 @@ def from_settings(settings) -> ModelAccess:  # settings: config.Settings, import
     endpoints = tuple(inference.endpoints)
     policy = OutboundPolicy(inference.privacy, exclude)
 
-    def ask(request: InferenceRequest) -> InferenceResult:
-        return call_chain(endpoints, request, policy)
+    def ask(request: InferenceRequest, seconds: float) -> InferenceResult:
+        # Whole seconds: each distinct timeout is a client (and connection pool) of its own.
+        limit = max(1, math.ceil(seconds))
+        bounded = [attrs.evolve(e, read_timeout_s=min(e.read_timeout_s, limit)) for e in endpoints]
+        return call_chain(bounded, request, policy)
 
     return ModelAccess(ask, model_settings, exclude)

@@ -24,7 +24,8 @@ from .model_context import TestContext
 from .model_prompt import TOOL_NAME, BadTests, Feedback, build_request, parse_answer
 from .targets import Target
 
-Ask = Callable[[InferenceRequest], InferenceResult]
+Ask = Callable[[InferenceRequest, float], InferenceResult]
+"""(request, seconds the answer may take) -> the answer; raises InferenceError."""
 RunFunnel = Callable[[Sequence[Candidate], Sequence[Candidate]], FunnelResult]
 """(candidates, tests kept before) -> the funnel's result for the candidates."""
 
@@ -148,7 +149,9 @@ def model_rounds(
             )
             return ModelRun(tuple(rounds), tuple(funnels), why)
         try:
-            result = ask(request)
+            # The answer may take what is left but the round's funnel: a slow model must not
+            # carry the run past its budget.
+            result = ask(request, max(budget.left() - MIN_ROUND_S * 0.6, 1.0))
         except BadAnswer as exc:  # reached, but no submit_tests call: a schema problem
             rounds.append(ModelRound(number, problem=f"the answer did not fit: {exc.reason}"))
             feedback = Feedback(kept=tuple(c.name for c in kept), problem=exc.reason)
