@@ -60,6 +60,19 @@ def pytest_configure(config):
     path = config.getoption("--gantry-report")
     if path:
         _report_file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed at unconfigure
+        _hypothesis_profile()
+
+
+def _hypothesis_profile():
+    """Property tests run five times over: fewer examples each, and no deadline (a loaded
+    machine makes deadlines the flakiness it would report) nor example database (runs must
+    not feed each other)."""
+    try:
+        from hypothesis import settings
+    except ImportError:
+        return
+    settings.register_profile("gantry", max_examples=30, deadline=None, database=None)
+    settings.load_profile("gantry")
 
 
 def pytest_unconfigure(config):
@@ -129,6 +142,7 @@ def pytest_runtest_makereport(item, call):
             assertion=bool(excinfo and excinfo.errisinstance(AssertionError)),
             exception=excinfo.typename if excinfo else None,
             longrepr=report.longreprtext[-4000:] if report.failed else "",
+            duration=round(report.duration, 3),
         )
 
 
