@@ -32,8 +32,9 @@ def from_settings(settings) -> ModelAccess:  # settings: config.Settings, import
     policy = OutboundPolicy(inference.privacy, exclude)
 
     def ask(request: InferenceRequest, seconds: float) -> InferenceResult:
-        # Whole seconds: each distinct timeout is a client (and connection pool) of its own.
-        limit = max(1, math.ceil(seconds))
+        # The chain may wait on each endpoint in turn: they share the time. Whole seconds:
+        # each distinct timeout is a client (and connection pool) of its own.
+        limit = max(1, math.ceil(seconds / len(endpoints)))
         bounded = [attrs.evolve(e, read_timeout_s=min(e.read_timeout_s, limit)) for e in endpoints]
         return call_chain(bounded, request, policy)
 
