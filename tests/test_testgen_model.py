@@ -9,9 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fake_messages_api import FakeMessagesAPI, text, tool_use, unavailable
+from fake_messages_api import FakeMessagesAPI, hang, text, tool_use, unavailable
 
-from lsp_server.testgen import jobs, targets
+from lsp_server import config
+from lsp_server.testgen import jobs, model_access, targets
 from lsp_server.testgen.funnel import Fate
 from lsp_server.testgen.generate import Generated, ModelAccess, generate
 from lsp_server.testgen.model_loop import ModelSettings
@@ -219,3 +220,32 @@ def test_what_is_sent_is_redacted_and_excluded_files_are_not(
     skipped = run(project, access(api, exclude=("textutils.py",)))
     assert api.requests == []
     assert "model candidates were skipped: textutils.py is excluded" in "\n".join(skipped.notes)
+
+
+def test_a_model_that_does_not_answer_is_given_up_on_within_the_budget(
+    project: Path, api: FakeMessagesAPI
+) -> None:
+    """The answer may take what the budget leaves, no more: the endpoint's 60 s read timeout
+    is cut to it (the test asserts the limit the run set, not how long it took)."""
+    api.script(hang())
+    settings = config.Settings(
+        inference=config.InferenceSettings(
+            endpoints=[Endpoint(name="gpu-box", base_url=api.url, model="test-model")]
+        ),
+        testgen=config.TestgenSettings(model_rounds=1),
+    )
+    target = targets.resolve(str(project / "textutils.py"))
+    local = jobs.local_runner(work_root=project.parent / "jobs")
+    budget = 40
+    generated = generate(
+        target,
+        local,
+        jobs.Budget.of(budget),
+        engines=(),
+        model=model_access.from_settings(settings),
+    )
+    assert len(api.requests) == 1
+    (note,) = generated.notes
+    assert note.startswith("model candidates were skipped: the model: gpu-box: no answer within ")
+    limit = float(note.split("no answer within ")[1].split(" s")[0])
+    assert limit < budget - 5
