@@ -229,8 +229,8 @@ def _events(path):
     """The child's JSON lines, as far as they parse; its last line, if it is pytest's final
     record, is what makes the report believable."""
     events = []
-    try:
-        with open(path, "rb") as f:
+    try:  # not through a link the child left: it would point into the driver's own files
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as f:
             data = f.read(MAX_REPORT_BYTES + 1)
     except OSError:
         return events
@@ -342,7 +342,7 @@ def _measured(run_dir, source):
     import coverage
 
     data_file = os.path.join(run_dir, ".gantry.coverage")
-    if not os.path.exists(data_file):
+    if os.path.islink(data_file) or not os.path.isfile(data_file):
         return None
     cov = coverage.Coverage(data_file=data_file, branch=True)
     cov.load()
