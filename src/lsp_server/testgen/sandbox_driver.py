@@ -218,6 +218,12 @@ class Children:
             command = [*self._bwrap(run_dir, env), *argv]
             status = _run_bounded(command, timeout, stdout=subprocess.DEVNULL)
         else:
+            # The job's paths name /job, where a sandbox would have put it.
+            path = env.get("PYTHONPATH", "").split(os.pathsep)
+            env["PYTHONPATH"] = os.pathsep.join(
+                run_dir + p[len("/job") :] if p == "/job" or p.startswith("/job/") else p
+                for p in path
+            )
             status = _run_bounded(argv, timeout, stdout=subprocess.DEVNULL, cwd=run_dir, env=env)
         return status, _events(os.path.join(run_dir, REPORT)), run_dir
 
