@@ -243,8 +243,7 @@ def test_garbled_job_output_keeps_nothing(target: targets.Target) -> None:
     # Job output is written by the code under test: what does not parse is not believed.
     garbage = {
         name: jobs.text_file('{"nodeid": ["x"]}\nnot json\n{"collected": 3}\n[1]\n')
-        for name in ["collect.jsonl", "cover.json"]
-        + [f"runs/run{i}.jsonl" for i in range(5)]
+        for name in ["collect.jsonl", "cover.json"] + [f"runs/run{i}.jsonl" for i in range(5)]
     }
 
     def scribbled(spec: ExecSpec) -> ExecResult:
