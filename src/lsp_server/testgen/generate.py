@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import attrs
 
-from .candidates import ENGINES, EngineRun, local_candidates
+from .candidates import ENGINES, EngineRun, crosshair, local_candidates
 from .funnel import DEFAULT_RERUNS, Funnel, FunnelResult, merged
-from .jobs import Budget, RunJob
+from .jobs import Budget, RunJob, project_bundle
 from .model_loop import Ask, ModelRun, ModelSettings, model_rounds
 from .placement import Layout, Placement, detect_layout, place
 from .targets import Target
@@ -20,6 +20,9 @@ FUNNEL_SHARE_MIN_S = 10.0
 """Seconds kept back from the engines for the funnel, however small the budget."""
 MODEL_SHARE = 0.6
 """Of the budget, what the local engines leave to the model's rounds when both run."""
+AGAIN_MIN_S = 30.0
+"""Without a model, time left after the funnel goes to CrossHair on the symbols it did not
+finish, when at least this much is left."""
 
 
 @attrs.frozen
@@ -72,7 +75,6 @@ def generate(
     if engines:
         share = max(0.0, 1.0 - FUNNEL_SHARE_MIN_S / max(budget.left(), 1.0))
         engine_runs = local_candidates(target, run, budget, engines=engines, share=min(0.45, share))
-        notes += [r.problem for r in engine_runs if r.problem]
         asking = model is not None and model.ask is not None
         local_budget = Budget.of(budget.left() * (1 - MODEL_SHARE)) if asking else budget
         results.append(
@@ -84,6 +86,15 @@ def generate(
                 suite=suite,
             )
         )
+        if not asking:
+            again = _crosshair_again(
+                target, run, budget, funnel, engine_runs, results, candidate_dir, suite
+            )
+            engine_runs += [r for r, _ in again]
+            results += [f for _, f in again if f is not None]
+        # Of an engine run more than once, its last pass says how far it got in the end.
+        last = {r.engine: r for r in engine_runs}
+        notes += [r.problem for r in last.values() if r.problem]
     model_run = None
     if model is not None:
         model_run, model_notes = _model(
@@ -96,6 +107,41 @@ def generate(
     result = merged(results, reruns)
     placement = place(result.kept, layout, target.root, ruff=ruff) if result.kept else None
     return Generated(target, tuple(engine_runs), result, layout, placement, model_run, tuple(notes))
+
+
+def _crosshair_again(
+    target: Target,
+    run: RunJob,
+    budget: Budget,
+    funnel: Funnel,
+    engine_runs: list[EngineRun],
+    results: list[FunnelResult],
+    candidate_dir: str,
+    suite: list[str],
+) -> list[tuple[EngineRun, FunnelResult | None]]:
+    """More passes of CrossHair over the symbols it ran out of time on, while the budget
+    leaves time for one and its funnel; each funnel runs with the tests kept before."""
+    passes: list[tuple[EngineRun, FunnelResult | None]] = []
+    last = next((r for r in reversed(engine_runs) if r.engine == "crosshair"), None)
+    numbered = sum(len(r.candidates) for r in engine_runs if r.engine == "crosshair")
+    kept = [c for r in results for c in r.kept]
+    while last is not None and last.unfinished and budget.left() >= AGAIN_MIN_S:
+        wanted = set(last.unfinished)
+        narrowed = attrs.evolve(
+            target, symbols=tuple(s for s in target.symbols if s.name in wanted)
+        )
+        bundle = project_bundle(target)
+        last = crosshair(narrowed, run, budget.left() * 0.5, bundle, first=numbered + 1)
+        if not last.candidates:
+            passes.append((last, None))
+            break
+        numbered += len(last.candidates)
+        result = funnel(
+            target, last.candidates, budget, candidate_dir=candidate_dir, suite=suite, prior=kept
+        )
+        kept += result.kept
+        passes.append((last, result))
+    return passes
 
 
 def _model(
