@@ -155,3 +155,21 @@ def test_a_repository_cannot_inflate_what_ai_review_spends(tmp_path: Path):
         "inference.context_budget",
         "inference.max_per_unit",
     ]
+
+
+def test_a_repository_cannot_inflate_what_test_generation_spends(tmp_path: Path):
+    """Test generation's model settings may be tuned by a repository, within caps."""
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.gantry.testgen]\nmodel_rounds = 99\nmodel_tokens = 10000000\n"
+        "context_budget = 999999\nanswer_tokens = 100000\n"
+    )
+    settings, problems = load_settings(tmp_path)
+    assert settings.testgen == type(settings.testgen)()
+    assert sorted(p.split(":")[0] for p in problems) == [
+        "testgen.answer_tokens",
+        "testgen.context_budget",
+        "testgen.model_rounds",
+        "testgen.model_tokens",
+    ]
+    (tmp_path / "pyproject.toml").write_text("[tool.gantry.testgen]\nmodel_rounds = 1\n")
+    assert load_settings(tmp_path)[0].testgen.model_rounds == 1

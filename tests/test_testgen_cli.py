@@ -54,17 +54,18 @@ def test_write_merges_kept_tests_and_says_only_local_engines_ran(project: Path) 
     before = (project / "tests" / "test_textutils.py").read_text()
     done = subprocess.run(
         [sys.executable, "-m", "lsp_server.cli", "testgen", "textutils.py::clamp", "--write"]
-        + ["--json", "--engines", "all", "--budget", "45"],
+        + ["--json", "--engines", "all", "--budget", "120"],
         cwd=project,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         env=os.environ,
         check=False,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["notes"][0].startswith("only the local engines (Hypothesis, CrossHair) ran")
+    skipped = "model candidates were skipped: no model is configured"
+    assert any(note.startswith(skipped) for note in result["notes"]), result["notes"]
     assert result["symbols"] == ["clamp"] and result["written"]
     kept = result["funnel"]["stages"]["kept"]
     assert sum(kept.values()) >= 1

@@ -77,6 +77,29 @@ class InferenceSettings:
 
 
 @attrs.frozen
+class TestgenSettings:
+    """Test generation's use of a model. Bounded like inference's: a cloned repository may set
+    these, and tokens are the user's money."""
+
+    model_rounds: int = attrs.field(
+        default=3, validator=[attrs.validators.ge(0), attrs.validators.le(6)]
+    )
+    """Rounds of asking the model, each fed what the last one's tests did (0: never ask)."""
+    model_tokens: int = attrs.field(
+        default=60_000, validator=[attrs.validators.ge(0), attrs.validators.le(200_000)]
+    )
+    """Tokens (sent plus answered) all rounds of one run may spend together."""
+    context_budget: int = attrs.field(
+        default=4000, validator=[attrs.validators.ge(0), attrs.validators.le(32_000)]
+    )
+    """Tokens of context (callees, fixtures, existing tests, callers) sent with the code."""
+    answer_tokens: int = attrs.field(
+        default=4096, validator=[attrs.validators.ge(256), attrs.validators.le(16_384)]
+    )
+    """The most one answer may spend."""
+
+
+@attrs.frozen
 class ExecutionSettings:
     gateways: list[GatewayTarget] = attrs.field(factory=list, metadata=USER_ONLY)
     """Where exec jobs may run (`[[execution.gateways]]`), each by name; a job goes to one

@@ -1,7 +1,7 @@
 """`gantry eval review DATASET`: how well AI review finds seeded bugs and keeps quiet on clean
 changes, with a model at an endpoint or with answers recorded before. The dataset format is in
 docs/eval.md; bench/eval_dataset.py builds the dev dataset. The engine is
-lsp_server/review/ai/eval/.
+lsp_server/review/ai/eval/. `gantry eval testgen --modules ...`: see eval_testgen.py.
 
 Exit codes:
   0  every case was scored
@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from lsp_server.cli import eval_testgen
 
 NAME = "eval"
 EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE = 0, 2, 3
@@ -34,10 +36,16 @@ class Args(argparse.Namespace):
     save_answers: str | None
     json: bool
     parallel: int
+    modules: list[str]
+    engines: str
+    budget: float
+    reruns: int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(NAME, help="measure the quality of AI review on a dataset")
+    parser = subparsers.add_parser(
+        NAME, help="measure the quality of AI review or test generation on a dataset"
+    )
     kinds = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
     review = kinds.add_parser(
         "review",
@@ -68,6 +76,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="units asked at once (default: 4)",
     )
+    eval_testgen.add_parser(kinds)
 
 
 class UsageError(Exception):
@@ -82,7 +91,7 @@ def run(args: Args) -> int:
     from lsp_server.cli._interrupt import ctrl_c_leaves_at_once
 
     with ctrl_c_leaves_at_once():
-        return _review(args)
+        return eval_testgen.run(args) if args.what == "testgen" else _review(args)
 
 
 def _source(args: Args):

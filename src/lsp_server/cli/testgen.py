@@ -41,7 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--engines",
         choices=ENGINE_CHOICES,
         default="local",
-        help="local: Hypothesis and CrossHair (no model needed); model or all: also a model",
+        help="local: Hypothesis and CrossHair (no model needed); model: a model's rounds "
+        "alone; all: both (default: local)",
     )
     parser.add_argument(
         "--budget", type=_positive, default=120.0, metavar="SECONDS", help="wall clock in all"
@@ -64,15 +65,9 @@ def run(args: Args) -> int:
         print(f"gantry testgen: {exc}", file=sys.stderr)
         return 2
     settings = load_settings(target.root).settings
-    notes = []
-    if args.engines != "local":
-        why = (
-            "model candidates are not built yet"
-            if settings.inference.endpoints
-            else "no model is configured"
-        )
-        notes.append(f"only the local engines (Hypothesis, CrossHair) ran: {why}")
+    from lsp_server.testgen.candidates import ENGINES
     from lsp_server.testgen.generate import generate
+    from lsp_server.testgen.model_access import from_settings
     from remote_exec.sandbox import SandboxUnavailable
 
     try:
@@ -80,15 +75,16 @@ def run(args: Args) -> int:
             target,
             local_runner(unsandboxed=settings.execution.unsandboxed),
             budget,
+            engines=() if args.engines == "model" else ENGINES,
+            model=None if args.engines == "local" else from_settings(settings),
             reruns=args.reruns,
             ruff=_ruff(settings),
+            isolated=not settings.execution.unsandboxed,
         )
     except SandboxUnavailable as exc:
         print(f"gantry testgen: nothing ran: {exc}", file=sys.stderr)
         return 1
-    for engine_run in generated.engine_runs:
-        if engine_run.problem:
-            notes.append(engine_run.problem)
+    notes = list(generated.notes)
     written = None
     if args.write and generated.placement is not None:
         placement = generated.placement

@@ -47,6 +47,8 @@ class EngineRun:
     seconds: float
     problem: str | None = None
     """Why it produced nothing or less than it could (timed out, crashed), for the user."""
+    unfinished: tuple[str, ...] = ()
+    """Symbols it ran out of time on (CrossHair), for another pass if time is left."""
 
 
 def split_tests(source: str, engine: str, *, first: int = 1) -> list[Candidate]:
@@ -105,7 +107,9 @@ def ghostwriter(target: Target, run: RunJob, seconds: float, bundle: dict[str, s
     )
 
 
-def crosshair(target: Target, run: RunJob, seconds: float, bundle: dict[str, str]) -> EngineRun:
+def crosshair(
+    target: Target, run: RunJob, seconds: float, bundle: dict[str, str], *, first: int = 1
+) -> EngineRun:
     start = time.monotonic()
     # One `cover` per symbol, each with its share of the time: a whole module in one call
     # spends its time on the first functions and returns nothing when it is cut off.
@@ -128,12 +132,15 @@ def crosshair(target: Target, run: RunJob, seconds: float, bundle: dict[str, str
     for path in outputs:
         text = artifact_text(result, path)
         if text is not None:
-            found += split_tests(text, "crosshair", first=len(found) + 1)
+            found += split_tests(text, "crosshair", first=first + len(found))
     problem = None
     if len(result.artifacts) < len(outputs):
         what = f"crosshair cover finished {len(result.artifacts)} of {len(outputs)} symbols"
         problem = _failure(what, seconds, result.state, result.stderr_tail)
-    return EngineRun("crosshair", tuple(found), time.monotonic() - start, problem)
+    unfinished = tuple(
+        n for n, out in zip(names, outputs, strict=True) if out not in result.artifacts
+    )
+    return EngineRun("crosshair", tuple(found), time.monotonic() - start, problem, unfinished)
 
 
 def _failure(what: str, seconds: float, state: str, stderr: str) -> str:

@@ -6,9 +6,11 @@
 
 A duplicate (the same test under another name) is dropped before anything runs; a test that
 passes only some reruns is flaky and never kept; one whose assertion fails every time is a
-possible bug, kept aside. Coverage is measured once for the suite and every reliable candidate
-(a coverage.py context per test), and candidates are then kept greedily, the one that adds
-most first, so nothing kept is redundant.
+possible bug, kept aside. Coverage is measured for the suite alone and for every reliable
+candidate alone, each in a process of its own (see sandbox_driver: what a test's process says
+is believed of that test only), and candidates are then kept greedily, the one that adds most
+first, so nothing kept is redundant. A candidate that passed among the others but fails alone
+depends on them: flaky.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import attrs
 
 from . import possible_bugs
 from .candidates import Candidate
-from .jobs import Budget, RunJob, artifact_text, project_bundle, spec, text_file
+from .jobs import DRIVER, Budget, RunJob, artifact_text, project_bundle, spec, text_file
 from .possible_bugs import PossibleBug
 from .targets import Target
 
 DEFAULT_RERUNS = 5
-_DRIVER_ARGS = ["-p", "_gantry_driver", "-p", "no:randomly", "-p", "no:cacheprovider"]
+RERUN_SHARE = 0.7
+"""Of the time left after collection, what the reruns may take; coverage runs take the rest."""
 
 
 class Fate(enum.StrEnum):
@@ -67,6 +70,8 @@ class Outcome:
     """Why it was dropped, in a line (the exception, the collection error, the duplicate of)."""
     adds: int = 0
     """Lines plus branches of the target it added when kept."""
+    covered: frozenset = frozenset()
+    """When kept: the target's ("line", n) and ("branch", from, to) its own run reached."""
 
 
 @attrs.frozen
@@ -96,6 +101,8 @@ class FunnelReport:
     coverage_after: CoverageCount | None
     """By the suite and the kept tests."""
     seconds: float
+    coverage_kept: CoverageCount | None = None
+    """By the kept tests alone."""
 
     def count(self, stage: str) -> int:
         return sum(dict(self.stages)[stage])
@@ -107,7 +114,12 @@ class FunnelResult:
     outcomes: tuple[Outcome, ...]
     possible_bugs: tuple[PossibleBug, ...]
     coverage_json: str | None
-    """coverage.py's JSON report of the suite and the reliable candidates."""
+    """The driver's coverage runs: coverage.py's JSON report of the suite alone and of each
+    reliable candidate alone."""
+    missing_lines: tuple[int, ...] = ()
+    """The target's lines neither the suite nor a kept test runs (empty when not measured)."""
+    missing_branches: tuple[tuple[int, int], ...] = ()
+    """Its branches (from line, to line; negative: an exit) none of them takes."""
 
     @property
     def kept(self) -> tuple[Candidate, ...]:
@@ -139,10 +151,16 @@ def _events(text: str | None) -> list[dict]:
 
 
 class Funnel:
-    def __init__(self, run: RunJob, *, reruns: int = DEFAULT_RERUNS, seed: int = 0) -> None:
+    def __init__(
+        self, run: RunJob, *, reruns: int = DEFAULT_RERUNS, seed: int = 0, isolated: bool = True
+    ) -> None:
+        """``isolated``: each test process must run in a sandbox of its own inside the job's;
+        False only where the user let jobs run unsandboxed (where none can be nested, tests
+        then run as plain processes)."""
         self.run = run
         self.reruns = reruns
         self.seed = seed
+        self.isolated = isolated
 
     def __call__(
         self,
@@ -152,30 +170,35 @@ class Funnel:
         *,
         candidate_dir: str,
         suite: Sequence[str] = (),
+        prior: Sequence[Candidate] = (),
     ) -> FunnelResult:
         """``candidate_dir``: where, relative to the project root, candidates are run from
         (where kept tests will go, so the same conftest files apply); ``suite``: the existing
-        test files they run among."""
+        test files they run among; ``prior``: tests kept before (an earlier round), which run
+        as part of the suite."""
         start = time.monotonic()
         fates: dict[str, Outcome] = {}
-        shapes: dict[str, Candidate] = {}
+        shapes: dict[str, Candidate] = {_shape(c): c for c in prior}
         for c in candidates:
             if (first := shapes.setdefault(_shape(c), c)) is not c:
                 fates[c.id] = Outcome(c, Fate.DUPLICATE, detail=f"same test as {first.id}")
         unique = [c for c in candidates if c.id not in fates]
-        if not unique:  # nothing to run: the suite alone tells nothing about candidates
-            outcomes = tuple(fates[c.id] for c in candidates)
-            report = self._report(outcomes, None, None, time.monotonic() - start)
-            return FunnelResult(report, outcomes, (), None)
         prefix = "" if candidate_dir in ("", ".") else f"{candidate_dir}/"
-        files = {f"{prefix}test_gantry_{c.id.replace('-', '_')}.py": c for c in unique}
+        files = {_file(prefix, c): c for c in unique}
+        prior_files = {_file(prefix, c): c for c in prior}
         node_of = {f"{path}::{c.name}": c for path, c in files.items()}
         bundle = {
             **project_bundle(target),
-            **{p: text_file(c.module_text()) for p, c in files.items()},
+            **{p: text_file(c.module_text()) for p, c in {**files, **prior_files}.items()},
         }
+        suite_paths = [*suite, *prior_files]
+        if not unique:
+            # Nothing to run but the suite: what it covers is what later rounds aim past.
+            measured = self._cover(target, bundle, [], suite_paths, budget) if suite_paths else None
+            outcomes = tuple(fates[c.id] for c in candidates)
+            return self._result(outcomes, measured, {}, (), start)
 
-        collected, errors = self._collect(target, bundle, [*files, *suite], budget)
+        collected, errors = self._collect(target, bundle, [*files, *suite_paths], budget)
         suite_ids = sorted(n for n in collected if n.split("::")[0] not in files)
         for node, c in node_of.items():
             if node not in collected:
@@ -196,27 +219,67 @@ class Funnel:
             else:
                 fates[c.id] = outcome
 
-        before = after = None
-        coverage_json = None
+        adds: dict[str, int] = {}
+        measured = None
         if reliable:
-            before, after, adds, coverage_json = self._cover(
-                target, bundle, reliable, suite_ids, budget
-            )
+            # Quickest first: each is measured alone, and what time does not reach stays
+            # unverified.
+            reliable.sort(key=lambda n: (_seconds(runs.get(n, [])), n))
+            measured = self._cover(target, bundle, reliable, suite_ids, budget)
+            adds = measured.keep(reliable) if measured is not None else {}
             for node in reliable:
                 c = node_of[node]
+                alone = measured.runs.get(node) if measured is not None else None
                 if node in adds:
-                    fates[c.id] = Outcome(c, Fate.KEPT, self.reruns, self.reruns, adds=adds[node])
-                elif after is None:
+                    fates[c.id] = Outcome(
+                        c,
+                        Fate.KEPT,
+                        self.reruns,
+                        self.reruns,
+                        adds=adds[node],
+                        covered=frozenset(measured.covered(node)),
+                    )
+                elif alone is not None and alone["detail"].startswith("out of time"):
+                    fates[c.id] = Outcome(c, Fate.UNVERIFIED, detail="coverage not measured")
+                elif alone is not None and not alone["passed"]:
+                    why = f"passed among the others, failed alone: {alone['detail']}"
+                    fates[c.id] = Outcome(c, Fate.FLAKY, self.reruns, self.reruns, why)
+                elif alone is None or alone["covered"] is None:
                     fates[c.id] = Outcome(c, Fate.UNVERIFIED, detail="coverage not measured")
                 else:
                     fates[c.id] = Outcome(c, Fate.REDUNDANT, self.reruns, self.reruns)
         outcomes = tuple(fates[c.id] for c in candidates)
+        kept_nodes = [n for n in node_of if fates[node_of[n].id].fate == Fate.KEPT]
+        return self._result(outcomes, measured, adds, tuple(bugs), start, kept_nodes)
+
+    def _result(self, outcomes, measured, adds, bugs, start, kept_nodes=()) -> FunnelResult:
+        before = after = alone = None
+        missing_lines: tuple[int, ...] = ()
+        missing_branches: tuple[tuple[int, int], ...] = ()
+        if measured is not None and measured.totals is not None:
+            covered = measured.suite_covered()
+            before = measured.count(covered)
+            kept_cover = set().union(*(measured.covered(n) for n in kept_nodes))
+            after = measured.count(covered | kept_cover)
+            alone = measured.count(kept_cover)
+            missing_lines, missing_branches = measured.missing(covered | kept_cover)
+        report = self._report(outcomes, before, after, time.monotonic() - start)
+        report = attrs.evolve(report, coverage_kept=alone)
         return FunnelResult(
-            self._report(outcomes, before, after, time.monotonic() - start),
+            report,
             outcomes,
-            tuple(bugs),
-            coverage_json,
+            bugs,
+            measured.text if measured is not None else None,
+            missing_lines,
+            missing_branches,
         )
+
+    def _argv(self, command: str, *args: str, seconds: float) -> list[str]:
+        """The driver, isolated from the project (``-I``: nothing in it can shadow what the
+        driver imports), running the candidates' processes each in a sandbox of its own."""
+        argv = ["python", "-I", DRIVER, command, *args]
+        argv += ["--deadline", f"{max(seconds - 3.0, seconds * 0.8):.1f}"]
+        return argv + ([] if self.isolated else ["--allow-unisolated"])
 
     # -- the steps, each one job --------------------------------------------------------
 
@@ -224,11 +287,9 @@ class Funnel:
         self, target: Target, bundle: dict[str, str], paths: list[str], budget: Budget
     ) -> tuple[set[str], dict[str, str]]:
         report = "collect.jsonl"
-        argv = ["python", "-m", "pytest", "--collect-only", "-q", *_DRIVER_ARGS]
-        argv += ["--rootdir=.", f"--gantry-report={report}", *paths]
-        result = self.run(
-            spec(target, bundle, argv, timeout_s=budget.share(0.2), artifacts=[report])
-        )
+        seconds = budget.share(0.2)
+        argv = self._argv("collect", *paths, "--out", report, seconds=seconds)
+        result = self.run(spec(target, bundle, argv, timeout_s=seconds, artifacts=[report]))
         events = _events(artifact_text(result, report))
         collected = {e["collected"] for e in events if isinstance(e.get("collected"), str)}
         errors = {
@@ -236,6 +297,8 @@ class Funnel:
             for e in events
             if isinstance(e.get("collect_error"), str)
         }
+        if not events and result.state != "succeeded":  # the job itself failed: say why
+            errors = {"": _last_line(result.stderr_tail) or result.state}
         return collected, errors
 
     def _rerun(
@@ -244,10 +307,11 @@ class Funnel:
         """Node id -> its records, run by run (a list of that run's records for it)."""
         if not ids:
             return {}
-        seconds = budget.share(0.6)
-        argv = ["python", "-m", "_gantry_driver", "rerun", "ids.txt", "--runs", str(self.reruns)]
-        argv += ["--seed", str(self.seed), "--report-dir", "runs"]
-        argv += ["--deadline", f"{max(seconds - 3.0, seconds * 0.8):.1f}"]
+        seconds = budget.share(RERUN_SHARE)
+        argv = self._argv(
+            "rerun", "ids.txt", "--runs", str(self.reruns), "--seed", str(self.seed),
+            "--report-dir", "runs", seconds=seconds,
+        )  # fmt: skip
         reports = [f"runs/run{i}.jsonl" for i in range(self.reruns)]
         result = self.run(
             spec(
@@ -264,13 +328,29 @@ class Funnel:
             if path not in result.artifacts:
                 continue
             events = _events(artifact_text(result, path))
+            broken = next((e for e in events if "broken" in e), None)
             this_run: dict[str, dict] = {}
             for e in events:
                 if isinstance(e.get("nodeid"), str):
                     merged = this_run.setdefault(e["nodeid"], {"passed": True})
+                    if isinstance(e.get("duration"), int | float):
+                        merged["duration"] = merged.get("duration", 0) + e["duration"]
                     if e.get("outcome") != "passed":
                         merged.update(e)
                         merged["passed"] = False
+            if broken is not None:
+                # The run did not end as pytest ends: its passes are not believed; the test
+                # that was running failed.
+                this_run = {n: r for n, r in this_run.items() if not r["passed"]}
+                running = broken.get("running")
+                if isinstance(running, str) and running not in this_run:
+                    detail = str(broken.get("broken", "the run broke off"))
+                    if not detail.startswith("out of time"):
+                        this_run[running] = {
+                            "passed": False,
+                            "exception": "ProcessEnded",
+                            "longrepr": detail,
+                        }
             for node, record in this_run.items():
                 per_node.setdefault(node, []).append(record)
         return per_node
@@ -283,7 +363,8 @@ class Funnel:
         if passes == self.reruns:
             return None, None
         if len(runs) < self.reruns and not failures:
-            return Outcome(c, Fate.UNVERIFIED, passes, len(runs), "reruns ran out of time"), None
+            why = "not every rerun got to it: out of time, or another test ended the run"
+            return Outcome(c, Fate.UNVERIFIED, passes, len(runs), why), None
         if passes:
             return Outcome(
                 c, Fate.FLAKY, passes, len(runs), f"passed {passes} of {len(runs)}"
@@ -302,53 +383,26 @@ class Funnel:
         reliable: list[str],
         suite_ids: list[str],
         budget: Budget,
-    ) -> tuple[CoverageCount | None, CoverageCount | None, dict[str, int], str | None]:
-        argv = ["python", "-m", "_gantry_driver", "cover", "ids.txt", "--include", target.relpath]
-        argv += ["--json", "coverage.json", "--contexts", "contexts.json"]
+    ) -> Measured | None:
+        seconds = budget.left()
+        argv = self._argv(
+            "cover", "ids.txt", "--suite", "suite.txt", "--include", target.relpath,
+            "--out", "cover.json", seconds=seconds,
+        )  # fmt: skip
         result = self.run(
             spec(
                 target,
                 bundle,
                 argv,
-                timeout_s=budget.left(),
-                extra_files={"ids.txt": text_file("\n".join(suite_ids + reliable) + "\n")},
-                artifacts=["coverage.json", "contexts.json"],
+                timeout_s=seconds,
+                extra_files={
+                    "ids.txt": text_file("".join(f"{n}\n" for n in reliable)),
+                    "suite.txt": text_file("".join(f"{n}\n" for n in suite_ids)),
+                },
+                artifacts=["cover.json"],
             )
         )
-        report_text = artifact_text(result, "coverage.json")
-        contexts_text = artifact_text(result, "contexts.json")
-        if report_text is None or contexts_text is None:
-            return None, None, {}, None
-        try:
-            files = json.loads(report_text)["files"]
-            if not files:
-                return None, None, {}, report_text
-            measured = next(iter(files.values()))
-            lines = set(measured["executed_lines"]) | set(measured["missing_lines"])
-            branches = {
-                tuple(b) for b in measured["executed_branches"] + measured["missing_branches"]
-            }
-            per_test = {
-                node: {("line", n) for n in data["lines"] if n in lines}
-                | {("branch", *a) for a in map(tuple, data["arcs"]) if a in branches}
-                for node, data in json.loads(contexts_text).items()
-            }
-        except (ValueError, KeyError, TypeError, AttributeError, StopIteration):
-            return None, None, {}, None  # not what the driver writes: nothing is measured
-        covered: set = set().union(*(per_test.get(n, set()) for n in suite_ids))
-        before = _count(covered, len(lines), len(branches))
-        adds: dict[str, int] = {}
-        left = set(reliable)
-        while left:
-            # The most new coverage first; ties by node id, so a run is reproducible.
-            best = max(sorted(left), key=lambda n: len(per_test.get(n, set()) - covered))
-            gain = per_test.get(best, set()) - covered
-            if not gain:
-                break
-            adds[best] = len(gain)
-            covered |= gain
-            left.discard(best)
-        return before, _count(covered, len(lines), len(branches)), adds, report_text
+        return Measured.parse(artifact_text(result, "cover.json"))
 
     def _report(
         self,
@@ -357,24 +411,149 @@ class Funnel:
         after: CoverageCount | None,
         seconds: float,
     ) -> FunnelReport:
-        outcomes = list(outcomes)
-        engines = tuple(dict.fromkeys(o.candidate.engine for o in outcomes))
-        stages = tuple(
-            (
-                stage,
-                tuple(
-                    sum(1 for o in outcomes if o.candidate.engine == e and _REACHED[o.fate] > i)
-                    for e in engines
-                ),
-            )
-            for i, stage in enumerate(STAGES)
+        return report_of(outcomes, self.reruns, before, after, seconds)
+
+
+def report_of(
+    outcomes: Iterable[Outcome],
+    reruns: int,
+    before: CoverageCount | None,
+    after: CoverageCount | None,
+    seconds: float,
+    kept: CoverageCount | None = None,
+) -> FunnelReport:
+    outcomes = list(outcomes)
+    engines = tuple(dict.fromkeys(o.candidate.engine for o in outcomes))
+    stages = tuple(
+        (
+            stage,
+            tuple(
+                sum(1 for o in outcomes if o.candidate.engine == e and _REACHED[o.fate] > i)
+                for e in engines
+            ),
         )
-        dropped = tuple(
-            (fate.value, n)
-            for fate in Fate
-            if fate != Fate.KEPT and (n := sum(1 for o in outcomes if o.fate == fate))
+        for i, stage in enumerate(STAGES)
+    )
+    dropped = tuple(
+        (fate.value, n)
+        for fate in Fate
+        if fate != Fate.KEPT and (n := sum(1 for o in outcomes if o.fate == fate))
+    )
+    return FunnelReport(reruns, engines, stages, dropped, before, after, seconds, kept)
+
+
+def merged(results: Sequence[FunnelResult], reruns: int) -> FunnelResult:
+    """Several funnels over one target (the local engines', then each model round's, each
+    run with the tests kept before it as part of the suite) as one: every outcome, coverage
+    from before the first to after the last."""
+    if len(results) == 1:
+        return results[0]
+    outcomes = tuple(o for r in results for o in r.outcomes)
+    measured = [r for r in results if r.report.coverage_after is not None]
+    before = measured[0].report.coverage_before if measured else None
+    after = measured[-1].report.coverage_after if measured else None
+    kept = None
+    if after is not None:
+        union = set().union(*(o.covered for o in outcomes if o.fate == Fate.KEPT))
+        kept = _count(union, after.lines_total, after.branches_total)
+    seconds = sum(r.report.seconds for r in results)
+    last = measured[-1] if measured else results[-1]
+    return FunnelResult(
+        report_of(outcomes, reruns, before, after, seconds, kept),
+        outcomes,
+        tuple(b for r in results for b in r.possible_bugs),
+        last.coverage_json,
+        last.missing_lines,
+        last.missing_branches,
+    )
+
+
+def _seconds(runs: list[dict]) -> float:
+    times = [r["duration"] for r in runs if isinstance(r.get("duration"), int | float)]
+    return sum(times) / len(times) if times else 0.0
+
+
+def _file(prefix: str, c: Candidate) -> str:
+    return f"{prefix}test_gantry_{c.id.replace('-', '_')}.py"
+
+
+@attrs.frozen
+class Measured:
+    """The driver's coverage runs: per run (the suite, each candidate alone) whether it passed
+    and the target's lines and branches it ran."""
+
+    runs: dict[str, dict]
+    """Run name -> {"passed", "detail", "covered": set of ("line", n) / ("branch", a, b), or
+    None when it was not measured}."""
+    totals: tuple[frozenset, frozenset] | None
+    """The target's lines and branches; None when no run measured them."""
+    text: str
+
+    @classmethod
+    def parse(cls, text: str | None) -> Measured | None:
+        """None for what is not what the driver writes (the job wrote it: not believed)."""
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+            runs: dict[str, dict] = {}
+            totals = None
+            for name, run in data["runs"].items():
+                report = run["coverage"]
+                covered = None
+                if report is not None:
+                    executed = report["executed_lines"]
+                    taken = [tuple(b) for b in report["executed_branches"]]
+                    lines = frozenset(executed + report["missing_lines"])
+                    branches = frozenset(taken + [tuple(b) for b in report["missing_branches"]])
+                    totals = totals or (lines, branches)
+                    covered = {("line", n) for n in executed if n in lines}
+                    covered |= {("branch", *b) for b in taken if b in branches}
+                runs[str(name)] = {
+                    "passed": run["passed"] is True,
+                    "detail": str(run["detail"]),
+                    "covered": covered,
+                }
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return cls(runs, totals, text)
+
+    def covered(self, name: str) -> set:
+        run = self.runs.get(name)
+        return set(run["covered"] or ()) if run is not None and run["passed"] else set()
+
+    def suite_covered(self) -> set:
+        # The suite's run counts even where one of its own tests fails: it is the baseline.
+        run = self.runs.get("suite")
+        return set(run["covered"] or ()) if run is not None else set()
+
+    def count(self, covered: set) -> CoverageCount:
+        lines, branches = self.totals or (frozenset(), frozenset())
+        return _count(covered, len(lines), len(branches))
+
+    def missing(self, covered: set) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+        lines, branches = self.totals or (frozenset(), frozenset())
+        return (
+            tuple(sorted(n for n in lines if ("line", n) not in covered)),
+            tuple(sorted(b for b in branches if ("branch", *b) not in covered)),
         )
-        return FunnelReport(self.reruns, engines, stages, dropped, before, after, seconds)
+
+    def keep(self, reliable: list[str]) -> dict[str, int]:
+        """Greedily, the candidates that add most over the suite and those kept before; each
+        only on its own run, which it must have passed."""
+        covered = self.suite_covered()
+        adds: dict[str, int] = {}
+        left = {n for n in reliable if self.covered(n)}
+        while left:
+            # The most new coverage first; ties by node id, so a run is reproducible.
+            best = max(sorted(left), key=lambda n: len(self.covered(n) - covered))
+            gain = self.covered(best) - covered
+            if not gain:
+                break
+            adds[best] = len(gain)
+            covered |= gain
+            left.discard(best)
+        return adds
 
 
 def _count(covered: set, lines_total: int, branches_total: int) -> CoverageCount:

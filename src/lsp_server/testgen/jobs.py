@@ -53,7 +53,7 @@ class Budget:
         return self.left() * fraction
 
 
-def _project_files(root: Path) -> Iterator[Path]:
+def project_files(root: Path) -> Iterator[Path]:
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
         for name in sorted(files):
@@ -64,7 +64,7 @@ def _project_files(root: Path) -> Iterator[Path]:
 def project_bundle(target: Target) -> dict[str, str]:
     """The project's Python sources and test configuration, relative path -> base64."""
     files: dict[str, str] = {}
-    for path in _project_files(target.root):
+    for path in project_files(target.root):
         if path.stat().st_size > MAX_FILE_BYTES:
             continue
         if len(files) >= MAX_BUNDLE_FILES:

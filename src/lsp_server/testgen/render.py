@@ -69,7 +69,25 @@ def as_text(generated: Generated, notes: list[str], written: Path | None, cwd: P
             f"coverage of {generated.target.relpath}: {_coverage(report.coverage_before)}"
             f" -> {_coverage(report.coverage_after)}"
         )
+    if generated.model is not None and generated.model.rounds:
+        model = generated.model
+        out.append(
+            f"model: {len(model.rounds)} round(s), {model.input_tokens} tokens sent, "
+            f"{model.output_tokens} answered"
+        )
     return "\n".join(out)
+
+
+def model_json(generated: Generated) -> dict | None:
+    model = generated.model
+    if model is None:
+        return None
+    return {
+        "rounds": [attrs.asdict(r) for r in model.rounds],
+        "input_tokens": model.input_tokens,
+        "output_tokens": model.output_tokens,
+        "stopped": model.stopped,
+    }
 
 
 def as_json(generated: Generated, notes: list[str], written: Path | None, cwd: Path) -> str:
@@ -94,8 +112,10 @@ def as_json(generated: Generated, notes: list[str], written: Path | None, cwd: P
                 "dropped": dict(report.dropped),
                 "coverage_before": count(report.coverage_before),
                 "coverage_after": count(report.coverage_after),
+                "coverage_kept": count(report.coverage_kept),
                 "seconds": round(report.seconds, 2),
             },
+            "model": model_json(generated),
             "candidates": [
                 {
                     "id": o.candidate.id,
