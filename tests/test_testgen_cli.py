@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lsp_server.cli import main
+from lsp_server.store import Store
 
 FIXTURE = Path(__file__).parent / "data" / "testgen" / "project"
 
@@ -52,6 +53,9 @@ def test_bad_arguments_exit_2(project: Path, monkeypatch: pytest.MonkeyPatch, ar
 
 def test_write_merges_kept_tests_and_says_only_local_engines_ran(project: Path) -> None:
     before = (project / "tests" / "test_textutils.py").read_text()
+    with (project / "pyproject.toml").open("a") as pyproject:
+        pyproject.write('\n[tool.gantry]\nstore = ".gantry/store.db"\n')
+    Store.open(project / ".gantry" / "store.db").close()  # the project has a store: the run goes in
     done = subprocess.run(
         [sys.executable, "-m", "lsp_server.cli", "testgen", "textutils.py::clamp", "--write"]
         + ["--json", "--engines", "all", "--budget", "120"],
@@ -86,6 +90,12 @@ def test_write_merges_kept_tests_and_says_only_local_engines_ran(project: Path) 
     )
     assert check.returncode == 0, check.stdout
     assert f"{2 + sum(kept.values())} passed" in check.stdout
+    with Store.open(project / ".gantry" / "store.db") as store:
+        [run] = store.testgen_runs()
+    assert (run.path, run.symbols, run.kept) == ("textutils.py", ("clamp",), sum(kept.values()))
+    assert json.loads(run.report)["stages"] == [
+        [stage, list(counts.values())] for stage, counts in result["funnel"]["stages"].items()
+    ]
 
 
 def test_without_write_it_prints_and_writes_nothing(project: Path) -> None:

@@ -30,11 +30,15 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
 from lsp_server.contract.schema import SCHEMAS_DIR
+from lsp_server.store import Store
 from remote_exec.sandbox import Sandbox
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 FIXTURE = Path(__file__).parent / "data" / "testgen" / "project"
-SETTINGS = "\n[tool.gantry.testgen]\nbudget_seconds = 90\nreruns = 3\n"
+SETTINGS = (
+    '\n[tool.gantry]\nstore = ".gantry/store.db"\n'
+    "\n[tool.gantry.testgen]\nbudget_seconds = 90\nreruns = 3\n"
+)
 RUN_WAIT_S = 200
 
 
@@ -288,6 +292,13 @@ async def test_the_run_delivers_kept_tests_by_apply_edit_and_shows_them(
     summary = client.messages[-1].message
     assert f"{generated['kept']} test(s) for encode_runs, decode_runs added to " in summary
     assert f"{funnel['kept']} kept" in summary
+    # The run's counts are in the folder's store.
+    with Store.open(project / ".gantry" / "store.db") as store:
+        runs = store.testgen_runs("textutils.py")
+    assert any(
+        (run.symbols, run.kept) == (("encode_runs", "decode_runs"), generated["kept"])
+        for run in runs
+    ), runs
 
 
 async def test_progress_shows_every_stage(client: LanguageClient, generated: dict) -> None:

@@ -78,9 +78,17 @@ class InferenceSettings:
 
 @attrs.frozen
 class TestgenSettings:
-    """Test generation's use of a model. Bounded like inference's: a cloned repository may set
-    these, and tokens are the user's money."""
+    """Test generation. Bounded: a cloned repository may set these, and each second holds the
+    user's CPU, each token is the user's money."""
 
+    budget_seconds: float = attrs.field(
+        default=120.0, validator=[attrs.validators.gt(0), attrs.validators.le(900)]
+    )
+    """Wall clock of one "Generate tests" run, engines and funnel together."""
+    reruns: int = attrs.field(
+        default=5, validator=[attrs.validators.ge(1), attrs.validators.le(20)]
+    )
+    """A candidate is kept only if it passes this many reruns in random order."""
     model_rounds: int = attrs.field(
         default=3, validator=[attrs.validators.ge(0), attrs.validators.le(6)]
     )
@@ -117,19 +125,6 @@ class ExecutionSettings:
     def gateway_targets(self) -> tuple[GatewayTarget, ...]:
         """Every configured gateway: the single `gateway` first, then `gateways`."""
         return ((self.gateway,) if self.gateway is not None else ()) + tuple(self.gateways)
-
-
-@attrs.frozen
-class TestgenSettings:
-    # Bounded: a cloned repository may set these, and each second holds the user's CPU.
-    budget_seconds: float = attrs.field(
-        default=120.0, validator=[attrs.validators.gt(0), attrs.validators.le(900)]
-    )
-    """Wall clock of one "Generate tests" run, engines and funnel together."""
-    reruns: int = attrs.field(
-        default=5, validator=[attrs.validators.ge(1), attrs.validators.le(20)]
-    )
-    """A candidate is kept only if it passes this many reruns in random order."""
 
 
 @attrs.frozen

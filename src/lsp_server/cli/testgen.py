@@ -85,6 +85,8 @@ def run(args: Args) -> int:
         print(f"gantry testgen: nothing ran: {exc}", file=sys.stderr)
         return 1
     notes = list(generated.notes)
+    if (problem := _remember(generated, settings)) is not None:
+        notes.append(problem)
     written = None
     if args.write and generated.placement is not None:
         placement = generated.placement
@@ -98,6 +100,25 @@ def run(args: Args) -> int:
     else:
         print(render.as_text(generated, notes, written, Path.cwd()))
     return 0
+
+
+def _remember(generated, settings) -> str | None:  # Generated, Settings: imported lazily
+    """Record the run in the project's store, where it has one (like `gantry check`, this
+    command creates none)."""
+    import sqlite3
+
+    from lsp_server.config import store_path
+    from lsp_server.store import NewerSchemaError, NotAStoreError, Store
+    from lsp_server.testgen.history import remember
+
+    path = store_path(generated.target.root, settings)
+    if not path.is_file():
+        return None
+    try:
+        with Store.open(path, thorough=False) as store:
+            return remember(store, generated)
+    except (NotAStoreError, NewerSchemaError, OSError, sqlite3.Error) as exc:
+        return f"the run's counts were not stored ({exc})"
 
 
 def _ruff(settings) -> str | None:  # settings: Settings, imported lazily

@@ -38,6 +38,7 @@ from lsp_server.testgen.possible_bugs import PossibleBug, as_expected_failure
 from lsp_server.testgen.run_control import STAGES
 
 if TYPE_CHECKING:
+    from lsp_server.store import Store
     from remote_exec.aio import AsyncDispatcher
     from remote_exec.jobs import ExecResult, ExecSpec
 
@@ -181,7 +182,14 @@ class TestGeneration:
             dispatcher = await folder.remote.settled() if folder.remote is not None else None
             try:
                 outcome = await self._pool.run(
-                    self._generate_blocking, snapshot, symbols, cancel, on_job, dispatcher, loop
+                    self._generate_blocking,
+                    snapshot,
+                    symbols,
+                    cancel,
+                    on_job,
+                    dispatcher,
+                    loop,
+                    folder.store,
                 )
             except Cancelled:
                 return self._tell(
@@ -205,13 +213,17 @@ class TestGeneration:
         on_job,
         dispatcher: AsyncDispatcher | None,
         loop: asyncio.AbstractEventLoop,
+        store: Store | None,
     ) -> _Outcome:
         """In the testgen pool: copy the project, run the engines and the funnel on the copy,
         each job through the folder's dispatcher (the gateway when it is up, the local sandbox
-        otherwise) or, without one, in the local sandbox."""
+        otherwise) or, without one, in the local sandbox; the run's counts go to the folder's
+        store."""
         from lsp_server.review.ruff_engine import RuffUnavailable, find_ruff
         from lsp_server.testgen.generate import generate
+        from lsp_server.testgen.history import remember
         from lsp_server.testgen.jobs import Budget, local_runner
+        from lsp_server.testgen.model_access import from_settings
         from lsp_server.testgen.run_control import watched
         from lsp_server.testgen.snapshot import copy_project
 
@@ -236,8 +248,19 @@ class TestGeneration:
                     cancel=cancel,
                 )
             run = watched(runner, cancel, on_job)
-            generated = generate(target, run, budget, reruns=settings.testgen.reruns, ruff=ruff)
-            notes = tuple(r.problem for r in generated.engine_runs if r.problem)
+            generated = generate(
+                target,
+                run,
+                budget,
+                # The model's rounds too when one is configured (else no note about it).
+                model=from_settings(settings) if settings.inference.endpoints else None,
+                reruns=settings.testgen.reruns,
+                ruff=ruff,
+                isolated=not settings.execution.unsandboxed,
+            )
+            notes = generated.notes
+            if store is not None and (problem := remember(store, generated)) is not None:
+                notes += (problem,)
             return _Outcome(
                 generated,
                 real.root,

@@ -34,7 +34,7 @@ def stage_of(job: ExecSpec) -> tuple[str, str]:
         return "generate", "Hypothesis ghostwriter"
     if "crosshair" in argv:
         return "generate", "CrossHair cover"
-    if "--collect-only" in argv:
+    if "collect" in argv:  # the funnel driver's commands: collect, rerun, cover
         candidates = sum(1 for a in argv if a.rsplit("/", 1)[-1].startswith("test_gantry_"))
         return "collect", f"{candidates} candidate(s)"
     if "rerun" in argv:

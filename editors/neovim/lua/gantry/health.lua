@@ -13,7 +13,14 @@ local KNOWN = {
   index = { enabled = true, exclude = true },
   inference = { endpoints = true, privacy = true },
   execution = { gateway = true, local_fallback = true, unsandboxed = true, queue = true, max_concurrency = true },
-  testgen = { budget_seconds = true, reruns = true },
+  testgen = {
+    budget_seconds = true,
+    reruns = true,
+    model_rounds = true,
+    model_tokens = true,
+    context_budget = true,
+    answer_tokens = true,
+  },
 }
 local SEVERITIES = { error = true, warning = true, info = true, hint = true }
 
