@@ -202,6 +202,21 @@ async def test_nothing_to_test_is_invalid_params(
         assert message in str(raised.value), args
 
 
+async def test_a_gpu_target_without_a_gateway_is_not_run_and_says_why(
+    client: LanguageClient, project: Path
+) -> None:
+    """Its jobs would ask for a GPU, which only a gateway has; none is configured here."""
+    module = project / "gpu_model.py"
+    module.write_text("import torch\n\n\ndef scale(x):\n    return torch.tensor(x) * 2\n")
+    result = await _execute(
+        client, "gantry.generateTests", [{"uri": module.as_uri(), "symbol": "scale"}], 60
+    )
+    assert result["outcome"] == "not-run", result
+    assert "gpu_model.py needs a GPU (it imports torch)" in result["message"]
+    assert "none is configured" in result["message"]
+    assert not (project / "tests" / "test_gpu_model.py").exists()
+
+
 def _server_children(client: LanguageClient) -> list[int]:
     pid = client._server.pid  # the server process pytest-lsp started
     children = []

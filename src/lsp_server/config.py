@@ -89,6 +89,9 @@ class TestgenSettings:
         default=5, validator=[attrs.validators.ge(1), attrs.validators.le(20)]
     )
     """A candidate is kept only if it passes this many reruns in random order."""
+    gpu_paths: list[str] = attrs.Factory(list)
+    """Modules (gitignore-style globs, relative to the project root) whose tests need a GPU,
+    besides those importing torch, cupy or jax: their jobs run only on a gateway."""
     model_rounds: int = attrs.field(
         default=3, validator=[attrs.validators.ge(0), attrs.validators.le(6)]
     )

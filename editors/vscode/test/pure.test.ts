@@ -189,7 +189,7 @@ describe('settings', () => {
       'gantry.execution.gateway', 'gantry.execution.gateways', 'gantry.execution.localFallback', 'gantry.execution.unsandboxed',
       'gantry.execution.queue', 'gantry.execution.maxConcurrency', 'gantry.server.command', 'gantry.trace.server',
       'gantry.testgen.budgetSeconds', 'gantry.testgen.reruns', 'gantry.testgen.modelRounds',
-      'gantry.testgen.modelTokens', 'gantry.testgen.contextBudget', 'gantry.testgen.answerTokens',
+      'gantry.testgen.modelTokens', 'gantry.testgen.contextBudget', 'gantry.testgen.answerTokens', 'gantry.testgen.gpuPaths',
     ]) {
       assert.ok(keys.includes(key), key);
     }

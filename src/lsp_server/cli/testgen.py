@@ -65,6 +65,16 @@ def run(args: Args) -> int:
         print(f"gantry testgen: {exc}", file=sys.stderr)
         return 2
     settings = load_settings(target.root).settings
+    if settings.testgen.gpu_paths:  # the project's own marks, now that its settings are read
+        target = resolve(args.target, gpu_paths=settings.testgen.gpu_paths)
+    if target.needs_gpu:
+        print(
+            f"gantry testgen: nothing ran: {target.relpath} needs a GPU ({target.needs_gpu}), so"
+            " its tests run only on a gateway with one, and this command runs them in the local"
+            " sandbox; generate them from the editor with a GPU gateway configured",
+            file=sys.stderr,
+        )
+        return 1
     from lsp_server.testgen.candidates import ENGINES
     from lsp_server.testgen.generate import generate
     from lsp_server.testgen.model_access import from_settings

@@ -230,7 +230,14 @@ class TestGeneration:
         settings = snapshot.settings
         budget = Budget.of(settings.testgen.budget_seconds)
         path = Path(snapshot.path)
-        real = targets.for_source(path, snapshot.text, tuple(symbols))
+        real = targets.for_source(
+            path, snapshot.text, tuple(symbols), gpu_paths=settings.testgen.gpu_paths
+        )
+        if real.needs_gpu and (dispatcher is None or not settings.execution.gateway_targets()):
+            raise NotRun(
+                f"{real.relpath} needs a GPU ({real.needs_gpu}): its tests run only on a gateway,"
+                " and none is configured ([[execution.gateways]] in your user settings)"
+            )
         try:
             ruff = find_ruff(settings)
         except RuffUnavailable:

@@ -107,7 +107,7 @@ def spec(
         argv=argv,
         env={"PYTHONPATH": ":".join(path), "NO_COLOR": "1"},
         timeout_s=max(timeout_s, 1.0),
-        resources=Resources(cpus=1, memory_mb=2048),
+        resources=Resources(cpus=1, memory_mb=2048, gpus=1 if target.needs_gpu else 0),
         artifacts=artifacts or [],
     )
 

@@ -29,6 +29,13 @@ def _lines(job: ExecSpec, name: str) -> int:
 
 def stage_of(job: ExecSpec) -> tuple[str, str]:
     """The stage a job belongs to, and what it works on, in words."""
+    stage, what = _stage(job)
+    if job.resources.gpus:
+        what += " (needs a GPU: waits for a gateway with one)"
+    return stage, what
+
+
+def _stage(job: ExecSpec) -> tuple[str, str]:
     argv = job.argv
     if "ghostwrite" in argv:
         return "generate", "Hypothesis ghostwriter"

@@ -5,11 +5,14 @@ root, the dotted module name)."""
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 
 PROJECT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", ".git")
+GPU_MODULES = frozenset(("torch", "cupy", "jax"))
+"""A module importing one of these needs a GPU to test: its jobs run only on a gateway."""
 
 
 class TargetError(ValueError):
@@ -39,6 +42,9 @@ class Target:
     """What is tested: every public function and class, or the one named."""
     whole_module: bool
     """True when the target named no symbol."""
+    needs_gpu: str | None = None
+    """Why its tests need a GPU (it imports torch, or the user marked it), when they do: its
+    jobs then ask for one, so they run only on a gateway and wait in the queue meanwhile."""
 
     @property
     def relpath(self) -> str:
@@ -116,7 +122,37 @@ def symbols_in_lines(source: str, first: int, last: int) -> tuple[Symbol, ...]:
     return tuple(chosen)
 
 
-def for_source(path: Path, source: str, symbols: tuple[Symbol, ...] | None = None) -> Target:
+def gpu_need(source: str, relpath: str, gpu_paths: Sequence[str] = ()) -> str | None:
+    """Why a module's tests need a GPU: it imports torch, cupy or jax, or its path (relative
+    to the project root) matches one of ``gpu_paths`` (gitignore-style globs); else None."""
+    import pathspec
+
+    if gpu_paths and pathspec.GitIgnoreSpec.from_lines(gpu_paths).match_file(relpath):
+        return "testgen.gpu_paths marks it"
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] in GPU_MODULES:
+                return f"it imports {name.split('.')[0]}"
+    return None
+
+
+def for_source(
+    path: Path,
+    source: str,
+    symbols: tuple[Symbol, ...] | None = None,
+    *,
+    gpu_paths: Sequence[str] = (),
+) -> Target:
     """The target of ``symbols`` (every public function and class when None) in the module at
     ``path`` whose text is ``source`` (an editor's buffer: the file may differ, or not exist)."""
     whole = symbols is None
@@ -128,7 +164,8 @@ def for_source(path: Path, source: str, symbols: tuple[Symbol, ...] | None = Non
     import_root, module = _import_root(path, root)
     if not import_root.is_relative_to(root):
         raise TargetError(f"{path.name}: its package reaches above the project root {root}")
-    return Target(path, root, import_root, module, symbols, whole_module=whole)
+    needs_gpu = gpu_need(source, path.relative_to(root).as_posix(), gpu_paths)
+    return Target(path, root, import_root, module, symbols, whole, needs_gpu)
 
 
 def moved(target: Target, root: Path) -> Target:
@@ -142,7 +179,7 @@ def moved(target: Target, root: Path) -> Target:
     )
 
 
-def resolve(spec: str, *, cwd: Path | None = None) -> Target:
+def resolve(spec: str, *, cwd: Path | None = None, gpu_paths: Sequence[str] = ()) -> Target:
     """The target ``FILE[::SYMBOL]`` names; TargetError when it cannot be used."""
     file, _, symbol = spec.partition("::")
     path = ((cwd or Path.cwd()) / file).resolve()
@@ -151,7 +188,8 @@ def resolve(spec: str, *, cwd: Path | None = None) -> Target:
     if not path.is_file():
         raise TargetError(f"{file}: no such file")
     try:
-        symbols = public_symbols(path.read_text(encoding="utf-8"))
+        source = path.read_text(encoding="utf-8")
+        symbols = public_symbols(source)
     except (SyntaxError, UnicodeDecodeError, ValueError) as exc:
         raise TargetError(f"{file}: cannot be parsed ({exc})") from None
     if symbol:
@@ -167,4 +205,5 @@ def resolve(spec: str, *, cwd: Path | None = None) -> Target:
     import_root, module = _import_root(path, root)
     if not import_root.is_relative_to(root):
         raise TargetError(f"{file}: its package reaches above the project root {root}")
-    return Target(path, root, import_root, module, symbols, whole_module=not symbol)
+    needs_gpu = gpu_need(source, path.relative_to(root).as_posix(), gpu_paths)
+    return Target(path, root, import_root, module, symbols, not symbol, needs_gpu)

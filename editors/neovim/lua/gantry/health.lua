@@ -20,6 +20,7 @@ local KNOWN = {
     model_tokens = true,
     context_budget = true,
     answer_tokens = true,
+    gpu_paths = true,
   },
 }
 local SEVERITIES = { error = true, warning = true, info = true, hint = true }
