@@ -152,3 +152,17 @@ def test_coverage_claimed_by_a_test_is_not_believed(claimed: FunnelResult) -> No
     report = claimed.report
     assert report.coverage_after is not None and report.coverage_after.lines_total == 17
     assert report.coverage_after.lines < report.coverage_after.lines_total  # nothing forged
+
+
+def test_children_see_an_interpreter_that_lives_under_tmp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkout (and its virtual environment) under /tmp, as CI clones it: the children's
+    fresh /tmp must not hide the interpreter they run (every candidate then failed to collect)."""
+    from lsp_server.testgen import sandbox_driver  # noqa: PLC0415 (a script, imported for one test)
+
+    monkeypatch.setattr(sandbox_driver, "_PREFIXES", ("/tmp/ci/.venv", "/usr", "/tmp/ci/.venv"))
+    children = object.__new__(sandbox_driver.Children)
+    argv = children._bwrap("/run/dir", {})
+    after_tmpfs = argv[argv.index("--tmpfs", argv.index("/job")) :]
+    assert after_tmpfs[:2] == ["--tmpfs", "/tmp"]
+    assert ["--ro-bind", "/tmp/ci/.venv", "/tmp/ci/.venv"] == after_tmpfs[4:7]
+    assert argv.count("/tmp/ci/.venv") == 2 and "/usr" not in argv

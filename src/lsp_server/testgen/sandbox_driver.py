@@ -151,6 +151,8 @@ def pytest_runtest_makereport(item, call):
 MAX_REPORT_BYTES = 4 * 1024 * 1024
 _PRISTINE = os.path.join(tempfile.gettempdir(), "gantry-pristine")
 _RUNS = os.path.join(tempfile.gettempdir(), "gantry-runs")
+_PREFIXES = (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
+"""Where the interpreter the children run lives."""
 
 
 def _run_bounded(argv, timeout, stdout=None, cwd=None, env=None):
@@ -187,6 +189,11 @@ class Children:
         # No /proc: through it the driver's files and memory would be in reach.
         argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/proc"]
         argv += ["--bind", run_dir, "/job", "--tmpfs", "/tmp", "--chdir", "/job"]
+        # The interpreter may live under /tmp (a virtual environment in a checkout there): the
+        # fresh /tmp would hide it, so it is bound again, read-only.
+        for prefix in sorted({os.path.realpath(p) for p in _PREFIXES}):
+            if prefix.startswith("/tmp/"):
+                argv += ["--ro-bind", prefix, prefix]
         return [*argv, "--"]
 
     def probe(self):
