@@ -276,20 +276,20 @@ class JobQueue:
         kind, priority = str(kind), int(priority)
         encoded = json.dumps(payload)  # before the write lock: nothing else waits on it
         with self._write() as db:
-            row = db.execute(
+            cursor = db.execute(
                 "INSERT INTO jobs (key, kind, payload, resources, priority, state, max_attempts,"
                 " not_before, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
-                " ON CONFLICT (key) DO NOTHING RETURNING id",
+                " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
                 (key, kind, encoded, _encoded(resources), priority, max_attempts, due, now, now),
-            ).fetchone()
-            if row is None:
+            )
+            if cursor.rowcount == 0:  # the key is known
                 existing = db.execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()
                 return _job(existing), False
+            job_id = cursor.lastrowid
         # The row as inserted, built from what was given rather than read back and decoded:
         # enqueue is the producer's hot path, and the file's fsync is its floor.
         job = Job(
-            id=row[0],
+            id=job_id,
             key=key,
             kind=kind,
             payload=payload,
