@@ -157,7 +157,7 @@ def test_coverage_claimed_by_a_test_is_not_believed(claimed: FunnelResult) -> No
 def test_children_see_an_interpreter_that_lives_under_tmp(monkeypatch: pytest.MonkeyPatch) -> None:
     """A checkout (and its virtual environment) under /tmp, as CI clones it: the children's
     fresh /tmp must not hide the interpreter they run (every candidate then failed to collect)."""
-    from lsp_server.testgen import sandbox_driver  # noqa: PLC0415 (a script, imported for one test)
+    from lsp_server.testgen import sandbox_driver  # a script, imported here for this test only
 
     monkeypatch.setattr(sandbox_driver, "_PREFIXES", ("/tmp/ci/.venv", "/usr", "/tmp/ci/.venv"))
     children = object.__new__(sandbox_driver.Children)
