@@ -75,3 +75,11 @@ def test_gantry_testgen_runs_nothing_locally_for_a_gpu_target(
     why = "testgen.gpu_paths marks it" if marked else "it imports torch"
     assert f"nothing ran: {name} needs a GPU ({why})" in done.stderr
     assert sorted(p.name for p in (project / "tests").iterdir()) == before
+
+
+def test_a_target_in_its_declared_encoding_is_read_as_python_reads_it(tmp_path: Path) -> None:
+    module = tmp_path / "legacy.py"
+    source = "# -*- coding: latin-1 -*-\nimport torch\n\n\ndef prix(x):\n    return 'é' * x\n"
+    module.write_bytes(source.encode("latin-1"))  # not UTF-8
+    target = targets.resolve(str(module))
+    assert [s.name for s in target.symbols] == ["prix"] and target.needs_gpu == "it imports torch"

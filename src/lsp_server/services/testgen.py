@@ -25,6 +25,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
+from lsp_server.analysis.workspace_files import read_source_text
 from lsp_server.capabilities import ClientCaps
 from lsp_server.convert import replacement_edit, workspace_edit
 from lsp_server.executors import Executors
@@ -128,8 +129,8 @@ class TestGeneration:
         snapshot = self._folders.snapshot(self._server.workspace, uri)
         if snapshot is None:  # not open: its text on disk
             try:
-                text = await self._executors.review.run(path.read_text, encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
+                text = await self._executors.review.run(lambda: read_source_text(path).text)
+            except OSError as exc:
                 raise Refused(f"{path.name} cannot be read: {exc}") from None
             snapshot = Snapshot(uri, str(path), None, text, "python", folder.settings)
         return snapshot, folder.root

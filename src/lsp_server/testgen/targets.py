@@ -10,6 +10,8 @@ from pathlib import Path
 
 import attrs
 
+from lsp_server.analysis.workspace_files import decode_python
+
 PROJECT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", ".git")
 GPU_MODULES = frozenset(("torch", "cupy", "jax"))
 """A module importing one of these needs a GPU to test: its jobs run only on a gateway."""
@@ -188,9 +190,9 @@ def resolve(spec: str, *, cwd: Path | None = None, gpu_paths: Sequence[str] = ()
     if not path.is_file():
         raise TargetError(f"{file}: no such file")
     try:
-        source = path.read_text(encoding="utf-8")
+        source = decode_python(path.read_bytes())  # its declared encoding, as Python reads it
         symbols = public_symbols(source)
-    except (SyntaxError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError) as exc:
         raise TargetError(f"{file}: cannot be parsed ({exc})") from None
     if symbol:
         # Methods are tested through their class: the engines take top-level names.
