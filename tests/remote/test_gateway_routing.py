@@ -440,7 +440,10 @@ def test_a_gateway_killed_and_restarted_twice_loses_no_job_and_records_each_once
             jobs = [run.submit(f"job{i}", sleeper(0.3)) for i in range(30)]
             for kill_after in (5, 15):
                 until(lambda n=kill_after: sum(run.recorded.values()) >= n, timeout_s=120)
-                until(lambda: run.gateway("a").jobs > 0, timeout_s=60, what="jobs on a")
+                # Running there, not only placed: a restarted gateway resumes the jobs it had
+                # queued (its journal), and only those it was running must move.
+                with ExecutionClient(a_url, TOKEN) as client:
+                    until(lambda: client.health()["running"] > 0, timeout_s=60, what="running on a")
                 os.kill(a.pid, signal.SIGKILL)
                 a.wait(10)
                 until(lambda: run.d.status().remotes["a"] == "down", what="a seen down")
