@@ -162,7 +162,7 @@ def test_the_engines_write_candidates_in_the_sandbox(
     engine_runs: list[candidates.EngineRun],
 ) -> None:
     by_engine = {r.engine: r for r in engine_runs}
-    assert set(by_engine) == {"hypothesis", "crosshair"}
+    assert set(by_engine) == {"hypothesis", "explore", "crosshair"}
     assert all(r.problem is None for r in engine_runs), [r.problem for r in engine_runs]
     ghost = {c.name: c for c in by_engine["hypothesis"].candidates}
     # The ghostwriter pairs encode/decode into a round trip: the property the bug breaks.
@@ -170,14 +170,18 @@ def test_the_engines_write_candidates_in_the_sandbox(
     assert "@given(" in ghost["test_roundtrip_encode_runs_decode_runs"].source
     cover = by_engine["crosshair"].candidates
     assert any("assert clamp(" in c.source for c in cover)  # concrete inputs, expected values
-    for c in [*ghost.values(), *cover]:
+    # The search calls clamp with the module's own numbers, and keeps the call that raises.
+    explored = by_engine["explore"].candidates
+    assert any("pytest.raises(ValueError)" in c.source and "clamp(" in c.source for c in explored)
+    assert any("encode_runs(" in c.source and "result ==" in c.source for c in explored)
+    for c in [*ghost.values(), *cover, *explored]:
         assert c.source.lstrip().startswith(("def test", "@")), c.source
         assert any("textutils" in line for line in c.imports)
 
 
 def test_every_step_is_a_sandboxed_job(funnel: FunnelResult, jobs_run: list[ExecSpec]) -> None:
-    # Two engines, then collect, reruns and coverage: nothing ran but through the runner.
-    assert len(jobs_run) == 5
+    # Three engines, then collect, reruns and coverage: nothing ran but through the runner.
+    assert len(jobs_run) == 6
     assert all(spec.argv[0] == "python" and spec.timeout_s <= FUNNEL_BUDGET_S for spec in jobs_run)
     assert all(spec.env.keys() <= {"PYTHONPATH", "NO_COLOR"} for spec in jobs_run)
 

@@ -112,8 +112,9 @@ def test_without_write_it_prints_and_writes_nothing(project: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[:2] == [
+    assert lines[:3] == [
         "note: hypothesis: not run: the budget left the engines 0.0 s",
+        "note: explore: not run: the budget left the engines 0.0 s",
         "note: crosshair: not run: the budget left the engines 0.0 s",
     ]
     assert "# no test was kept" in lines

@@ -108,15 +108,17 @@ def test_each_job_is_shown_as_its_stage() -> None:
     cases = [
         (_spec(["python", "_gantry/d.py", "ghostwrite", "m"]), "generate"),
         (_spec(["python", "_gantry/d.py", "crosshair", "m"]), "generate"),
+        (_spec(["python", jobs.EXPLORER, "m", "--out", "x.py"]), "generate"),
         (_spec(collect), "collect"),
         (_spec(["python", "-m", "d", "rerun", "ids.txt", "--runs", "5"], "a\nb\n\n"), "rerun"),
         (_spec(["python", "-m", "d", "cover", "ids.txt"], "a\nb\nc\n"), "coverage"),
     ]
     shown = [stage_of(spec) for spec, _ in cases]
     assert [stage for stage, _ in shown] == [stage for _, stage in cases]
-    assert shown[2][1] == "2 candidate(s)"
-    assert shown[3][1] == "2 test(s) x 5 runs in random order"
-    assert shown[4][1] == "3 test(s) under coverage.py"
+    assert shown[2][1] == "coverage-guided search"
+    assert shown[3][1] == "2 candidate(s)"
+    assert shown[4][1] == "2 test(s) x 5 runs in random order"
+    assert shown[5][1] == "3 test(s) under coverage.py"
 
 
 def test_an_expected_failure_is_strict_and_imports_pytest() -> None:

@@ -1,8 +1,9 @@
 """Candidate tests from the local engines, which need no model: Hypothesis' ghostwriter
-(property tests: round trips, fuzzing) and CrossHair's ``cover`` (symbolic execution: concrete
-inputs and the values the current code returns). Each engine runs as an exec job in the
-sandbox with its share of the budget, and its output is cut into one candidate per test
-function, with the imports and module-level lines it needs."""
+(property tests: round trips, fuzzing), Gantry's own coverage-guided search (sandbox_explore:
+inputs built from the project's literals, the values the current code returns) and CrossHair's
+``cover`` (symbolic execution: concrete inputs and expected values). Each engine runs as an
+exec job in the sandbox with its share of the budget, and its output is cut into one candidate
+per test function, with the imports and module-level lines it needs."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from collections.abc import Sequence
 
 import attrs
 
-from .jobs import DRIVER, Budget, RunJob, artifact_text, project_bundle, spec
+from .jobs import DRIVER, EXPLORER, Budget, RunJob, artifact_text, project_bundle, spec
 from .targets import Target
 
-ENGINES = ("hypothesis", "crosshair")
+ENGINES = ("hypothesis", "explore", "crosshair")
+EXPLORE_SHARE = 0.5
+"""Of the time the ghostwriter leaves, the search's part; CrossHair takes the rest."""
 MIN_ENGINE_S = 3.0
 """Below this the engines are not started: an interpreter with Hypothesis loaded takes ~1 s."""
 
@@ -107,6 +110,22 @@ def ghostwriter(target: Target, run: RunJob, seconds: float, bundle: dict[str, s
     )
 
 
+def explore(target: Target, run: RunJob, seconds: float, bundle: dict[str, str]) -> EngineRun:
+    start = time.monotonic()
+    out = "explored.py"
+    # Its own deadline is short of the job's, so it has time to write what it found.
+    soft = max(seconds - 3.0, seconds * 0.8)
+    names = [s.name for s in target.symbols]
+    argv = ["python", EXPLORER, target.module, *names, "--out", out, "--deadline", f"{soft:.1f}"]
+    result = run(spec(target, bundle, argv, timeout_s=seconds, artifacts=[out]))
+    text = artifact_text(result, out)
+    problem = None
+    if text is None:
+        problem = _failure("coverage-guided search", seconds, result.state, result.stderr_tail)
+    found = split_tests(text or "", "explore")
+    return EngineRun("explore", tuple(found), time.monotonic() - start, problem)
+
+
 def crosshair(
     target: Target, run: RunJob, seconds: float, bundle: dict[str, str], *, first: int = 1
 ) -> EngineRun:
@@ -159,7 +178,8 @@ def local_candidates(
     share: float = 0.45,
 ) -> list[EngineRun]:
     """Each engine in turn, together within ``share`` of what is left of the budget
-    (ghostwriter is quick and goes first; CrossHair's symbolic search takes what remains)."""
+    (ghostwriter is quick and goes first; the search and CrossHair's symbolic execution share
+    what remains)."""
     allowance = budget.share(share)
     if allowance < MIN_ENGINE_S:
         why = f"not run: the budget left the engines {allowance:.1f} s"
@@ -168,7 +188,12 @@ def local_candidates(
     end = time.monotonic() + allowance
     runs = []
     if "hypothesis" in engines:
-        runs.append(ghostwriter(target, run, min(allowance * 0.4, 30.0), bundle))
+        runs.append(ghostwriter(target, run, min(allowance * 0.25, 20.0), bundle))
+    if "explore" in engines:
+        left = end - time.monotonic()
+        runs.append(
+            explore(target, run, left * (EXPLORE_SHARE if "crosshair" in engines else 1), bundle)
+        )
     if "crosshair" in engines:
         runs.append(crosshair(target, run, max(end - time.monotonic(), 1.0), bundle))
     return runs

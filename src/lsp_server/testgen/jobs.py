@@ -22,7 +22,9 @@ RunJob = Callable[[ExecSpec], ExecResult]
 
 DRIVER_DIR = "_gantry"
 DRIVER = f"{DRIVER_DIR}/_gantry_driver.py"
-_DRIVER_SOURCE = Path(__file__).with_name("sandbox_driver.py")
+EXPLORER = f"{DRIVER_DIR}/_gantry_explore.py"
+_SHIPPED = {DRIVER: "sandbox_driver.py", EXPLORER: "sandbox_explore.py"}
+"""What runs inside every job, beside the project: the driver and the search engine."""
 
 _SKIP_DIRS = frozenset(
     {".git", ".hg", ".venv", "venv", "env", "node_modules", "__pycache__", "build", "dist"}
@@ -70,7 +72,8 @@ def project_bundle(target: Target) -> dict[str, str]:
         if len(files) >= MAX_BUNDLE_FILES:
             raise BundleTooLarge(f"{target.root} has over {MAX_BUNDLE_FILES} Python files")
         files[path.relative_to(target.root).as_posix()] = _b64(path.read_bytes())
-    files[DRIVER] = _b64(_DRIVER_SOURCE.read_bytes())
+    for shipped, source in _SHIPPED.items():
+        files[shipped] = _b64(Path(__file__).with_name(source).read_bytes())
     return files
 
 

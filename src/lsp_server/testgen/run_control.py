@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from remote_exec.jobs import ExecResult, ExecSpec
 
-from .jobs import RunJob
+from .jobs import EXPLORER, RunJob
 
 STAGES = ("generate", "collect", "rerun", "coverage", "place")
 """The stages a run shows, in order."""
@@ -41,6 +41,8 @@ def _stage(job: ExecSpec) -> tuple[str, str]:
         return "generate", "Hypothesis ghostwriter"
     if "crosshair" in argv:
         return "generate", "CrossHair cover"
+    if EXPLORER in argv:
+        return "generate", "coverage-guided search"
     if "collect" in argv:  # the funnel driver's commands: collect, rerun, cover
         candidates = sum(1 for a in argv if a.rsplit("/", 1)[-1].startswith("test_gantry_"))
         return "collect", f"{candidates} candidate(s)"
