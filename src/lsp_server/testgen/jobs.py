@@ -23,7 +23,12 @@ RunJob = Callable[[ExecSpec], ExecResult]
 DRIVER_DIR = "_gantry"
 DRIVER = f"{DRIVER_DIR}/_gantry_driver.py"
 EXPLORER = f"{DRIVER_DIR}/_gantry_explore.py"
-_SHIPPED = {DRIVER: "sandbox_driver.py", EXPLORER: "sandbox_explore.py"}
+_SHIPPED = {
+    DRIVER: "sandbox_driver.py",
+    EXPLORER: "sandbox_explore.py",
+    f"{DRIVER_DIR}/_gantry_inputs.py": "sandbox_inputs.py",
+    f"{DRIVER_DIR}/_gantry_render.py": "sandbox_render.py",
+}
 """What runs inside every job, beside the project: the driver and the search engine."""
 
 _SKIP_DIRS = frozenset(
