@@ -56,6 +56,9 @@ class ExecSpec:
     resources: Resources = Resources()
     artifacts: list[str] = attrs.Factory(list)
     """Relative paths collected after the run (e.g. junit.xml, coverage.json)."""
+    local_ro: list[str] = attrs.Factory(list)
+    """Folders of the client's machine (a project's installed packages) bound read-only when
+    the job runs in the client's own sandbox; a gateway, on another machine, never binds them."""
 
 
 @attrs.frozen

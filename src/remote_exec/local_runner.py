@@ -43,6 +43,7 @@ def run_spec(
     disk_mb: int = DEFAULT_DISK_MB,
     on_output: Callable[[str, bytes], None] | None = None,
     cancel: threading.Event | None = None,
+    local_binds: bool = False,
 ) -> ExecResult:
     """Run ``spec`` in a fresh private directory under ``work_root``, removed afterwards; the job
     may write ``disk_mb`` there and as much in its /tmp.
@@ -50,6 +51,8 @@ def run_spec(
     A refused bundle raises BundleError (the request is at fault, not the job); artifacts over
     the size limit turn the result into ``failed`` with the reason in stderr_tail.
     Raises SandboxUnavailable when the sandbox cannot run and unsandboxed is not allowed.
+    ``local_binds``: bind the spec's ``local_ro`` folders (only the client's own runs: a gateway
+    must never bind a folder a client names).
     """
     for path in spec.artifacts:
         normalise(path)  # refuse a bad artifact path before running anything
@@ -61,8 +64,15 @@ def run_spec(
         limits = Limits(
             timeout_s=spec.timeout_s, memory_mb=res.memory_mb, cpus=res.cpus, disk_mb=disk_mb
         )
+        binds = [Path(p) for p in spec.local_ro if local_binds and os.path.isdir(p)]
         out = sandbox.run(
-            spec.argv, job_dir, env=spec.env, limits=limits, on_output=on_output, cancel=cancel
+            spec.argv,
+            job_dir,
+            env=spec.env,
+            limits=limits,
+            ro_binds=binds,
+            on_output=on_output,
+            cancel=cancel,
         )
         state, stderr = _state(out), out.stderr_tail
         try:

@@ -210,7 +210,9 @@ class Router:
             self._running_locally += 1
         self._on_change()
         try:
-            result = run_spec(spec, self.sandbox, self.config.work_root, cancel=lost)
+            result = run_spec(
+                spec, self.sandbox, self.config.work_root, cancel=lost, local_binds=True
+            )
         except SandboxUnavailable as exc:  # a person must install bubblewrap (or opt out)
             self.queue.park(job.id, job.lease_owner, str(exc))
             return

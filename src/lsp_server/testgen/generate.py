@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from . import project_env
 from .candidates import ENGINES, EngineRun, crosshair, local_candidates
 from .funnel import DEFAULT_RERUNS, Funnel, FunnelResult, merged
 from .jobs import Budget, RunJob, project_bundle
@@ -69,7 +70,8 @@ def generate(
     candidate_dir = layout.test_file.parent.relative_to(target.root).as_posix()
     suite = [p.relative_to(target.root).as_posix() for p in layout.suite]
     funnel = Funnel(run, reruns=reruns, seed=seed, isolated=isolated)
-    notes: list[str] = []
+    env = project_env.find(target.root)
+    notes: list[str] = [env.note] if env.note is not None else []
     engine_runs: list[EngineRun] = []
     results: list[FunnelResult] = []
     if engines:

@@ -106,17 +106,22 @@ def spec(
 ) -> ExecSpec:
     """A job over the project bundle; ``argv`` runs in the job directory (the project root)
     with the driver and the module's import root on the path, and "python" is the interpreter
-    the runner provides (Gantry's own environment, read-only)."""
+    the runner provides (Gantry's own environment, read-only), and the project's installed
+    packages after it where it keeps them (testgen.project_env; the local sandbox only)."""
     path = [f"/job/{DRIVER_DIR}", "/job"]
     if target.import_relpath != ".":
         path.insert(1, f"/job/{target.import_relpath}")
+    site: dict[str, str] = {}
+    if target.project_site is not None:  # read by the driver: sandbox_driver.add_project_site
+        site[f"{DRIVER_DIR}/project_site.txt"] = text_file(str(target.project_site))
     return ExecSpec(
-        files={**bundle, **(extra_files or {})},
+        files={**bundle, **(extra_files or {}), **site},
         argv=argv,
         env={"PYTHONPATH": ":".join(path), "NO_COLOR": "1"},
         timeout_s=max(timeout_s, 1.0),
         resources=Resources(cpus=1, memory_mb=2048, gpus=1 if target.needs_gpu else 0),
         artifacts=artifacts or [],
+        local_ro=[str(target.project_site)] if target.project_site is not None else [],
     )
 
 
@@ -138,6 +143,6 @@ def local_runner(
     root = work_root or Path(tempfile.gettempdir()) / "gantry-testgen"
 
     def run(job: ExecSpec) -> ExecResult:
-        return run_spec(job, sandbox, root, cancel=cancel)
+        return run_spec(job, sandbox, root, cancel=cancel, local_binds=True)
 
     return run

@@ -38,6 +38,29 @@ import sys
 import tempfile
 import time
 
+PROJECT_SITE = "project_site.txt"
+"""Beside this file when the project's installed packages are bound in (testgen.project_env)."""
+
+
+def add_project_site():
+    """The project's installed packages, on the path after Gantry's own tools (a project's
+    older pytest must not replace the one the driver speaks to); their folder, or None."""
+    import site
+
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), PROJECT_SITE)) as f:
+            folder = f.read().strip()
+    except OSError:
+        return None
+    if not os.path.isdir(folder):  # not bound: a gateway runs this job
+        return None
+    site.addsitedir(folder)
+    return folder
+
+
+_SITE = add_project_site()  # here, so every pytest child that loads this plugin sees them too
+
+
 # -- the pytest plugin (in the child) -----------------------------------------------------
 
 _report_file = None
@@ -189,9 +212,9 @@ class Children:
         # No /proc: through it the driver's files and memory would be in reach.
         argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/proc"]
         argv += ["--bind", run_dir, "/job", "--tmpfs", "/tmp", "--chdir", "/job"]
-        # The interpreter may live under /tmp (a virtual environment in a checkout there): the
-        # fresh /tmp would hide it, so it is bound again, read-only.
-        for prefix in sorted({os.path.realpath(p) for p in _PREFIXES}):
+        # The interpreter, or the project's packages, may live under /tmp (a checkout there):
+        # the fresh /tmp would hide them, so they are bound again, read-only.
+        for prefix in sorted({os.path.realpath(p) for p in (*_PREFIXES, _SITE) if p}):
             if prefix.startswith("/tmp/"):
                 argv += ["--ro-bind", prefix, prefix]
         return [*argv, "--"]
@@ -429,6 +452,9 @@ def crosshair(args):
     end = time.monotonic() + args.deadline
     targets = [f"{args.module}.{name}" for name in args.symbols] or [args.module]
     os.makedirs(args.out_dir, exist_ok=True)
+    env = dict(os.environ)
+    if (folder := add_project_site()) is not None:  # last on its path, as here
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), folder]))
     for index, target in enumerate(targets):
         left = end - time.monotonic()
         share = left / (len(targets) - index)  # what is left, shared among what is left
@@ -441,7 +467,7 @@ def crosshair(args):
         argv += ["--max_uninteresting_iterations=50"]
         path = os.path.join(args.out_dir, f"{index:03d}.py")
         with open(path + ".part", "w", encoding="utf-8") as out:
-            finished = _run_bounded(argv, share, stdout=out) is not None
+            finished = _run_bounded(argv, share, stdout=out, env=env) is not None
         if finished:
             os.rename(path + ".part", path)
 

@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 
+from _gantry_driver import add_project_site
 from _gantry_inputs import Inputs, Pools, capped, materialize, parameters
 from _gantry_render import Imports, passes, render
 
@@ -294,6 +295,7 @@ def main(argv=None) -> int:
     args = parser.parse_intermixed_args(argv)
     start = time.monotonic()
     end = start + args.deadline
+    add_project_site()
     module = importlib.import_module(args.module)
     target_file = os.path.realpath(module.__file__)
     names = args.symbols or [n for n in vars(module) if not n.startswith("_")]

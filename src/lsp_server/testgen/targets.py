@@ -12,6 +12,8 @@ import attrs
 
 from lsp_server.analysis.workspace_files import decode_python
 
+from . import project_env
+
 PROJECT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", ".git")
 GPU_MODULES = frozenset(("torch", "cupy", "jax"))
 """A module importing one of these needs a GPU to test: its jobs run only on a gateway."""
@@ -44,6 +46,9 @@ class Target:
     """What is tested: every public function and class, or the one named."""
     whole_module: bool
     """True when the target named no symbol."""
+    project_site: Path | None = None
+    """The project's installed packages (testgen.project_env), bound read-only into the local
+    sandbox for its tests to import; None when it keeps none Gantry can use."""
     needs_gpu: str | None = None
     """Why its tests need a GPU (it imports torch, or the user marked it), when they do: its
     jobs then ask for one, so they run only on a gateway and wait in the queue meanwhile."""
@@ -167,7 +172,8 @@ def for_source(
     if not import_root.is_relative_to(root):
         raise TargetError(f"{path.name}: its package reaches above the project root {root}")
     needs_gpu = gpu_need(source, path.relative_to(root).as_posix(), gpu_paths)
-    return Target(path, root, import_root, module, symbols, whole, needs_gpu)
+    site = project_env.find(root).site
+    return Target(path, root, import_root, module, symbols, whole, site, needs_gpu)
 
 
 def moved(target: Target, root: Path) -> Target:
@@ -208,4 +214,5 @@ def resolve(spec: str, *, cwd: Path | None = None, gpu_paths: Sequence[str] = ()
     if not import_root.is_relative_to(root):
         raise TargetError(f"{file}: its package reaches above the project root {root}")
     needs_gpu = gpu_need(source, path.relative_to(root).as_posix(), gpu_paths)
-    return Target(path, root, import_root, module, symbols, not symbol, needs_gpu)
+    site = project_env.find(root).site
+    return Target(path, root, import_root, module, symbols, not symbol, site, needs_gpu)
