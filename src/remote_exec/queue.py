@@ -37,7 +37,7 @@ import attrs
 from remote_exec.jobs import Job, JobState, Priority, Resources
 
 APPLICATION_ID = 0x47515545  # "GQUE"; the context store is "GANT"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 5.0
 BUSY_RETRIES = 10
 BACKOFF_BASE_S = 2.0
@@ -64,23 +64,42 @@ CREATE TABLE jobs (
     error TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    placed TEXT
+    placed TEXT,
+    fresh INTEGER
 );
 """
 _INDEXES = """
--- Partial indexes: an enqueue, the producer's hot path, writes the row, its key and its place
--- among the pending jobs, and nothing else (each index is one more page in every commit).
+-- Partial indexes: an enqueue, the producer's hot path, writes the row and its key and nothing
+-- else (each index is one more page written and synced in every commit): see `fresh` below.
 -- Claiming walks the pending jobs in priority order.
-CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (priority, created_at, id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (priority, created_at, id)
+    WHERE state = 'pending' AND fresh IS NULL;
 -- Reclaiming expired leases, and next_due.
 CREATE INDEX IF NOT EXISTS jobs_leased ON jobs (lease_until) WHERE state = 'leased';
 -- counts(), prune by age, purge: queries say `state <> 'pending'` to use it.
 CREATE INDEX IF NOT EXISTS jobs_not_pending ON jobs (state, updated_at) WHERE state <> 'pending';
 """
 _SCHEMA = _TABLE + _INDEXES
-_V3 = (  # version 2 had full indexes over every state
+_V4 = (  # version 2 had full indexes over every state; version 3 filed every pending job
     "DROP INDEX IF EXISTS jobs_claim; DROP INDEX IF EXISTS jobs_due;"
-    " DROP INDEX IF EXISTS jobs_updated;" + _INDEXES
+    " DROP INDEX IF EXISTS jobs_updated; DROP INDEX IF EXISTS jobs_pending;" + _INDEXES
+)
+
+# `fresh` is 1 on a job enqueued since the last claim: it is not yet filed in jobs_pending, and
+# the next claim files every fresh job in one statement (a burst of enqueues then shares index
+# pages instead of rewriting one per commit). A new row's id is the largest id + 1 and filing
+# takes them all, so the fresh jobs are exactly the rows after the last filed one: found by id,
+# with no index of their own. A claimed job was filed first, so a fresh job is pending, or was
+# cancelled (and maybe retried) before any claim: it never has an error.
+_FRESH = (
+    "fresh = 1 AND id > ifnull((SELECT id FROM jobs WHERE fresh IS NULL ORDER BY id DESC LIMIT 1),"
+    " 0)"
+)
+_FILE_FRESH = f"UPDATE jobs SET fresh = NULL WHERE {_FRESH}"
+_INSERT = (
+    "INSERT INTO jobs (key, kind, payload, resources, priority, state, max_attempts, not_before,"
+    " created_at, updated_at, fresh) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, 1)"
+    " ON CONFLICT (key) DO NOTHING"
 )
 
 # Filled into the claim and next_due queries; values are always bound parameters.
@@ -220,8 +239,9 @@ class JobQueue:
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             if version == 1:
                 db.execute("ALTER TABLE jobs ADD COLUMN placed TEXT")
-            if 1 <= version <= 2:
-                for statement in _V3.split(";"):
+            if 1 <= version <= 3:
+                db.execute("ALTER TABLE jobs ADD COLUMN fresh INTEGER")  # NULL: filed
+                for statement in _V4.split(";"):
                     if statement.strip():
                         db.execute(statement)
             if version < SCHEMA_VERSION:
@@ -275,17 +295,25 @@ class JobQueue:
         due = now if not_before is None else not_before
         kind, priority = str(kind), int(priority)
         encoded = json.dumps(payload)  # before the write lock: nothing else waits on it
-        with self._write() as db:
-            cursor = db.execute(
-                "INSERT INTO jobs (key, kind, payload, resources, priority, state, max_attempts,"
-                " not_before, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                (key, kind, encoded, _encoded(resources), priority, max_attempts, due, now, now),
-            )
-            if cursor.rowcount == 0:  # the key is known
-                existing = db.execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()
-                return _job(existing), False
-            job_id = cursor.lastrowid
+        params = (key, kind, encoded, _encoded(resources), priority, max_attempts, due, now, now)
+        conn = self._conn()
+        # The hot path is one statement in autocommit mode: its own transaction, which takes the
+        # write lock as BEGIN IMMEDIATE would (busy_timeout, then _retry_busy) and is on disk
+        # when it returns. Two statements fewer per enqueue than an explicit transaction.
+        try:
+            cursor = conn.execute(_INSERT, params)
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                raise
+            cursor = _retry_busy(lambda: conn.execute(_INSERT, params))
+        if cursor.rowcount == 0:  # the key is known: read its job in one transaction with a
+            # second try, since it may have been pruned in between
+            with self._write() as db:
+                cursor = db.execute(_INSERT, params)
+                if cursor.rowcount == 0:
+                    existing = db.execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()
+                    return _job(existing), False
+        job_id = cursor.lastrowid
         # The row as inserted, built from what was given rather than read back and decoded:
         # enqueue is the producer's hot path, and the file's fsync is its floor.
         job = Job(
@@ -327,10 +355,11 @@ class JobQueue:
         now = self._clock()
         with self._write() as db:
             self._reclaim(db, now)
+            db.execute(_FILE_FRESH)
             row = db.execute(
                 "UPDATE jobs SET state = 'leased', lease_owner = :owner, lease_until = :until,"
                 " updated_at = :now WHERE id = (SELECT id FROM jobs INDEXED BY jobs_pending"
-                " WHERE state = 'pending'"
+                " WHERE state = 'pending' AND fresh IS NULL"
                 f" AND not_before <= :now AND {_FILTERS}"
                 " ORDER BY priority, created_at, id LIMIT 1) RETURNING *",
                 {
@@ -439,7 +468,8 @@ class JobQueue:
         with self._write() as db:
             cursor = db.execute(
                 "UPDATE jobs SET not_before = ?, updated_at = ?"
-                " WHERE state = 'pending' AND not_before > ? AND substr(error, 1, length(?)) = ?",
+                " WHERE state = 'pending' AND fresh IS NULL AND not_before > ?"
+                " AND substr(error, 1, length(?)) = ?",  # a fresh job has no error
                 (now, now, now, reason_prefix, reason_prefix),
             )
         return cursor.rowcount
@@ -549,7 +579,8 @@ class JobQueue:
         """Jobs per state, every state present."""
         counts = dict.fromkeys((s.value for s in JobState), 0)
         rows = self._conn().execute(
-            "SELECT 'pending', count(*) FROM jobs WHERE state = 'pending' UNION ALL"
+            "SELECT 'pending', (SELECT count(*) FROM jobs WHERE state = 'pending' AND fresh IS NULL)"
+            f" + (SELECT count(*) FROM jobs WHERE state = 'pending' AND {_FRESH}) UNION ALL"
             " SELECT state, count(*) FROM jobs WHERE state <> 'pending' GROUP BY state"
         )
         counts.update((state, n) for state, n in rows)
@@ -565,7 +596,10 @@ class JobQueue:
             self._conn()
             .execute(
                 "SELECT min(due) FROM ("
-                f"SELECT min(not_before) AS due FROM jobs WHERE state = 'pending' AND {_FILTERS}"
+                "SELECT min(not_before) AS due FROM jobs"
+                f" WHERE state = 'pending' AND fresh IS NULL AND {_FILTERS}"
+                " UNION ALL SELECT min(not_before) FROM jobs"
+                f" WHERE state = 'pending' AND {_FRESH} AND {_FILTERS}"
                 f" UNION ALL SELECT min(lease_until) FROM jobs WHERE state = 'leased' AND {_FILTERS})",
                 _filter_params(kinds, max_gpus),
             )
@@ -586,25 +620,24 @@ def _retry_busy(work: Callable[[], T]) -> T:
         try:
             return work()
         except sqlite3.OperationalError as exc:
-            # Extended codes (SQLITE_BUSY_RECOVERY, ...) keep the primary code in the low byte.
-            if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF != sqlite3.SQLITE_BUSY:
+            if not _busy(exc):
                 raise
         time.sleep(pause * random.uniform(0.5, 1.0))
         pause = min(pause * 2, 0.5)
     return work()  # the last try: its error reaches the caller
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    # Extended codes (SQLITE_BUSY_RECOVERY, ...) keep the primary code in the low byte.
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
 def _on_event_loop() -> bool:
     # Not importing asyncio keeps short-lived processes quick: if it was never imported, no loop
     # can be running.
     asyncio = sys.modules.get("asyncio")
-    if asyncio is None:
-        return False
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+    # The low-level form of get_running_loop: None instead of raising (every call asks).
+    return asyncio is not None and asyncio._get_running_loop() is not None
 
 
 def _filter_params(kinds: Collection[str] | None, max_gpus: int | None) -> dict[str, Any]:

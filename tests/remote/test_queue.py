@@ -46,7 +46,7 @@ def q(tmp_path: Path, clock: Clock) -> JobQueue:
 def test_file_settings(q: JobQueue) -> None:
     conn = sqlite3.connect(q.path)
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert q._conn().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     conn.close()
@@ -58,6 +58,8 @@ def test_a_version_1_queue_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> Non
     with JobQueue(path) as q:
         job, _ = q.enqueue("k", JobKind.EXEC, {"a": 1})
     conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX jobs_pending")
+    conn.execute("ALTER TABLE jobs DROP COLUMN fresh")
     conn.execute("ALTER TABLE jobs DROP COLUMN placed")
     conn.execute("PRAGMA user_version = 1")
     conn.close()
@@ -79,6 +81,7 @@ def test_a_version_2_queue_gets_the_partial_indexes_and_keeps_its_jobs(tmp_path:
     conn = sqlite3.connect(path, isolation_level=None)
     for name in ("jobs_pending", "jobs_leased", "jobs_not_pending"):
         conn.execute(f"DROP INDEX {name}")
+    conn.execute("ALTER TABLE jobs DROP COLUMN fresh")
     conn.execute("CREATE INDEX jobs_claim ON jobs (state, priority, created_at, id)")
     conn.execute("CREATE INDEX jobs_due ON jobs (state, not_before)")
     conn.execute("CREATE INDEX jobs_updated ON jobs (state, updated_at)")
@@ -93,6 +96,97 @@ def test_a_version_2_queue_gets_the_partial_indexes_and_keeps_its_jobs(tmp_path:
     assert {"jobs_pending", "jobs_leased", "jobs_not_pending"} <= indexes
     assert not indexes & {"jobs_claim", "jobs_due", "jobs_updated"}
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+# Schema 3 as Gantry wrote it, before an enqueue left filing the job to the next claim.
+_SCHEMA_3 = """
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    resources TEXT NOT NULL,
+    gpus INTEGER GENERATED ALWAYS AS (json_extract(resources, '$.gpus')) VIRTUAL,
+    priority INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    not_before REAL NOT NULL,
+    lease_owner TEXT,
+    lease_until REAL,
+    result TEXT,
+    error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    placed TEXT
+);
+CREATE INDEX jobs_pending ON jobs (priority, created_at, id) WHERE state = 'pending';
+CREATE INDEX jobs_leased ON jobs (lease_until) WHERE state = 'leased';
+CREATE INDEX jobs_not_pending ON jobs (state, updated_at) WHERE state <> 'pending';
+"""
+_COLUMNS_3 = (
+    "id, key, kind, payload, resources, priority, state, attempts, max_attempts, not_before,"
+    " lease_owner, lease_until, result, error, created_at, updated_at, placed"
+)
+
+
+def test_a_version_3_queue_is_migrated_in_place_and_loses_nothing(
+    tmp_path: Path, clock: Clock
+) -> None:
+    path = tmp_path / "v3.db"
+    now = clock.now
+    cpu = '{"gpus": 0, "cpus": 1, "memory_mb": 2048, "labels": {}}'
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.executescript(_SCHEMA_3)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 3")
+    rows = [  # key, priority, state, attempts, not_before, owner, lease_until, result, error, t
+        ("background", 10, "pending", 0, now - 5, None, None, None, None, now - 5),
+        ("interactive", 0, "pending", 0, now - 1, None, None, None, None, now - 1),
+        ("retry-later", 0, "pending", 1, now + 100, None, None, None, "HTTP 529", now - 9),
+        ("leased", 10, "leased", 0, now - 8, "w1", now + 30, None, None, now - 8),
+        ("done", 10, "done", 0, now - 7, None, None, '{"ok": true}', None, now - 7),
+        ("dead", 10, "dead", 5, now - 6, None, None, None, "boom", now - 6),
+    ]
+    for key, priority, state, attempts, due, owner, until, result, error, t in rows:
+        conn.execute(
+            f"INSERT INTO jobs ({_COLUMNS_3}) VALUES"
+            " (NULL, ?, 'exec', ?, ?, ?, ?, ?, 5, ?, ?, ?, ?, ?, ?, ?, 'gpu-box')",
+            (key, f'{{"k": "{key}"}}', cpu, priority, state, attempts, due, owner, until)
+            + (result, error, t, t),
+        )
+    before = conn.execute(f"SELECT {_COLUMNS_3} FROM jobs ORDER BY id").fetchall()
+    conn.close()
+
+    with JobQueue(path, clock=clock) as q:
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute(f"SELECT {_COLUMNS_3} FROM jobs ORDER BY id").fetchall() == before
+        assert conn.execute("SELECT count(*) FROM jobs WHERE fresh IS NOT NULL").fetchone() == (0,)
+        (index,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs_pending'")
+        assert "fresh IS NULL" in index[0]
+        conn.close()
+        assert q.counts() == {
+            "pending": 3, "leased": 1, "done": 1, "dead": 1, "parked": 0, "cancelled": 0
+        }  # fmt: skip
+        # A known key still answers with its job, the done one with its result.
+        done, created = q.enqueue("done", JobKind.EXEC, {"k": "again"})
+        assert not created and done.state == JobState.DONE and done.result == {"ok": True}
+        # The lease is kept: its owner heartbeats and completes it, nobody else can.
+        leased = q.get_by_key("leased")
+        assert not q.complete(leased.id, "w2", {}) and q.heartbeat(leased.id, "w1")
+        assert q.complete(leased.id, "w1", {"ran": True})
+        # Pending jobs are claimed in their order, a new one after them; the retry waits.
+        q.enqueue("new", JobKind.EXEC, {"k": "new"})
+        claimed = [q.claim("w3").key for _ in range(3)]
+        assert claimed == ["interactive", "background", "new"] and q.claim("w3") is None
+        assert q.next_due() == now + 30  # the leases just taken
+        assert q.get_by_key("retry-later").not_before == now + 100
+        assert q.get_by_key("dead").error == "boom" and q.retry(q.get_by_key("dead").id)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     conn.close()
 
 
@@ -156,6 +250,31 @@ def test_claim_order_priority_then_age(q: JobQueue, clock: Clock) -> None:
     claimed = [q.claim("w").key for _ in range(4)]
     assert claimed == ["int-old", "int-new", "bg-old", "bg-new"]
     assert q.claim("w") is None
+
+
+def test_jobs_enqueued_since_the_last_claim_are_counted_due_and_claimed_in_order(
+    q: JobQueue, clock: Clock
+) -> None:
+    """An enqueue leaves filing the job among the pending ones to the next claim: until then
+    counts and next_due see it, cancel and retry work on it, and the claim order is kept."""
+    q.enqueue("bg-filed", JobKind.EXEC, {})
+    first, _ = q.enqueue("first", JobKind.EXEC, {}, priority=Priority.INTERACTIVE)
+    assert q.claim("w").key == "first" and q.complete(first.id, "w", {})
+    clock.now += 1
+    q.enqueue("bg-later", JobKind.EXEC, {}, not_before=clock.now + 5)
+    retried, _ = q.enqueue("retried", JobKind.EXEC, {}, priority=Priority.INTERACTIVE)
+    newest, _ = q.enqueue("newest", JobKind.EXEC, {})
+    assert q.cancel(retried.id) and q.counts()["pending"] == 3
+    assert q.next_due() == clock.now - 1  # bg-filed's
+    assert q.retry(retried.id) and q.counts()["pending"] == 4
+    # The newest row goes and the next job takes its id: it is found all the same.
+    assert q.cancel(newest.id) and q.prune(older_than_s=-1) == 2
+    reused, _ = q.enqueue("reused", JobKind.EXEC, {})
+    assert reused.id == newest.id and q.counts()["pending"] == 4
+    assert [q.claim("w").key for _ in range(3)] == ["retried", "bg-filed", "reused"]
+    assert q.claim("w") is None and q.next_due() == clock.now + 5
+    clock.now += 5
+    assert q.claim("w").key == "bg-later"
 
 
 def test_not_before_and_next_due(q: JobQueue, clock: Clock) -> None:
