@@ -41,8 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--engines",
         choices=ENGINE_CHOICES,
         default="local",
-        help="local: Hypothesis and CrossHair (no model needed); model: a model's rounds "
-        "alone; all: both (default: local)",
+        help="local: Hypothesis, the coverage-guided search and CrossHair (no model needed); "
+        "model: a model's rounds alone; all: both (default: local)",
     )
     parser.add_argument(
         "--budget", type=_positive, default=120.0, metavar="SECONDS", help="wall clock in all"
