@@ -2,7 +2,7 @@
 
     generated -> unique -> collects -> passes N/N reruns in random order, inside the existing
     suite -> adds line or branch coverage of the target over the suite and the tests kept
-    before it -> kept
+    before it, or kills a mutant of the target the suite lets pass (testgen.mutation) -> kept
 
 A duplicate (the same test under another name) is dropped before anything runs; a test that
 passes only some reruns is flaky and never kept; one whose assertion fails every time is a
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from . import possible_bugs
+from . import mutation, possible_bugs
 from .candidates import Candidate
 from .jobs import DRIVER, Budget, RunJob, artifact_text, project_bundle, spec, text_file
 from .possible_bugs import PossibleBug
@@ -248,6 +248,22 @@ class Funnel:
                     fates[c.id] = Outcome(c, Fate.UNVERIFIED, detail="coverage not measured")
                 else:
                     fates[c.id] = Outcome(c, Fate.REDUNDANT, self.reruns, self.reruns)
+            redundant = [n for n in reliable if fates[node_of[n].id].fate == Fate.REDUNDANT]
+            if redundant and measured is not None and budget.left() >= mutation.MIN_S:
+                kept_now = [n for n in reliable if n in adds]
+                killed = self._mutants(
+                    target, bundle, redundant, suite_ids + kept_now, measured, budget
+                )
+                for node, mutant in killed.items():
+                    c = node_of[node]
+                    fates[c.id] = Outcome(
+                        c,
+                        Fate.KEPT,
+                        self.reruns,
+                        self.reruns,
+                        detail=f"kills a mutant the suite misses ({mutant})",
+                        covered=frozenset(measured.covered(node)),
+                    )
         outcomes = tuple(fates[c.id] for c in candidates)
         kept_nodes = [n for n in node_of if fates[node_of[n].id].fate == Fate.KEPT]
         return self._result(outcomes, measured, adds, tuple(bugs), start, kept_nodes)
@@ -403,6 +419,37 @@ class Funnel:
             )
         )
         return Measured.parse(artifact_text(result, "cover.json"))
+
+    def _mutants(
+        self,
+        target: Target,
+        bundle: dict[str, str],
+        redundant: list[str],
+        suite_ids: list[str],
+        measured: Measured,
+        budget: Budget,
+    ) -> dict[str, str]:
+        lines = set().union(*(mutation.lines_of(measured.covered(n)) for n in redundant))
+        seconds = budget.left()
+        argv = self._argv(
+            "mutate", "ids.txt", "--suite", "suite.txt", "--target", target.relpath,
+            "--lines", ",".join(map(str, sorted(lines))), "--limit", str(mutation.MAX_MUTANTS),
+            "--seed", str(self.seed), "--out", mutation.REPORT, seconds=seconds,
+        )  # fmt: skip
+        result = self.run(
+            spec(
+                target,
+                bundle,
+                argv,
+                timeout_s=seconds,
+                extra_files={
+                    "ids.txt": text_file("".join(f"{n}\n" for n in redundant)),
+                    "suite.txt": text_file("".join(f"{n}\n" for n in suite_ids)),
+                },
+                artifacts=[mutation.REPORT],
+            )
+        )
+        return mutation.kills(artifact_text(result, mutation.REPORT), redundant)
 
     def _report(
         self,

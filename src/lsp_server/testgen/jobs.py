@@ -28,6 +28,7 @@ _SHIPPED = {
     EXPLORER: "sandbox_explore.py",
     f"{DRIVER_DIR}/_gantry_inputs.py": "sandbox_inputs.py",
     f"{DRIVER_DIR}/_gantry_render.py": "sandbox_render.py",
+    f"{DRIVER_DIR}/_gantry_mutants.py": "sandbox_mutants.py",
 }
 """What runs inside every job, beside the project: the driver and the search engine."""
 

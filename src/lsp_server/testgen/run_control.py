@@ -51,6 +51,8 @@ def _stage(job: ExecSpec) -> tuple[str, str]:
         return "rerun", f"{_lines(job, 'ids.txt')} test(s) x {runs} runs in random order"
     if "cover" in argv:
         return "coverage", f"{_lines(job, 'ids.txt')} test(s) under coverage.py"
+    if "mutate" in argv:
+        return "coverage", f"{_lines(job, 'ids.txt')} test(s) against mutants of the target"
     return "generate", "candidates"
 
 

@@ -231,12 +231,18 @@ class Children:
             return f"bubblewrap cannot start: {exc}"
         return None if status == 0 else f"bubblewrap cannot nest here (exit status {status})"
 
-    def run(self, argv, timeout, rerun=None):
+    def run(self, argv, timeout, rerun=None, overlay=None):
         """(exit status or None when killed for time, the child's report events, and the path
-        of its directory, removed by the caller with ``done``)."""
+        of its directory, removed by the caller with ``done``); ``overlay``: relative path ->
+        text written over the starting files (a mutant of the target)."""
         self.count += 1
         run_dir = os.path.join(_RUNS, f"run{self.count}")
         shutil.copytree(_PRISTINE, run_dir, symlinks=True)
+        for relpath, text in (overlay or {}).items():
+            path = os.path.join(run_dir, relpath)
+            os.remove(path)  # a link the project left is replaced, not written through
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
         env = {k: v for k, v in os.environ.items() if k not in ("PWD", "OLDPWD")}
         env["HOME"] = "/job" if self.isolated else run_dir
         # The plugins installed beside Gantry are not the project's, and loading them costs
@@ -434,6 +440,63 @@ def cover(args):
         json.dump(out, f)
 
 
+def mutate(args):
+    """Mutants of the target on the lines the candidates run: each is run against the suite
+    (with the tests kept so far), and each one the suite lets pass against the candidates, each
+    alone, until one fails on it: that candidate kills a mutant the suite misses."""
+    import importlib.util
+
+    # By its path: the driver runs with -I, so nothing on a path the project shapes is imported.
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_gantry_mutants.py")
+    loader = importlib.util.spec_from_file_location("_gantry_mutants", here)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    children = _children(args)
+    end = time.monotonic() + args.deadline
+    with open(args.target, encoding="utf-8") as f:
+        source = f.read()
+    lines = {int(n) for n in args.lines.split(",") if n.strip().isdigit()}
+    suite = _read_ids(args.suite) if args.suite else []
+    alive = _read_ids(args.ids)
+    out = {"mutants": []}
+    timeout = f"--gantry-test-timeout={args.test_timeout}"
+    for what, text in module.mutants(source, lines, args.limit, args.seed):
+        if not alive or end - time.monotonic() < 1:
+            break
+        record = {"mutant": what, "suite": "none", "killed_by": None}
+        if suite:
+            passed = _passes(children, [timeout, *suite], end, {args.target: text})
+            if passed is None:
+                break
+            record["suite"] = "passed" if passed else "failed"
+        if record["suite"] != "failed":
+            for node in list(alive):
+                if end - time.monotonic() < 1:
+                    break
+                if _passes(children, [timeout, node], end, {args.target: text}) is False:
+                    record["killed_by"] = node
+                    alive.remove(node)
+                    break
+        out["mutants"].append(record)
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(out, f)
+
+
+def _passes(children, pytest_args, end, overlay):
+    """Whether every test passed on the mutant: True, False, or None when time ran out."""
+    status, events, run_dir = children.run(
+        _pytest_argv(pytest_args), end - time.monotonic(), overlay=overlay
+    )
+    children.done(run_dir)
+    if status is None and end - time.monotonic() < 1:
+        return None
+    events = _verified(status, events)
+    outcomes = [e for e in events if isinstance(e.get("nodeid"), str)]
+    broken = any("broken" in e for e in events)
+    # A mutant that hangs a test, or ends its process, is noticed as much as a failed assert.
+    return status == 0 and not broken and all(e.get("outcome") == "passed" for e in outcomes)
+
+
 # -- the engines (they run no candidate) ---------------------------------------------------
 
 
@@ -484,7 +547,7 @@ def main(argv=None):
     p.add_argument("symbols", nargs="*")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--deadline", type=float, required=True)
-    for name in ("collect", "rerun", "cover"):
+    for name in ("collect", "rerun", "cover", "mutate"):
         p = sub.add_parser(name)
         p.add_argument("--deadline", type=float, required=True)
         p.add_argument("--test-timeout", type=float, default=10.0)
@@ -495,6 +558,14 @@ def main(argv=None):
         )
         if name == "collect":
             p.add_argument("paths", nargs="*")
+            p.add_argument("--out", required=True)
+        elif name == "mutate":
+            p.add_argument("ids")
+            p.add_argument("--suite", default=None)
+            p.add_argument("--target", required=True)
+            p.add_argument("--lines", required=True)
+            p.add_argument("--limit", type=int, default=12)
+            p.add_argument("--seed", type=int, default=0)
             p.add_argument("--out", required=True)
         elif name == "rerun":
             p.add_argument("ids")
@@ -508,7 +579,7 @@ def main(argv=None):
             p.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     commands = {"ghostwrite": ghostwrite, "crosshair": crosshair}
-    commands.update(collect=collect, rerun=rerun, cover=cover)
+    commands.update(collect=collect, rerun=rerun, cover=cover, mutate=mutate)
     commands[args.command](args)
 
 
