@@ -213,7 +213,7 @@ class Inputs:
         rng, pools = self.rng, self.pools
         lines = text.split("\n")
         at = rng.randrange(len(lines) + 1)
-        roll = rng.randrange(10)
+        roll = rng.randrange(11)
         if roll == 0:
             lines[at:at] = [pools.line(rng)]
         elif roll == 1:
@@ -238,6 +238,9 @@ class Inputs:
         elif roll == 8:
             i = rng.randrange(len(text) + 1)
             return capped(text[:i] + rng.choice(":-=*`()[]{}.,\t ") + text[i:])
+        elif roll == 9:  # a heading's underline, as reST, numpydoc and Markdown write them
+            i = min(at, len(lines) - 1)
+            lines.insert(i + 1, rng.choice("-=~") * len(lines[i].strip()))
         else:
             return capped(text[: rng.randrange(len(text) + 1)])
         return capped("\n".join(lines))
