@@ -241,3 +241,29 @@ def test_ctrl_c_cancels_the_runs_jobs(
     counts = queued_jobs(project)
     assert counts.get("cancelled", 0) >= 1 and not counts.get("pending"), counts
     assert not counts.get("leased"), counts
+
+
+@pytest.mark.parametrize("gpu", [False, True], ids=["cpu-target", "gpu-target"])
+def test_a_queue_that_cannot_start_leaves_cpu_jobs_to_the_local_sandbox(
+    project: Path, user_config: Path, tmp_path: Path, gpu: bool
+) -> None:
+    broken = tmp_path / "queue.db"
+    broken.write_text("not a queue: text long enough to fill SQLite's header and more\n")
+    gateways(user_config, box=f"http://127.0.0.1:{free_port()}")
+    with user_config.open("a") as config:
+        config.write(f'\n[execution]\nqueue = "{broken}"\n')
+    if gpu:
+        mark_gpu(project, "textutils.py")
+    # A budget too small for the engines: the run is quick, and still a run (exit 0).
+    done = run_testgen(project, "textutils.py::clamp", "--budget", "5")
+    why = f"the job queue could not start: {broken} is not a Gantry queue (not SQLite)"
+    if gpu:
+        assert done.returncode == 1, done.stderr
+        assert f"nothing ran: {why}" in done.stderr
+    else:
+        assert done.returncode == 0, done.stderr
+        assert f"warning: {why}; it is left untouched; the jobs run in the local sandbox" in (
+            done.stderr
+        )
+        assert "# no test was kept" in done.stdout
+    assert broken.read_text().startswith("not a queue")

@@ -85,10 +85,7 @@ def run(args: Args) -> int:
 
     jobs = _Tally()
     try:
-        if queued:
-            generated = _through_queue(target, settings, budget, args, jobs)
-        else:
-            generated = _generate(target, _local(settings), settings, budget, args)
+        generated, queued = _run_jobs(target, settings, budget, args, jobs, queued)
     except (SandboxUnavailable, NotRun) as exc:
         done = f"stopped after {jobs.ran.total()} job(s)" if jobs.ran else "nothing ran"
         _say(f"{done}: {exc}")
@@ -136,10 +133,22 @@ def _say(message: str) -> None:
     print(f"gantry testgen: {message}", file=sys.stderr, flush=True)
 
 
-def _local(settings):  # Settings -> RunJob, imported lazily
+def _run_jobs(target, settings, budget, args: Args, jobs: _Tally, queued: bool):
+    """The run (Generated), and whether its jobs went through the queue: they do with
+    gateways configured, unless the queue cannot start (then, as in the editor, a CPU target's
+    run in the local sandbox, and a GPU target's not at all: NotRun)."""
+    from lsp_server.testgen.dispatch import NotRun, QueueUnavailable
     from lsp_server.testgen.jobs import local_runner
 
-    return local_runner(unsandboxed=settings.execution.unsandboxed)
+    if queued:
+        try:
+            return _through_queue(target, settings, budget, args, jobs), True
+        except QueueUnavailable as exc:
+            if target.needs_gpu:
+                raise NotRun(str(exc)) from None
+            _say(f"warning: {exc}; the jobs run in the local sandbox")
+    run = local_runner(unsandboxed=settings.execution.unsandboxed)
+    return _generate(target, run, settings, budget, args), False
 
 
 def _generate(target, run, settings, budget, args: Args):  # -> Generated

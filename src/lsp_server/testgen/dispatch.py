@@ -32,6 +32,11 @@ NOT_RUN = ""
 """The ``where`` of a result made here for a job that ended in the queue without running."""
 
 
+class QueueUnavailable(RuntimeError):
+    """The project's dispatcher could not start (its queue file is not a queue, or cannot be
+    opened): the message says why."""
+
+
 class NotRun(RuntimeError):
     """A job could not be run at all (the dispatcher parked it: no sandbox; or no gateway can
     ever run it); the message says why, for the user."""
@@ -111,7 +116,8 @@ def project_queue(
 ) -> Iterator[tuple[AsyncDispatcher, asyncio.AbstractEventLoop]]:
     """The project's dispatcher, as the server builds it (remote_setup), started on an event
     loop in a thread of its own, for a command that has none; stopped on the way out (jobs
-    still queued stay in the queue: cancel them first if they are not wanted)."""
+    still queued stay in the queue: cancel them first if they are not wanted). Raises
+    QueueUnavailable when it cannot start."""
     from lsp_server.remote_setup import dispatcher_config
     from remote_exec.aio import AsyncDispatcher
 
@@ -119,10 +125,13 @@ def project_queue(
     thread = threading.Thread(target=loop.run_forever, name="gantry-dispatch-loop", daemon=True)
     thread.start()
     try:
-        config = dispatcher_config(root, settings)
-        dispatcher = asyncio.run_coroutine_threadsafe(
-            AsyncDispatcher.start(config, announce=announce), loop
-        ).result(CLIENT_WAIT_S)
+        try:
+            config = dispatcher_config(root, settings)
+            dispatcher = asyncio.run_coroutine_threadsafe(
+                AsyncDispatcher.start(config, announce=announce), loop
+            ).result(CLIENT_WAIT_S)
+        except Exception as exc:  # as the server: say why, and let the caller go on without
+            raise QueueUnavailable(f"the job queue could not start: {exc}") from exc
         try:
             yield dispatcher, loop
         finally:
