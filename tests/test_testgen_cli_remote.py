@@ -267,3 +267,11 @@ def test_a_queue_that_cannot_start_leaves_cpu_jobs_to_the_local_sandbox(
         )
         assert "# no test was kept" in done.stdout
     assert broken.read_text().startswith("not a queue")
+
+
+def test_without_a_gateway_no_queue_is_created(project: Path, user_config: Path) -> None:
+    # A budget too small for the engines: the run is quick, and still a run (exit 0).
+    done = run_testgen(project, "textutils.py::clamp", "--budget", "5", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "jobs_ran" not in json.loads(done.stdout)  # they ran here directly
+    assert not queue_path(project, load_settings(project).settings).exists()

@@ -54,9 +54,9 @@ def dispatched(
     loop and waits for its end; once ``cancel`` is set the job is cancelled there, which
     kills it wherever it runs (the local sandbox's process group, or on the gateway).
 
-    ``deadline`` (monotonic seconds: the run's budget) bounds the wait too: a job still queued
-    then is cancelled and comes back failed, ``where`` NOT_RUN, and no job is submitted after
-    it; without one, a job is given up (cancelled) QUEUE_SLACK_S past its own timeout."""
+    ``deadline`` (monotonic seconds: the run's budget) bounds the wait too: a job not ended
+    then is cancelled and comes back failed, ``where`` NOT_RUN, and no job is sent after it;
+    without one, a job is given up (cancelled) QUEUE_SLACK_S past its own timeout."""
     import uuid
     from concurrent.futures import TimeoutError as WaitTimeout
 
@@ -65,14 +65,14 @@ def dispatched(
     from remote_exec.jobs import ExecResult, JobKind, Priority
 
     convert = cattrs.Converter()
-    out_of_budget = "it waited in the queue until the run's budget ran out"
 
     def on_loop(coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, loop)
 
     def run(spec: ExecSpec) -> ExecResult:
         if deadline is not None and time.monotonic() >= deadline and not cancel.is_set():
-            return ExecResult("failed", None, stderr_tail=out_of_budget, where=NOT_RUN)
+            why = "not sent: the run's budget had run out"
+            return ExecResult("failed", None, stderr_tail=why, where=NOT_RUN)
         job = on_loop(
             dispatcher.submit(
                 f"{prefix}{uuid.uuid4().hex}",
@@ -101,7 +101,8 @@ def dispatched(
             # Not the candidates' fault (no sandbox here, a refused bundle): the run stops.
             raise NotRun(job.error or f"a job ended {job.state}")
         if cancelled and deadline is not None and not cancel.is_set():
-            return ExecResult("failed", None, stderr_tail=out_of_budget, where=NOT_RUN)
+            why = f"cancelled when the run's budget ran out ({job.error or 'in the queue'})"
+            return ExecResult("failed", None, stderr_tail=why, where=NOT_RUN)
         state = "cancelled" if job.state == "cancelled" else "failed"
         return ExecResult(
             state, None, stderr_tail=job.error or f"the job ended {job.state}", where=NOT_RUN
