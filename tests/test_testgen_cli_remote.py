@@ -68,7 +68,7 @@ def gateway(state: Path, gpus: list[str] | None = None) -> Iterator[str]:
     """A real gateway (local backend, bubblewrap) on a loopback port; ``gpus``: the device
     names it hands out (this machine has none: the jobs do not touch them)."""
     config = make_config(state)
-    backend = LocalBackend(Sandbox(), config.work_root, max_concurrency=2, gpus=gpus or [])
+    backend = LocalBackend(Sandbox(), config.work_root, max_concurrency=4, gpus=gpus or [])
     with serve_in_thread(config, backend) as url:
         yield url
 
