@@ -14,6 +14,7 @@ import pytest
 from lsp_server.testgen import candidates, jobs, targets
 from lsp_server.testgen.candidates import Candidate
 from lsp_server.testgen.funnel import Fate, Funnel, FunnelResult
+from remote_exec.gateway.config import DEFAULT_ENV_ALLOW
 from remote_exec.jobs import ExecResult, ExecSpec
 from remote_exec.sandbox import Sandbox
 
@@ -184,7 +185,8 @@ def test_every_step_is_a_sandboxed_job(funnel: FunnelResult, jobs_run: list[Exec
     # nothing ran but through the runner.
     assert len(jobs_run) == 7 and "mutate" in jobs_run[-1].argv
     assert all(spec.argv[0] == "python" and spec.timeout_s <= FUNNEL_BUDGET_S for spec in jobs_run)
-    assert all(spec.env.keys() <= {"PYTHONPATH", "NO_COLOR"} for spec in jobs_run)
+    # Only what a gateway lets a job set: it refuses any other name.
+    assert all(spec.env.keys() <= DEFAULT_ENV_ALLOW for spec in jobs_run)
 
 
 def test_the_flaky_candidate_is_never_kept(funnel: FunnelResult) -> None:

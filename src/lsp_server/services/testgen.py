@@ -15,7 +15,6 @@ import logging
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,27 +34,19 @@ from lsp_server.services.publisher import Publisher
 from lsp_server.services.status import StatusReporter
 from lsp_server.testgen import targets
 from lsp_server.testgen.candidates import Candidate
+from lsp_server.testgen.dispatch import NotRun, dispatched
 from lsp_server.testgen.possible_bugs import PossibleBug, as_expected_failure
 from lsp_server.testgen.run_control import STAGES
 
 if TYPE_CHECKING:
     from lsp_server.store import Store
     from remote_exec.aio import AsyncDispatcher
-    from remote_exec.jobs import ExecResult, ExecSpec
 
 log = logging.getLogger("gantry.testgen")
 SOURCE = "tests"
 """The publisher slot, and the engine name: diagnostics read "gantry-tests"."""
 RULE = "possible-bug"
 _CLIENT_WAIT_S = 30.0
-_QUEUE_SLACK_S = 60.0
-"""How long past its own timeout a job may wait (for a worker, for the gateway) before the run
-gives up on it: the run's budget is the user's wait."""
-
-
-class NotRun(RuntimeError):
-    """A job could not be run at all (the dispatcher parked it: no sandbox); the message says
-    why, for the user."""
 
 
 class Refused(ValueError):
@@ -617,56 +608,3 @@ def bug_findings(
 
 def _job_prefix(uri: str) -> str:
     return f"testgen:{hashlib.sha256(uri.encode()).hexdigest()[:16]}:"
-
-
-def dispatched(
-    dispatcher: AsyncDispatcher,
-    loop: asyncio.AbstractEventLoop,
-    cancel: threading.Event,
-    prefix: str,
-):
-    """A RunJob (called in a worker thread) that submits each job to the dispatcher on the
-    loop and waits for its end; once ``cancel`` is set the job is cancelled there, which
-    kills it wherever it runs (the local sandbox's process group, or on the gateway)."""
-    import uuid
-    from concurrent.futures import TimeoutError as WaitTimeout
-
-    import cattrs
-
-    from remote_exec.jobs import ExecResult, JobKind, Priority
-
-    convert = cattrs.Converter()
-
-    def on_loop(coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, loop)
-
-    def run(spec: ExecSpec) -> ExecResult:
-        job = on_loop(
-            dispatcher.submit(
-                f"{prefix}{uuid.uuid4().hex}",
-                JobKind.EXEC,
-                convert.unstructure(spec),
-                priority=Priority.INTERACTIVE,
-                max_attempts=1,
-            )
-        ).result(_CLIENT_WAIT_S)
-        ended = on_loop(dispatcher.ended(job.id))
-        give_up = time.monotonic() + spec.timeout_s + _QUEUE_SLACK_S
-        cancelled = False
-        while True:
-            try:
-                job = ended.result(0.1)
-                break
-            except WaitTimeout:
-                if not cancelled and (cancel.is_set() or time.monotonic() > give_up):
-                    cancelled = True
-                    on_loop(dispatcher.cancel(job.id))
-        if job.state == "done" and job.result:
-            return convert.structure(job.result, ExecResult)
-        if job.state in ("parked", "dead") and not cancel.is_set():
-            # Not the candidates' fault (no sandbox here, a refused bundle): the run stops.
-            raise NotRun(job.error or f"a job ended {job.state}")
-        state = "cancelled" if job.state == "cancelled" else "failed"
-        return ExecResult(state, None, stderr_tail=job.error or f"the job ended {job.state}")
-
-    return run

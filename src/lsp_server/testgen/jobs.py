@@ -118,7 +118,8 @@ def spec(
     return ExecSpec(
         files={**bundle, **(extra_files or {}), **site},
         argv=argv,
-        env={"PYTHONPATH": ":".join(path), "NO_COLOR": "1"},
+        # Only names on a gateway's default allow-list: it refuses a job that sets another.
+        env={"PYTHONPATH": ":".join(path)},
         timeout_s=max(timeout_s, 1.0),
         resources=Resources(cpus=1, memory_mb=2048, gpus=1 if target.needs_gpu else 0),
         artifacts=artifacts or [],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
@@ -38,7 +39,24 @@ def _coverage(c: CoverageCount) -> str:
     )
 
 
-def as_text(generated: Generated, notes: list[str], written: Path | None, cwd: Path) -> str:
+def ran_where(ran: Mapping[str, int]) -> str:
+    """Where the run's jobs ran, in words: "3 on gateway gpu-box, 2 in the local sandbox"."""
+    parts = [
+        f"{n} in the local sandbox" if where == "local" else f"{n} on gateway {where}"
+        for where, n in sorted(ran.items())
+    ]
+    return ", ".join(parts) or "none"
+
+
+def as_text(
+    generated: Generated,
+    notes: list[str],
+    written: Path | None,
+    cwd: Path,
+    ran: Mapping[str, int] | None = None,
+) -> str:
+    """``ran``: how many jobs ran where ("local", or a gateway's name), when they went
+    through the queue."""
     funnel = generated.funnel
     report = funnel.report
     out = [f"note: {note}" for note in notes]
@@ -75,6 +93,8 @@ def as_text(generated: Generated, notes: list[str], written: Path | None, cwd: P
             f"model: {len(model.rounds)} round(s), {model.input_tokens} tokens sent, "
             f"{model.output_tokens} answered"
         )
+    if ran is not None:
+        out.append(f"jobs through the queue: {ran_where(ran)}")
     return "\n".join(out)
 
 
@@ -90,7 +110,14 @@ def model_json(generated: Generated) -> dict | None:
     }
 
 
-def as_json(generated: Generated, notes: list[str], written: Path | None, cwd: Path) -> str:
+def as_json(
+    generated: Generated,
+    notes: list[str],
+    written: Path | None,
+    cwd: Path,
+    ran: Mapping[str, int] | None = None,
+) -> str:
+    """As ``as_text``; ``ran`` becomes "jobs_ran" (absent when the jobs ran here directly)."""
     funnel = generated.funnel
     report = funnel.report
 
@@ -138,6 +165,7 @@ def as_json(generated: Generated, notes: list[str], written: Path | None, cwd: P
                 }
                 for b in funnel.possible_bugs
             ],
+            **({} if ran is None else {"jobs_ran": dict(sorted(ran.items()))}),
         },
         indent=2,
     )
