@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.services.testgen import write_inside
 from lsp_server.testgen import jobs, targets
 from lsp_server.testgen.candidates import Candidate
+from lsp_server.testgen.delivery import write_inside
 from lsp_server.testgen.possible_bugs import PossibleBug, as_expected_failure
 from lsp_server.testgen.run_control import stage_of
 from lsp_server.testgen.snapshot import copy_project

@@ -8,7 +8,6 @@ file it took off the disk.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import hashlib
 import logging
@@ -34,6 +33,7 @@ from lsp_server.services.publisher import Publisher
 from lsp_server.services.status import StatusReporter
 from lsp_server.testgen import targets
 from lsp_server.testgen.candidates import Candidate
+from lsp_server.testgen.delivery import has_test, merged_text, read_if_there, write_inside
 from lsp_server.testgen.dispatch import NotRun, dispatched
 from lsp_server.testgen.possible_bugs import PossibleBug, as_expected_failure
 from lsp_server.testgen.run_control import STAGES
@@ -360,7 +360,7 @@ class TestGeneration:
         document = self._server.workspace.text_documents.get(path.as_uri())
         if document is not None:
             return document.source, document.version
-        return await self._executors.review.run(_read, path), None
+        return await self._executors.review.run(read_if_there, path), None
 
     # -- delivery -----------------------------------------------------------------------
 
@@ -400,7 +400,7 @@ class TestGeneration:
         if await self._apply(path, text, before, version, label):
             delivered = "edit"
             if (not was_open or before is None) and await self._executors.review.run(
-                _read, path
+                read_if_there, path
             ) != text:
                 # Neovim keeps a created or loaded file as an unsaved buffer; the run's tests
                 # belong on disk, and nothing of the user's is in that buffer to lose.
@@ -487,68 +487,6 @@ class TestGeneration:
     ) -> dict[str, Any]:
         self._notify_user(message, kind)
         return {"outcome": outcome, "message": message, **data}
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-
-
-def _shape(node: ast.AST) -> str:
-    """A test function as code, whatever its name and layout."""
-    assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-    return ast.dump(ast.FunctionDef(**{**vars(node), "name": "_"}))
-
-
-def has_test(existing: str, test: Candidate) -> bool:
-    """Whether the test module ``existing`` holds ``test`` under whatever name and layout."""
-    wanted = _shape(ast.parse(test.source).body[0])
-    try:
-        tree = ast.parse(existing)
-    except SyntaxError:
-        return False
-    return any(
-        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and _shape(node) == wanted
-        for node in tree.body
-    )
-
-
-def merged_text(
-    root: Path, path: Path, tests: Sequence[Candidate], existing: str | None, settings
-) -> str:
-    """The test module ``existing`` (None: a new one) with ``tests`` merged in, formatted as
-    the project formats (ruff, when it uses ruff). SyntaxError when ``existing`` does not
-    parse."""
-    from lsp_server.review.ruff_engine import RuffUnavailable, find_ruff
-    from lsp_server.testgen.placement import merge, ruff_format, uses_ruff
-
-    text, _ = merge(existing or "", tests)
-    if uses_ruff(root):
-        try:
-            text = ruff_format(text, path, root, find_ruff(settings))
-        except RuffUnavailable:
-            pass
-    return text
-
-
-def write_inside(root: Path, path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` only if it lies inside ``root`` without passing through a
-    symbolic link (a repository may plant one pointing anywhere); OSError otherwise."""
-    root = Path(os.path.abspath(root))  # the folder itself may be reached through a link
-    path = Path(os.path.abspath(path))
-    if not path.is_relative_to(root) or path == root:
-        raise OSError(f"{path} is outside the workspace folder {root}")
-    folder = root
-    for part in path.relative_to(root).parts[:-1]:
-        folder = folder / part
-        if folder.is_symlink():
-            raise OSError(f"{folder} is a symbolic link")
-        folder.mkdir(exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
 
 
 def _symbols(
