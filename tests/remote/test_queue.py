@@ -15,6 +15,7 @@ from remote_exec.jobs import JobKind, JobState, Priority, Resources
 from remote_exec.queue import (
     APPLICATION_ID,
     BACKOFF_CAP_S,
+    GROW_WAL_AFTER,
     SCHEMA_VERSION,
     JobQueue,
     OnEventLoopError,
@@ -218,6 +219,36 @@ def test_refuses_foreign_and_newer_files(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(QueueFileError, match="newer"):
         JobQueue(newer)
+
+
+def test_a_producer_without_a_claimer_keeps_the_wal_bounded(tmp_path: Path) -> None:
+    """Enqueues alone checkpoint as they go, so the WAL never passes the size it has between
+    checkpoints; a producer in a burst grows it to that size early (commits that overwrite are
+    cheaper than commits that append), and the growth, rolled back, leaves nothing behind."""
+    path = tmp_path / "queue.db"
+    wal = Path(f"{path}-wal")
+    # NORMAL: the same WAL and checkpoints as FULL, without the fsyncs that make a test slow.
+    with JobQueue(path, synchronous="NORMAL") as q:
+        conn = q._conn()
+        frame = 24 + conn.execute("PRAGMA page_size").fetchone()[0]
+        between_checkpoints = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] * frame
+        payload = {"text": "x" * 1000}  # an inference request's size: ~3 frames a commit
+        sizes = []
+        for i in range(2500):  # ~7,000 frames, ~7 checkpoints
+            q.enqueue(f"job-{i}", JobKind.EXEC, payload)
+            sizes.append(wal.stat().st_size)
+        assert sizes[GROW_WAL_AFTER - 2] < between_checkpoints // 4  # before: one commit each
+        assert sizes[GROW_WAL_AFTER - 1] >= between_checkpoints  # grown once
+        assert max(sizes) <= 32 + between_checkpoints + 16 * frame  # and never past it
+        assert q.counts()["pending"] == 2500
+        assert [q.claim("w").key for _ in range(2)] == ["job-0", "job-1"]
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert "wal_growth" not in tables
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA cache_size").fetchone()[0] == -2000  # restored
+    # A reopened queue (the WAL was removed on close) has every job.
+    with JobQueue(path) as q:
+        assert q.counts()["pending"] == 2498 and q.get_by_key("job-2499") is not None
 
 
 def test_enqueue_is_idempotent_on_key(q: JobQueue) -> None:
