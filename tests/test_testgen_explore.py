@@ -66,6 +66,14 @@ def spin(n: int) -> int:
     while n == 7:  # hangs on one input: the search must go on past it
         pass
     return n * 2
+
+
+class Tally:
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = dict(counts)
+
+    def add(self, name: str, n: int) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
 '''
 
 HOSTILE = '''
@@ -166,6 +174,13 @@ def test_what_changes_between_calls_is_not_asserted(sections_run) -> None:
 def test_a_call_that_hangs_costs_its_time_limit_only(sections_run) -> None:
     spins = [c.source for c in sections_run.candidates if "spin(" in c.source]
     assert spins and not any("spin(7)" in s for s in spins)
+
+
+def test_a_method_is_judged_by_what_it_does_to_its_object(sections_run) -> None:
+    adds = [c.source for c in sections_run.candidates if ".add(" in c.source]
+    assert adds, "the search called Tally.add and kept a test of it"
+    # The object is made from a dict, and what add() left in it is asserted.
+    assert any("obj = Tally({" in s and "assert obj.counts == {" in s for s in adds), adds
 
 
 def test_nothing_the_code_chose_is_written_as_source(tmp_path: Path, run: jobs.RunJob) -> None:

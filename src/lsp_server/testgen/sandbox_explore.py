@@ -125,8 +125,11 @@ def _alarm(signum, frame):
     raise CallTimeout
 
 
-def call(entry: Entry, tracer: Tracer | None = None) -> tuple[str, object]:
-    """("return", value), ("raise", exception type) or ("timeout"/"broken", None)."""
+def call(
+    entry: Entry, tracer: Tracer | None = None, receivers: list | None = None
+) -> tuple[str, object]:
+    """("return", value), ("raise", exception type) or ("timeout"/"broken", None); a method's
+    receiver is appended to ``receivers``, to be observed after the call."""
     callee = entry.callee
 
     def invoke():
@@ -134,6 +137,8 @@ def call(entry: Entry, tracer: Tracer | None = None) -> tuple[str, object]:
         if callee.owner is None:
             return callee.function(*args)
         receiver = callee.owner(*[materialize(a) for a in entry.receiver])
+        if receivers is not None:
+            receivers.append(receiver)
         return getattr(receiver, callee.method)(*args)
 
     return guarded(invoke, tracer)

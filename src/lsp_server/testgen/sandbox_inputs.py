@@ -110,6 +110,8 @@ def materialize(value: object) -> object:
         return value.member
     if type(value) in (list, tuple):
         return type(value)(materialize(v) for v in value)
+    if type(value) is dict:
+        return {materialize(k): materialize(v) for k, v in value.items()}
     return value
 
 
@@ -134,6 +136,17 @@ class Inputs:
             item = args[0] if args else object
             items = [self.fresh(item, depth=depth + 1) for _ in range(rng.randrange(0, 4))]
             return tuple(items) if origin is tuple else items
+        if origin is dict or _is_mapping(origin) or annotation is dict:
+            key, value = args if len(args) == 2 else (str, object)
+            key = key if key in (str, int) else str  # what a key can be made of here
+            return {
+                self.fresh(key, depth=depth + 1): self.fresh(value, depth=depth + 1)
+                for _ in range(rng.randrange(0, 4))
+            }
+        unannotated = annotation is object  # (parameters() fills in object): the default tells
+        if annotation in (list, tuple, set) or unannotated and type(default) in (list, tuple, dict):
+            shape = annotation if annotation in (list, tuple, set) else type(default)
+            return self.fresh(shape[object] if shape is not dict else dict, depth=depth)
         if annotation is str:
             return self.pools.string(rng)
         if annotation is bool:
@@ -186,6 +199,18 @@ class Inputs:
             fixed = args and args[-1] is not Ellipsis and len(args) == len(items)
             items[i] = self.mutate(items[i], args[i] if fixed else (args or (object,))[0])
             return tuple(items)
+        if type(value) is dict:
+            items, args = dict(value), typing.get_args(annotation)
+            key, kind = args if len(args) == 2 else (str, object)
+            roll = rng.random()
+            if roll < 0.4 or not items:
+                items[self.fresh(key if key in (str, int) else str)] = self.fresh(kind)
+            elif roll < 0.6:
+                items.pop(rng.choice(list(items)))
+            else:
+                k = rng.choice(list(items))
+                items[k] = self.mutate(items[k], kind)
+            return dict(list(items.items())[:8])
         if isinstance(value, list):
             item = typing.get_args(annotation)[:1] or (object,)
             items = list(value)
@@ -248,6 +273,12 @@ class Inputs:
 
 def capped(text: str) -> str:
     return "\n".join(text.split("\n")[:MAX_LINES])[:MAX_STRING]
+
+
+def _is_mapping(origin: object) -> bool:
+    from collections import abc
+
+    return origin in (abc.Mapping, abc.MutableMapping)
 
 
 def _is_sequence(origin: object) -> bool:

@@ -136,6 +136,11 @@ def observe(a, b, expr: str, imports: Imports, out: list[str], depth: int = 0) -
     kind = imports.name_of(type(a))
     if kind is not None:  # a type that cannot be imported by its name is not named
         out.append(f"assert isinstance({expr}, {kind})")
+    observe_fields(a, b, expr, imports, out, depth)
+
+
+def observe_fields(a, b, expr: str, imports: Imports, out: list[str], depth: int = 0) -> None:
+    """Assertions on the public attributes of ``expr`` that hold for both objects."""
     fields, others = getattr(a, "__dict__", None), getattr(b, "__dict__", None)
     if type(fields) is dict and type(others) is dict:
         for name in sorted(n for n in fields if type(n) is str and n in others):
@@ -146,7 +151,8 @@ def observe(a, b, expr: str, imports: Imports, out: list[str], depth: int = 0) -
 def render(entry, number: int, imports: Imports, call) -> str | None:
     """The test for ``entry``, or None when what it does cannot be asserted the same twice."""
     callee = entry.callee
-    (outcome, value), again = call(entry), call(entry)
+    receivers: list = []
+    (outcome, value), again = call(entry, None, receivers), call(entry, None, receivers)
     if outcome in ("timeout", "broken") or outcome != again[0]:
         return None
     asserts: list[str] = []
@@ -154,6 +160,8 @@ def render(entry, number: int, imports: Imports, call) -> str | None:
         return None
     if outcome == "return":
         observe(value, again[1], "result", imports, asserts)
+        if len(receivers) == 2:  # what a method did to its object
+            observe_fields(*receivers, "obj", imports, asserts)
     raised = value
     root = callee.owner or (callee.function if inspect.isclass(callee.function) else None)
     head = imports.name_of(root) if root is not None else imports.name_of(callee.function)
@@ -196,6 +204,11 @@ def _source(value, imports: Imports) -> str | None:
     if isinstance(value, Member):
         owner = imports.name_of(type(value.member))
         return f"{owner}.{value.member.name}" if owner and _identifier(value.member.name) else None
+    if type(value) is dict:
+        pairs = [(_source(k, imports), _source(v, imports)) for k, v in value.items()]
+        if any(k is None or v is None for k, v in pairs):
+            return None
+        return "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
     if type(value) in (list, tuple):
         parts = [_source(v, imports) for v in value]
         if None in parts:
