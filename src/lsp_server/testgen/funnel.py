@@ -400,25 +400,11 @@ class Funnel:
         suite_ids: list[str],
         budget: Budget,
     ) -> Measured | None:
-        seconds = budget.left()
-        argv = self._argv(
-            "cover", "ids.txt", "--suite", "suite.txt", "--include", target.relpath,
-            "--out", "cover.json", seconds=seconds,
-        )  # fmt: skip
-        result = self.run(
-            spec(
-                target,
-                bundle,
-                argv,
-                timeout_s=seconds,
-                extra_files={
-                    "ids.txt": text_file("".join(f"{n}\n" for n in reliable)),
-                    "suite.txt": text_file("".join(f"{n}\n" for n in suite_ids)),
-                },
-                artifacts=["cover.json"],
-            )
+        args = ("--include", target.relpath)
+        text = self._with_suite(
+            target, bundle, "cover", reliable, suite_ids, budget, "cover.json", *args
         )
-        return Measured.parse(artifact_text(result, "cover.json"))
+        return Measured.parse(text)
 
     def _mutants(
         self,
@@ -430,12 +416,32 @@ class Funnel:
         budget: Budget,
     ) -> dict[str, str]:
         lines = set().union(*(mutation.lines_of(measured.covered(n)) for n in redundant))
+        args = (
+            "--target", target.relpath, "--lines", ",".join(map(str, sorted(lines))),
+            "--limit", str(mutation.MAX_MUTANTS), "--seed", str(self.seed),
+        )  # fmt: skip
+        text = self._with_suite(
+            target, bundle, "mutate", redundant, suite_ids, budget, mutation.REPORT, *args
+        )
+        return mutation.kills(text, redundant)
+
+    def _with_suite(
+        self,
+        target: Target,
+        bundle: dict[str, str],
+        command: str,
+        ids: list[str],
+        suite_ids: list[str],
+        budget: Budget,
+        out: str,
+        *args: str,
+    ) -> str | None:
+        """The driver's ``command`` over the tests ``ids`` and the suite's, with the rest of
+        the budget: the text of the report it wrote to ``out``, or None."""
         seconds = budget.left()
         argv = self._argv(
-            "mutate", "ids.txt", "--suite", "suite.txt", "--target", target.relpath,
-            "--lines", ",".join(map(str, sorted(lines))), "--limit", str(mutation.MAX_MUTANTS),
-            "--seed", str(self.seed), "--out", mutation.REPORT, seconds=seconds,
-        )  # fmt: skip
+            command, "ids.txt", "--suite", "suite.txt", *args, "--out", out, seconds=seconds
+        )
         result = self.run(
             spec(
                 target,
@@ -443,13 +449,13 @@ class Funnel:
                 argv,
                 timeout_s=seconds,
                 extra_files={
-                    "ids.txt": text_file("".join(f"{n}\n" for n in redundant)),
+                    "ids.txt": text_file("".join(f"{n}\n" for n in ids)),
                     "suite.txt": text_file("".join(f"{n}\n" for n in suite_ids)),
                 },
-                artifacts=[mutation.REPORT],
+                artifacts=[out],
             )
         )
-        return mutation.kills(artifact_text(result, mutation.REPORT), redundant)
+        return artifact_text(result, out)
 
     def _report(
         self,
