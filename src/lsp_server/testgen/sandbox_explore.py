@@ -189,7 +189,8 @@ class Search:
     def mutant(self, callee: Callee) -> Entry:
         # The newest finds are mutated most: they are where the search is getting somewhere.
         corpus = callee.corpus
-        parent = corpus[min(int(self.rng.expovariate(0.3)), len(corpus) - 1) * -1 - 1]
+        back = min(int(self.rng.expovariate(0.3)), len(corpus) - 1)
+        parent = corpus[-1 - back]
         args, receiver = list(parent.args), list(parent.receiver)
         for _ in range(1 + int(self.rng.expovariate(1.0))):
             if receiver and (not args or self.rng.random() < 0.15):
