@@ -41,6 +41,8 @@ class Imports:
         qualname = getattr(thing, "__qualname__", None)
         if not isinstance(module, str) or not isinstance(qualname, str):
             return None
+        if module == "__main__" or module.startswith("_gantry"):  # this search's own code
+            return None
         if module == "builtins":
             return qualname if getattr(builtins, qualname, None) is thing else None
         head = qualname.split(".")[0]
