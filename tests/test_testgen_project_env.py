@@ -36,9 +36,9 @@ def venv(root: Path, name: str = ".venv", version: str = VERSION) -> Path:
 
 
 def test_a_venv_in_the_project_is_found(tmp_path: Path) -> None:
-    assert project_env.find(tmp_path) == project_env.ProjectEnv(None)
+    assert project_env.find_env(tmp_path) == project_env.ProjectEnv(None)
     site = venv(tmp_path, "venv")
-    assert project_env.find(tmp_path) == project_env.ProjectEnv(site.resolve())
+    assert project_env.find_env(tmp_path) == project_env.ProjectEnv(site.resolve())
 
 
 def test_a_venv_leading_outside_the_project_binds_nothing(tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ def test_a_venv_leading_outside_the_project_binds_nothing(tmp_path: Path) -> Non
     venv(outside)
     project.mkdir()
     os.symlink(outside / ".venv", project / ".venv")
-    found = project_env.find(project)
+    found = project_env.find_env(project)
     assert found.site is None and "outside the project" in found.note
     # Its site-packages alone linked out: the same.
     (project / ".venv").unlink()
@@ -56,12 +56,12 @@ def test_a_venv_leading_outside_the_project_binds_nothing(tmp_path: Path) -> Non
         outside / ".venv" / "lib" / VERSION / "site-packages",
         project / ".venv" / "lib" / VERSION / "site-packages",
     )
-    assert project_env.find(project).site is None
+    assert project_env.find_env(project).site is None
 
 
 def test_a_venv_for_another_python_is_not_used(tmp_path: Path) -> None:
     venv(tmp_path, version="python3.9")
-    found = project_env.find(tmp_path)
+    found = project_env.find_env(tmp_path)
     assert found.site is None and "python3.9" in found.note and VERSION in found.note
 
 
@@ -81,7 +81,7 @@ def test_the_engines_and_every_test_process_import_the_project_packages(
     project: Path, tmp_path: Path
 ) -> None:
     target = targets.resolve(str(project / "uses.py"))
-    assert target.project_site == (project / ".venv" / "lib" / VERSION / "site-packages")
+    assert target.project_env.site == (project / ".venv" / "lib" / VERSION / "site-packages")
     run = jobs.local_runner(work_root=tmp_path / "jobs")
     found = candidates.explore(target, run, 20.0, jobs.project_bundle(target))
     assert found.problem is None, found.problem

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import attrs
 
-from . import project_env
 from .candidates import ENGINES, EngineRun, crosshair, local_candidates
 from .funnel import DEFAULT_RERUNS, Funnel, FunnelResult, merged
 from .jobs import Budget, RunJob, project_bundle
@@ -70,8 +69,8 @@ def generate(
     candidate_dir = layout.test_file.parent.relative_to(target.root).as_posix()
     suite = [p.relative_to(target.root).as_posix() for p in layout.suite]
     funnel = Funnel(run, reruns=reruns, seed=seed, isolated=isolated)
-    env = project_env.find(target.root)
-    notes: list[str] = [env.note] if env.note is not None else []
+    why_not = target.project_env.note  # a virtual environment the project has, not used
+    notes: list[str] = [why_not] if why_not is not None else []
     engine_runs: list[EngineRun] = []
     results: list[FunnelResult] = []
     if engines:

@@ -113,8 +113,9 @@ def spec(
     if target.import_relpath != ".":
         path.insert(1, f"/job/{target.import_relpath}")
     site: dict[str, str] = {}
-    if target.project_site is not None:  # read by the driver: sandbox_driver.add_project_site
-        site[f"{DRIVER_DIR}/project_site.txt"] = text_file(str(target.project_site))
+    packages = target.project_env.site
+    if packages is not None:  # read by the driver: sandbox_driver.add_project_site
+        site[f"{DRIVER_DIR}/project_site.txt"] = text_file(str(packages))
     return ExecSpec(
         files={**bundle, **(extra_files or {}), **site},
         argv=argv,
@@ -123,7 +124,7 @@ def spec(
         timeout_s=max(timeout_s, 1.0),
         resources=Resources(cpus=1, memory_mb=2048, gpus=1 if target.needs_gpu else 0),
         artifacts=artifacts or [],
-        local_ro=[str(target.project_site)] if target.project_site is not None else [],
+        local_ro=[str(packages)] if packages is not None else [],
     )
 
 

@@ -25,7 +25,10 @@ class ProjectEnv:
     """Why a virtual environment the project has is not used, for the user."""
 
 
-def find(root: Path) -> ProjectEnv:
+NO_ENV = ProjectEnv(None)
+
+
+def find_env(root: Path) -> ProjectEnv:
     real_root = root.resolve()
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     for name in CANDIDATES:
@@ -41,4 +44,4 @@ def find(root: Path) -> ProjectEnv:
             why = f"{name} is for {made_for}, the jobs run {version}: its packages are not used"
             return ProjectEnv(None, why)
         return ProjectEnv(site)
-    return ProjectEnv(None)
+    return NO_ENV

@@ -516,8 +516,8 @@ def crosshair(args):
     targets = [f"{args.module}.{name}" for name in args.symbols] or [args.module]
     os.makedirs(args.out_dir, exist_ok=True)
     env = dict(os.environ)
-    if (folder := add_project_site()) is not None:  # last on its path, as here
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), folder]))
+    if _SITE is not None:  # last on its path, as here
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), _SITE]))
     for index, target in enumerate(targets):
         left = end - time.monotonic()
         share = left / (len(targets) - index)  # what is left, shared among what is left

@@ -12,7 +12,7 @@ import attrs
 
 from lsp_server.analysis.workspace_files import decode_python
 
-from . import project_env
+from .project_env import NO_ENV, ProjectEnv, find_env
 
 PROJECT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", ".git")
 GPU_MODULES = frozenset(("torch", "cupy", "jax"))
@@ -46,9 +46,9 @@ class Target:
     """What is tested: every public function and class, or the one named."""
     whole_module: bool
     """True when the target named no symbol."""
-    project_site: Path | None = None
-    """The project's installed packages (testgen.project_env), bound read-only into the local
-    sandbox for its tests to import; None when it keeps none Gantry can use."""
+    project_env: ProjectEnv = NO_ENV
+    """The project's installed packages, bound read-only into the local sandbox for its tests
+    to import (or why its virtual environment is not used)."""
     needs_gpu: str | None = None
     """Why its tests need a GPU (it imports torch, or the user marked it), when they do: its
     jobs then ask for one, so they run only on a gateway and wait in the queue meanwhile."""
@@ -172,8 +172,8 @@ def for_source(
     if not import_root.is_relative_to(root):
         raise TargetError(f"{path.name}: its package reaches above the project root {root}")
     needs_gpu = gpu_need(source, path.relative_to(root).as_posix(), gpu_paths)
-    site = project_env.find(root).site
-    return Target(path, root, import_root, module, symbols, whole, site, needs_gpu)
+    env = find_env(root)
+    return Target(path, root, import_root, module, symbols, whole, env, needs_gpu)
 
 
 def moved(target: Target, root: Path) -> Target:
@@ -214,5 +214,5 @@ def resolve(spec: str, *, cwd: Path | None = None, gpu_paths: Sequence[str] = ()
     if not import_root.is_relative_to(root):
         raise TargetError(f"{file}: its package reaches above the project root {root}")
     needs_gpu = gpu_need(source, path.relative_to(root).as_posix(), gpu_paths)
-    site = project_env.find(root).site
-    return Target(path, root, import_root, module, symbols, not symbol, site, needs_gpu)
+    env = find_env(root)
+    return Target(path, root, import_root, module, symbols, not symbol, env, needs_gpu)
